@@ -3,6 +3,7 @@
 // Layout as llama.cpp defines it: header, key-values, tensor infos, alignment padding, data.
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,39 @@ enum class GgmlType : uint32_t {
   kQ8_K = 15,
   kBF16 = 30,
 };
+
+// Key-value types as stored in the file.
+enum class GgufValueType : uint32_t {
+  kUint8 = 0,
+  kInt8 = 1,
+  kUint16 = 2,
+  kInt16 = 3,
+  kUint32 = 4,
+  kInt32 = 5,
+  kFloat32 = 6,
+  kBool = 7,
+  kString = 8,
+  kArray = 9,
+  kUint64 = 10,
+  kInt64 = 11,
+  kFloat64 = 12,
+};
+
+// One metadata value. Which member holds it depends on `type`: unsigned integers in `u`, signed
+// integers in `i`, floats in `f`, bool in `b`, strings in `s`, arrays in `array` (all elements of
+// type `array_type`, nested arrays allowed).
+struct GgufValue {
+  GgufValueType type = GgufValueType::kUint8;
+  uint64_t u = 0;
+  int64_t i = 0;
+  double f = 0.0;
+  bool b = false;
+  std::string s;
+  GgufValueType array_type = GgufValueType::kUint8;
+  std::vector<GgufValue> array;
+};
+
+const char* gguf_value_type_name(GgufValueType type);
 
 struct GgufTensorInfo {
   std::string name;
@@ -60,6 +94,14 @@ class GgufFile {
   bool get_bool(const std::string& key, bool fallback) const;
   std::vector<std::string> get_string_array(const std::string& key) const;
   std::vector<int64_t> get_int_array(const std::string& key) const;
+  // The raw value, nullptr if absent.
+  const GgufValue* find_value(const std::string& key) const;
+  std::vector<std::string> keys() const;  // in file order
+
+  uint32_t alignment() const;
+  uint64_t data_offset() const;  // start of the data section in the file
+  // The tensor's bytes as stored (already checked to lie inside the file).
+  std::span<const uint8_t> tensor_bytes(const GgufTensorInfo& info) const;
 
   const std::vector<GgufTensorInfo>& tensors() const;
   const GgufTensorInfo* find_tensor(const std::string& name) const;  // nullptr if absent

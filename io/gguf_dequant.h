@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 
 #include "io/gguf.h"
 
@@ -108,8 +109,8 @@ struct GgmlTypeTraits {
 
 // Traits of a type this reader can dequantize; nullopt for any other raw value.
 std::optional<GgmlTypeTraits> ggml_type_traits(uint32_t raw_type);
-// "Q4_K", or "type 16" for a value this reader does not know.
-const char* ggml_type_name(uint32_t raw_type);
+// "Q4_K"; ggml's name for a type this reader cannot dequantize ("IQ2_XXS"), or "type 99".
+std::string ggml_type_name(uint32_t raw_type);
 
 // Bytes of a row of `n` values; `n` must be a multiple of the block size.
 uint64_t ggml_row_bytes(GgmlType type, int64_t n);
@@ -119,7 +120,6 @@ uint64_t ggml_row_bytes(GgmlType type, int64_t n);
 void dequantize_row(GgmlType type, const uint8_t* src, float* dst, int64_t n);
 
 // Dequantizes `rows` consecutive rows of `row_len` values each, in parallel for large inputs.
-void dequantize_rows(GgmlType type, const uint8_t* src, float* dst, int64_t rows,
-                     int64_t row_len);
+void dequantize_rows(GgmlType type, const uint8_t* src, float* dst, int64_t rows, int64_t row_len);
 
 }  // namespace skim::io

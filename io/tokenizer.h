@@ -28,6 +28,9 @@ struct BpeSpec {
   std::vector<std::string> merges;   // "Ġ t" in priority order
   std::vector<int32_t> special_ids;  // ids matched literally in the text (control tokens)
   std::string pre_tokenizer;         // GGUF tokenizer.ggml.pre ("smollm", "llama-bpe", "gpt2"...)
+  // Pre-tokenizer regexes applied in sequence; when non-empty they replace `pre_tokenizer`
+  // (a tokenizer.json states its patterns instead of a name).
+  std::vector<std::string> pre_regexes;
   int32_t bos_id = -1;
   int32_t eos_id = -1;
   bool add_bos = false;

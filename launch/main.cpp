@@ -1,16 +1,23 @@
-// skim-dist: the one entry point. Parses the command line, runs the chosen subcommand, and is the
-// only place where errors become messages and exit statuses.
-#include <fmt/core.h>
+// skim-dist: the one entry point. Parses the command line, then hands the chosen subcommand to
+// run_guarded (launch/runtime.h): the Runtime (ranks, GPU, threads, communicator) comes up, the
+// command runs, and any error on any rank becomes one message, an abort of every rank and an
+// exit status.
+#include <CLI/CLI.hpp>
 
-#include <cstdio>
-#include <exception>
+#include <string>
 
 #include "launch/commands.h"
-#include "src/core/error.h"
+#include "launch/runtime.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"skim-dist: mixed-precision K-means quantization of large language models"};
   app.require_subcommand(1);
+  app.fallthrough();  // --comm may also follow the subcommand
+  std::string comm = "auto";
+  app.add_option("--comm", comm,
+                 "Communicator: auto (NCCL if every rank has a GPU, else MPI when started by "
+                 "mpirun/srun, else none), mpi, nccl, none")
+      ->check(CLI::IsMember({"auto", "mpi", "nccl", "none"}));
   skim::launch::Action action;
   skim::launch::add_eval_command(app, action);
 
@@ -20,14 +27,6 @@ int main(int argc, char** argv) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }
-  try {
-    action();
-    return 0;
-  } catch (const skim::Error& e) {
-    fmt::print(stderr, "skim-dist: error: {}\n", e.what());
-    return skim::exit_status(e.kind());
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "skim-dist: internal error: {}\n", e.what());
-    return 3;
-  }
+  return skim::launch::run_guarded(skim::launch::parse_comm_choice(comm),
+                                   [&](skim::launch::Runtime&) { action(); });
 }

@@ -29,4 +29,11 @@ inline int64_t lut_layer_overhead_bits(int64_t cols, bool has_alpha) {
   return has_alpha ? 16 * cols : 0;
 }
 
+// Checks sizes, bit widths, labels below each row's LUT size and finite positive alpha; throws
+// kBadInput naming `what` on the first violation. (lut_layer.cpp)
+void validate(const LutLayer& layer, const char* what);
+
+// The dense fp32 matrix W^ [rows, cols], W^[i][j] = codebook_i[label_ij] / alpha_j.
+Tensor dequantize(const LutLayer& layer);
+
 }  // namespace skim::quant

@@ -1,0 +1,139 @@
+// Times SKIM on one synthetic layer per shape, by phase: error tables (K-means at every level +
+// error GEMMs), allocation, grouping K-means, scale training, LUT refinement; plus the kmeans
+// baseline. Writes bench/results/quant_layer-<host>.json with the machine and git commit.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "src/core/error.h"
+#include "src/quant/hessian.h"
+#include "src/quant/layer_error.h"
+#include "src/quant/lut_layer.h"
+#include "src/quant/skim_layer.h"
+#include "tests/quant/synthetic_layer.h"
+
+namespace {
+
+std::string command_output(const std::string& cmd) {
+  std::string out;
+  if (FILE* p = popen(cmd.c_str(), "r")) {
+    char buf[256];
+    while (fgets(buf, sizeof buf, p)) out += buf;
+    pclose(p);
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+
+std::string host_name() {
+  char buf[256] = {};
+  gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace skim;
+  using namespace skim::quant;
+  CLI::App app{"Per-phase timing of SKIM on synthetic layers"};
+  std::vector<std::string> shapes{"4096x4096"};
+  double bits = 3.0;
+  int steps = 120;
+  bool refine = true;
+  std::string out_path;
+  app.add_option("--shapes", shapes,
+                 "rows x cols, e.g. 4096x4096 11008x4096 4096x11008 8192x28672");
+  app.add_option("--bits", bits, "average stored bits per weight");
+  app.add_option("--steps", steps, "Adam steps of the scale training");
+  app.add_option("--refine", refine, "full-Hessian LUT refinement");
+  app.add_option("--out", out_path, "output JSON (default bench/results/quant_layer-<host>.json)");
+  CLI11_PARSE(app, argc, argv);
+  const std::string host = host_name();
+  if (out_path.empty())
+    out_path = std::string(SKIM_SOURCE_DIR) + "/bench/results/quant_layer-" + host + ".json";
+
+  nlohmann::json report;
+  report["benchmark"] = "quant_layer";
+  report["machine"] = {
+      {"host", host},
+      {"cpu", command_output("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'")},
+      {"hardware_threads", std::thread::hardware_concurrency()}};
+  report["git_commit"] =
+      command_output(std::string("git -C ") + SKIM_SOURCE_DIR + " rev-parse HEAD 2>/dev/null");
+  report["settings"] = {{"bits", bits}, {"steps", steps}, {"refine", refine},
+                        {"b_min", 1},   {"b_max", 4},     {"solver", "lloyd"}};
+  report["results"] = nlohmann::json::array();
+  try {
+    for (const std::string& s : shapes) {
+      int64_t rows = 0, cols = 0;
+      if (std::sscanf(s.c_str(), "%ldx%ld", &rows, &cols) != 2 || rows <= 0 || cols <= 0)
+        fail(ErrorKind::kUsage, "--shapes: '{}' is not ROWSxCOLS", s);
+      std::cerr << "shape " << s << ": generating\n";
+      auto t0 = std::chrono::steady_clock::now();
+      const auto L = testing::make_synthetic_layer_fast(rows, cols, 1234);
+      Tensor w({rows, cols}, L.w);
+      Tensor h({cols, cols});
+      for (size_t k = 0; k < L.h.size(); ++k) h.data()[k] = static_cast<float>(L.h[k]);
+      damp_hessian(h);
+      const double gen_s = seconds_since(t0);
+
+      t0 = std::chrono::steady_clock::now();
+      const LutLayer km = quantize_kmeans_layer(w, h, 3);
+      const double km_s = seconds_since(t0);
+      const double km_err = layer_error(w, dequantize(km), h);
+
+      SkimOptions opt;
+      opt.bits = bits;
+      opt.scale.steps = steps;
+      opt.scale.refine_full_hessian = refine;
+      std::cerr << "shape " << s << ": skim\n";
+      t0 = std::chrono::steady_clock::now();
+      const SkimLayerResult r = quantize_skim_layer(w, h, opt);
+      const double total_s = seconds_since(t0);
+      const double err = layer_error(w, dequantize(r.layer), h);
+      nlohmann::json j = {
+          {"shape", s},
+          {"rows", rows},
+          {"cols", cols},
+          {"generate_s", gen_s},
+          {"kmeans_baseline_3bit_s", km_s},
+          {"kmeans_baseline_3bit_error", km_err},
+          {"kmeans_baseline_3bit_bits",
+           static_cast<double>(lut_stored_bits(km)) / static_cast<double>(w.numel())},
+          {"skim_total_s", total_s},
+          {"error_table_s", r.times.error_table_s},
+          {"allocation_s", r.times.allocation_s},
+          {"grouping_kmeans_s", r.times.kmeans_s},
+          {"scale_training_s", r.times.scale_training_s},
+          {"scale_training_per_step_s", steps > 0 ? r.times.scale_training_s / steps : 0.0},
+          {"refine_s", r.times.refine_s},
+          {"skim_bits", r.allocation.average_bits},
+          {"skim_error", err},
+          {"skim_error_unscaled", r.scale.error_unscaled},
+          {"skim_error_trained", r.scale.error_trained},
+      };
+      std::cerr << j.dump() << "\n";
+      report["results"].push_back(j);
+    }
+  } catch (const Error& e) {
+    std::cerr << "bench_quant_layer: " << e.what() << "\n";
+    return 2;
+  }
+  std::ofstream(out_path) << report.dump(2) << "\n";
+  std::cerr << "wrote " << out_path << "\n";
+  return 0;
+}

@@ -1,0 +1,369 @@
+#include "io/packed_format.h"
+
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <span>
+#include <vector>
+
+#include "src/core/error.h"
+#include "src/core/half.h"
+
+namespace skim::io {
+namespace {
+
+using quant::PackedLutLayer;
+using quant::PackedUniformLayer;
+using Json = nlohmann::json;
+
+constexpr const char* kKeyFormat = "skim.format";
+constexpr const char* kKeyVersion = "skim.format_version";
+constexpr const char* kKeyMethod = "skim.method";
+constexpr const char* kKeyLayers = "skim.layers";
+constexpr const char* kKeyCrc = "skim.crc32";
+constexpr const char* kKeyBits = "skim.bits_per_weight";
+
+// CRC-32 (IEEE 802.3, reflected, as zlib.crc32), so any tool can verify a tensor's bytes.
+uint32_t crc32(std::span<const uint8_t> bytes) {
+  static const std::array<uint32_t, 256> table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  uint32_t c = 0xFFFFFFFFu;
+  for (uint8_t b : bytes) c = table[(c ^ b) & 0xFFu] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
+
+std::string hex32(uint32_t v) {
+  return fmt::format("{:08x}", v);
+}
+
+template <typename T>
+std::span<const uint8_t> as_bytes(const std::vector<T>& v) {
+  return {reinterpret_cast<const uint8_t*>(v.data()), v.size() * sizeof(T)};
+}
+
+// Names of a layer's tensors.
+std::string lut_tensor(const std::string& layer, const char* part) {
+  return layer + ".lut." + part;
+}
+std::string uq_tensor(const std::string& layer, const char* part) {
+  return layer + ".uq." + part;
+}
+
+// Content checks shared by the writer (before writing) and the reader (after reading). `where`
+// is the file path; messages name the layer and, where one is at fault, its tensor.
+void check_lut(const PackedLutLayer& l, const std::string& name, const std::string& where) {
+  if (l.rows <= 0 || l.cols <= 0)
+    fail(ErrorKind::kBadInput, "{}: layer {}: empty shape [{}, {}]", where, name, l.rows, l.cols);
+  if (l.bits.size() != static_cast<size_t>(l.rows))
+    fail(ErrorKind::kBadInput, "{}: tensor {}: {} entries for {} rows", where,
+         lut_tensor(name, "bits"), l.bits.size(), l.rows);
+  for (size_t i = 0; i < l.bits.size(); ++i)
+    if (l.bits[i] < 1 || l.bits[i] > 8)
+      fail(ErrorKind::kBadInput, "{}: tensor {}: row {} has {} bits (1..8 allowed)", where,
+           lut_tensor(name, "bits"), i, l.bits[i]);
+  const quant::PackedLutOffsets o = quant::packed_lut_offsets(l.cols, l.bits);
+  if (l.codebook.size() != static_cast<size_t>(o.codebook.back()))
+    fail(ErrorKind::kBadInput, "{}: tensor {}: {} entries, the row widths need {}", where,
+         lut_tensor(name, "codebook"), l.codebook.size(), o.codebook.back());
+  for (uint16_t c : l.codebook)
+    if (!std::isfinite(half_to_float(c)))
+      fail(ErrorKind::kBadInput, "{}: tensor {}: non-finite entry", where,
+           lut_tensor(name, "codebook"));
+  if (l.labels.size() != static_cast<size_t>(o.label.back()))
+    fail(ErrorKind::kBadInput, "{}: tensor {}: {} bytes, the row widths need {}", where,
+         lut_tensor(name, "labels"), l.labels.size(), o.label.back());
+  if (!l.alpha.empty()) {
+    if (l.alpha.size() != static_cast<size_t>(l.cols))
+      fail(ErrorKind::kBadInput, "{}: tensor {}: {} entries for {} columns", where,
+           lut_tensor(name, "alpha"), l.alpha.size(), l.cols);
+    for (uint16_t a : l.alpha) {
+      const float v = half_to_float(a);
+      if (!(v > 0.0f) || !std::isfinite(v))
+        fail(ErrorKind::kBadInput, "{}: tensor {}: value {} is not positive and finite", where,
+             lut_tensor(name, "alpha"), v);
+    }
+  }
+}
+
+void check_uniform(const PackedUniformLayer& l, const std::string& name, const std::string& where) {
+  if (l.rows <= 0 || l.cols <= 0)
+    fail(ErrorKind::kBadInput, "{}: layer {}: empty shape [{}, {}]", where, name, l.rows, l.cols);
+  if (l.bits < 1 || l.bits > 8 || l.group_size < 0)
+    fail(ErrorKind::kBadInput, "{}: layer {}: bad bits {} or group size {}", where, name, l.bits,
+         l.group_size);
+  const auto params = static_cast<size_t>(l.rows * l.groups());
+  if (l.scale.size() != params || l.zero.size() != params)
+    fail(ErrorKind::kBadInput, "{}: layer {}: {} scales and {} zeros, expected {}", where, name,
+         l.scale.size(), l.zero.size(), params);
+  const float maxq = static_cast<float>((1 << l.bits) - 1);
+  for (size_t k = 0; k < params; ++k) {
+    const float s = half_to_float(l.scale[k]);
+    const float z = half_to_float(l.zero[k]);
+    if (!(s > 0.0f) || !std::isfinite(s))
+      fail(ErrorKind::kBadInput, "{}: tensor {}: scale {} is not positive and finite", where,
+           uq_tensor(name, "scale"), s);
+    if (!(z >= 0.0f && z <= maxq && z == std::floor(z)))
+      fail(ErrorKind::kBadInput, "{}: tensor {}: zero point {} is not an integer in [0, {}]", where,
+           uq_tensor(name, "zero"), z, maxq);
+  }
+  if (l.codes.size() != static_cast<size_t>(l.rows * quant::packed_row_bytes(l.cols, l.bits)))
+    fail(ErrorKind::kBadInput, "{}: tensor {}: {} bytes, expected {} rows of {}", where,
+         uq_tensor(name, "codes"), l.codes.size(), l.rows, quant::packed_row_bytes(l.cols, l.bits));
+  if (!l.perm.empty()) {
+    bool ok = l.perm.size() == static_cast<size_t>(l.cols);
+    std::vector<char> seen(static_cast<size_t>(l.cols), 0);
+    for (size_t k = 0; ok && k < l.perm.size(); ++k) {
+      const int32_t j = l.perm[k];
+      ok = j >= 0 && j < l.cols && !seen[static_cast<size_t>(j)];
+      if (ok) seen[static_cast<size_t>(j)] = 1;
+    }
+    if (!ok)
+      fail(ErrorKind::kBadInput, "{}: tensor {}: not a permutation of the {} columns", where,
+           uq_tensor(name, "perm"), l.cols);
+  }
+}
+
+// Adds a raw tensor and records its CRC.
+template <typename T>
+void add_tensor(SafetensorsWriter& w, Json& crc, const std::string& name, StDtype dtype,
+                std::vector<int64_t> shape, const std::vector<T>& values) {
+  const std::span<const uint8_t> bytes = as_bytes(values);
+  crc[name] = hex32(crc32(bytes));
+  w.add_raw(name, dtype, std::move(shape), bytes);
+}
+
+// Reads a raw tensor of the expected dtype and shape into a vector.
+template <typename T>
+std::vector<T> read_tensor(const SafetensorsReader& r, const std::string& name, StDtype dtype,
+                           const std::vector<int64_t>& shape) {
+  if (!r.has(name)) fail(ErrorKind::kBadInput, "{}: tensor {} is missing", r.path(), name);
+  const StTensorView v = r.raw(name);
+  if (v.dtype != dtype || v.shape != shape)
+    fail(ErrorKind::kBadInput, "{}: tensor {} is {} {}, expected {} {}", r.path(), name,
+         st_dtype_name(v.dtype), shape_string(v.shape), st_dtype_name(dtype), shape_string(shape));
+  std::vector<T> out(v.bytes.size() / sizeof(T));
+  if (!v.bytes.empty()) std::memcpy(out.data(), v.bytes.data(), v.bytes.size());
+  return out;
+}
+
+std::vector<uint8_t> dense_bytes(const Tensor& t, StDtype dtype) {
+  std::vector<uint8_t> out;
+  if (dtype == StDtype::kF32) {
+    out.resize(static_cast<size_t>(t.numel()) * 4);
+    if (!out.empty()) std::memcpy(out.data(), t.data(), out.size());
+    return out;
+  }
+  std::vector<uint16_t> h(static_cast<size_t>(t.numel()));
+  for (size_t k = 0; k < h.size(); ++k)
+    h[k] = dtype == StDtype::kF16 ? float_to_half(t.data()[k]) : float_to_bf16(t.data()[k]);
+  out.resize(h.size() * 2);
+  if (!out.empty()) std::memcpy(out.data(), h.data(), out.size());
+  return out;
+}
+
+// Integer field of a layer's JSON entry.
+int64_t json_int(const Json& entry, const char* key, const std::string& path,
+                 const std::string& layer) {
+  if (!entry.contains(key) || !entry[key].is_number_integer())
+    fail(ErrorKind::kBadInput, "{}: metadata of layer {} lacks integer field {}", path, layer, key);
+  return entry[key].get<int64_t>();
+}
+bool json_bool(const Json& entry, const char* key, const std::string& path,
+               const std::string& layer) {
+  if (!entry.contains(key) || !entry[key].is_boolean())
+    fail(ErrorKind::kBadInput, "{}: metadata of layer {} lacks boolean field {}", path, layer, key);
+  return entry[key].get<bool>();
+}
+
+}  // namespace
+
+double bits_per_weight(const PackedModel& model) {
+  double bits = 0.0, weights = 0.0;
+  for (const auto& [name, l] : model.lut_layers) {
+    bits += static_cast<double>(quant::stored_bits(l));
+    weights += static_cast<double>(l.rows) * static_cast<double>(l.cols);
+  }
+  for (const auto& [name, l] : model.uniform_layers) {
+    bits += static_cast<double>(quant::stored_bits(l));
+    weights += static_cast<double>(l.rows) * static_cast<double>(l.cols);
+  }
+  return weights > 0.0 ? bits / weights : 0.0;
+}
+
+void write_packed_model(const std::string& path, const PackedModel& model) {
+  if (model.dense_dtype != StDtype::kF32 && model.dense_dtype != StDtype::kF16 &&
+      model.dense_dtype != StDtype::kBF16)
+    fail(ErrorKind::kBadInput, "{}: dense tensors cannot be stored as {}", path,
+         st_dtype_name(model.dense_dtype));
+  for (const auto& [key, value] : model.metadata)
+    if (key.rfind("skim.", 0) == 0)
+      fail(ErrorKind::kBadInput, "{}: metadata key {} uses the reserved prefix skim.", path, key);
+  SafetensorsWriter w;
+  Json layers = Json::object();
+  Json crc = Json::object();
+  for (const auto& [name, l] : model.lut_layers) {
+    check_lut(l, name, path);
+    layers[name] = {
+        {"kind", "lut"}, {"rows", l.rows}, {"cols", l.cols}, {"alpha", !l.alpha.empty()}};
+    add_tensor(w, crc, lut_tensor(name, "bits"), StDtype::kU8, {l.rows}, l.bits);
+    add_tensor(w, crc, lut_tensor(name, "codebook"), StDtype::kF16,
+               {static_cast<int64_t>(l.codebook.size())}, l.codebook);
+    add_tensor(w, crc, lut_tensor(name, "labels"), StDtype::kU8,
+               {static_cast<int64_t>(l.labels.size())}, l.labels);
+    if (!l.alpha.empty())
+      add_tensor(w, crc, lut_tensor(name, "alpha"), StDtype::kF16, {l.cols}, l.alpha);
+  }
+  for (const auto& [name, l] : model.uniform_layers) {
+    if (layers.contains(name))
+      fail(ErrorKind::kBadInput, "{}: layer {} is both a LUT and a uniform layer", path, name);
+    check_uniform(l, name, path);
+    layers[name] = {
+        {"kind", "uniform"},          {"rows", l.rows},         {"cols", l.cols}, {"bits", l.bits},
+        {"group_size", l.group_size}, {"perm", !l.perm.empty()}};
+    add_tensor(w, crc, uq_tensor(name, "codes"), StDtype::kU8,
+               {l.rows, quant::packed_row_bytes(l.cols, l.bits)}, l.codes);
+    add_tensor(w, crc, uq_tensor(name, "scale"), StDtype::kF16, {l.rows, l.groups()}, l.scale);
+    add_tensor(w, crc, uq_tensor(name, "zero"), StDtype::kF16, {l.rows, l.groups()}, l.zero);
+    if (!l.perm.empty())
+      add_tensor(w, crc, uq_tensor(name, "perm"), StDtype::kI32, {l.cols}, l.perm);
+  }
+  for (const auto& [name, t] : model.dense) {
+    if (crc.contains(name))
+      fail(ErrorKind::kBadInput, "{}: dense tensor {} clashes with a layer tensor", path, name);
+    add_tensor(w, crc, name, model.dense_dtype, t.shape(), dense_bytes(t, model.dense_dtype));
+  }
+  w.set_metadata(kKeyFormat, kPackedFormatName);
+  w.set_metadata(kKeyVersion, std::to_string(kPackedFormatVersion));
+  w.set_metadata(kKeyMethod, model.method);
+  w.set_metadata(kKeyLayers, layers.dump());
+  w.set_metadata(kKeyCrc, crc.dump());
+  w.set_metadata(kKeyBits, fmt::format("{:.6f}", bits_per_weight(model)));
+  for (const auto& [key, value] : model.metadata) w.set_metadata(key, value);
+  w.write(path);
+}
+
+PackedModel read_packed_model(const std::string& path) {
+  const std::unique_ptr<SafetensorsReader> r = SafetensorsReader::open(path);
+  const std::map<std::string, std::string>& meta = r->metadata();
+  auto get = [&](const char* key) -> const std::string& {
+    const auto it = meta.find(key);
+    if (it == meta.end())
+      fail(ErrorKind::kBadInput, "{}: not a packed model file (metadata key {} missing)", path,
+           key);
+    return it->second;
+  };
+  if (get(kKeyFormat) != kPackedFormatName)
+    fail(ErrorKind::kBadInput, "{}: format is {}, expected {}", path, get(kKeyFormat),
+         kPackedFormatName);
+  if (get(kKeyVersion) != std::to_string(kPackedFormatVersion))
+    fail(ErrorKind::kBadInput,
+         "{}: packed format version {} is not supported (this build reads {})", path,
+         get(kKeyVersion), kPackedFormatVersion);
+  Json layers, crc;
+  try {
+    layers = Json::parse(get(kKeyLayers));
+    crc = Json::parse(get(kKeyCrc));
+  } catch (const Json::exception& e) {
+    fail(ErrorKind::kBadInput, "{}: layer or checksum metadata is not valid JSON: {}", path,
+         e.what());
+  }
+  if (!layers.is_object() || !crc.is_object())
+    fail(ErrorKind::kBadInput, "{}: layer or checksum metadata is not a JSON object", path);
+
+  // Every tensor must carry a matching checksum, and every checksum a tensor.
+  for (const std::string& name : r->names()) {
+    if (!crc.contains(name) || !crc[name].is_string())
+      fail(ErrorKind::kBadInput, "{}: tensor {} has no checksum in the metadata", path, name);
+    const std::string got = hex32(crc32(r->raw(name).bytes));
+    if (crc[name].get<std::string>() != got)
+      fail(ErrorKind::kBadInput, "{}: tensor {} is corrupt (CRC-32 {} expected {})", path, name,
+           got, crc[name].get<std::string>());
+  }
+  for (const auto& [name, value] : crc.items())
+    if (!r->has(name))
+      fail(ErrorKind::kBadInput, "{}: tensor {} is listed but missing", path, name);
+
+  PackedModel model;
+  model.method = get(kKeyMethod);
+  std::map<std::string, bool> layer_tensor;  // names that belong to a layer
+  for (const auto& [name, entry] : layers.items()) {
+    if (!entry.is_object() || !entry.contains("kind") || !entry["kind"].is_string())
+      fail(ErrorKind::kBadInput, "{}: metadata of layer {} has no kind", path, name);
+    const std::string kind = entry["kind"].get<std::string>();
+    const int64_t rows = json_int(entry, "rows", path, name);
+    const int64_t cols = json_int(entry, "cols", path, name);
+    if (rows <= 0 || cols <= 0 || rows > (int64_t{1} << 31) || cols > (int64_t{1} << 31))
+      fail(ErrorKind::kBadInput, "{}: layer {} has shape [{}, {}]", path, name, rows, cols);
+    if (kind == "lut") {
+      PackedLutLayer l;
+      l.rows = rows;
+      l.cols = cols;
+      l.bits = read_tensor<uint8_t>(*r, lut_tensor(name, "bits"), StDtype::kU8, {rows});
+      for (size_t i = 0; i < l.bits.size(); ++i)
+        if (l.bits[i] < 1 || l.bits[i] > 8)
+          fail(ErrorKind::kBadInput, "{}: tensor {}: row {} has {} bits (1..8 allowed)", path,
+               lut_tensor(name, "bits"), i, l.bits[i]);
+      const quant::PackedLutOffsets o = quant::packed_lut_offsets(cols, l.bits);
+      l.codebook = read_tensor<uint16_t>(*r, lut_tensor(name, "codebook"), StDtype::kF16,
+                                         {o.codebook.back()});
+      l.labels =
+          read_tensor<uint8_t>(*r, lut_tensor(name, "labels"), StDtype::kU8, {o.label.back()});
+      if (json_bool(entry, "alpha", path, name))
+        l.alpha = read_tensor<uint16_t>(*r, lut_tensor(name, "alpha"), StDtype::kF16, {cols});
+      check_lut(l, name, path);
+      for (const char* part : {"bits", "codebook", "labels"})
+        layer_tensor[lut_tensor(name, part)] = true;
+      if (!l.alpha.empty()) layer_tensor[lut_tensor(name, "alpha")] = true;
+      model.lut_layers.emplace(name, std::move(l));
+    } else if (kind == "uniform") {
+      PackedUniformLayer l;
+      l.rows = rows;
+      l.cols = cols;
+      const int64_t bits = json_int(entry, "bits", path, name);
+      l.group_size = json_int(entry, "group_size", path, name);
+      if (bits < 1 || bits > 8 || l.group_size < 0)
+        fail(ErrorKind::kBadInput, "{}: layer {}: bad bits {} or group size {}", path, name, bits,
+             l.group_size);
+      l.bits = static_cast<int>(bits);
+      l.codes = read_tensor<uint8_t>(*r, uq_tensor(name, "codes"), StDtype::kU8,
+                                     {rows, quant::packed_row_bytes(cols, l.bits)});
+      l.scale =
+          read_tensor<uint16_t>(*r, uq_tensor(name, "scale"), StDtype::kF16, {rows, l.groups()});
+      l.zero =
+          read_tensor<uint16_t>(*r, uq_tensor(name, "zero"), StDtype::kF16, {rows, l.groups()});
+      if (json_bool(entry, "perm", path, name))
+        l.perm = read_tensor<int32_t>(*r, uq_tensor(name, "perm"), StDtype::kI32, {cols});
+      check_uniform(l, name, path);
+      for (const char* part : {"codes", "scale", "zero"})
+        layer_tensor[uq_tensor(name, part)] = true;
+      if (!l.perm.empty()) layer_tensor[uq_tensor(name, "perm")] = true;
+      model.uniform_layers.emplace(name, std::move(l));
+    } else {
+      fail(ErrorKind::kBadInput, "{}: layer {} has unknown kind {}", path, name, kind);
+    }
+  }
+  bool first_dense = true;
+  for (const std::string& name : r->names()) {
+    if (layer_tensor.count(name)) continue;
+    const StTensorView v = r->raw(name);
+    if (v.dtype != StDtype::kF32 && v.dtype != StDtype::kF16 && v.dtype != StDtype::kBF16)
+      fail(ErrorKind::kBadInput, "{}: tensor {} belongs to no layer and is not a float tensor ({})",
+           path, name, st_dtype_name(v.dtype));
+    if (first_dense) model.dense_dtype = v.dtype;
+    first_dense = false;
+    model.dense.emplace(name, r->load_f32(name));
+  }
+  for (const auto& [key, value] : meta)
+    if (key.rfind("skim.", 0) != 0) model.metadata[key] = value;
+  return model;
+}
+
+}  // namespace skim::io

@@ -1,0 +1,147 @@
+#include "kernels/cpu/model_ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numbers>
+#include <vector>
+
+#include "kernels/cpu/blas.h"
+#include "src/core/error.h"
+
+namespace skim::kernels {
+
+void rmsnorm(const float* x, const float* weight, int64_t rows, int64_t dim, double eps, float* y) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * dim;
+    float* yr = y + r * dim;
+    double ss = 0.0;
+    for (int64_t j = 0; j < dim; ++j) ss += static_cast<double>(xr[j]) * xr[j];
+    const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(dim) + eps));
+    for (int64_t j = 0; j < dim; ++j) yr[j] = xr[j] * inv * weight[j];
+  }
+}
+
+std::vector<float> rope_inv_freq(int64_t head_dim, double theta, const RopeScaling& scaling) {
+  SKIM_ASSERT(head_dim > 0 && head_dim % 2 == 0);
+  const int64_t half = head_dim / 2;
+  std::vector<float> out(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i) {
+    double f = std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(head_dim));
+    switch (scaling.type) {
+      case RopeScaling::Type::kNone:
+        break;
+      case RopeScaling::Type::kLinear:
+        f /= scaling.factor;
+        break;
+      case RopeScaling::Type::kLlama3: {
+        // transformers' _compute_llama3_parameters: long wavelengths are divided by the factor,
+        // short ones kept, the band between interpolated.
+        const double old_ctx = static_cast<double>(scaling.original_max_position_embeddings);
+        const double low_wavelen = old_ctx / scaling.low_freq_factor;
+        const double high_wavelen = old_ctx / scaling.high_freq_factor;
+        const double wavelen = 2.0 * std::numbers::pi / f;
+        if (wavelen > low_wavelen) {
+          f /= scaling.factor;
+        } else if (wavelen >= high_wavelen) {
+          const double smooth = (old_ctx / wavelen - scaling.low_freq_factor) /
+                                (scaling.high_freq_factor - scaling.low_freq_factor);
+          f = (1.0 - smooth) * f / scaling.factor + smooth * f;
+        }
+        break;
+      }
+    }
+    out[static_cast<size_t>(i)] = static_cast<float>(f);
+  }
+  return out;
+}
+
+void rope_apply(float* x, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim,
+                const float* inv_freq) {
+  const int64_t half = head_dim / 2;
+  // One cos/sin table for all sequences: positions 0..seq-1.
+  std::vector<float> cos_t(static_cast<size_t>(seq * half)), sin_t(cos_t.size());
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < seq; ++p)
+    for (int64_t i = 0; i < half; ++i) {
+      const double angle = static_cast<double>(p) * static_cast<double>(inv_freq[i]);
+      cos_t[static_cast<size_t>(p * half + i)] = static_cast<float>(std::cos(angle));
+      sin_t[static_cast<size_t>(p * half + i)] = static_cast<float>(std::sin(angle));
+    }
+  const int64_t width = heads * head_dim;
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < batch * seq; ++t) {
+    const float* c = cos_t.data() + (t % seq) * half;
+    const float* s = sin_t.data() + (t % seq) * half;
+    for (int64_t h = 0; h < heads; ++h) {
+      float* xh = x + t * width + h * head_dim;
+      for (int64_t i = 0; i < half; ++i) {
+        const float a = xh[i];
+        const float b = xh[i + half];
+        xh[i] = a * c[i] - b * s[i];
+        xh[i + half] = b * c[i] + a * s[i];
+      }
+    }
+  }
+}
+
+void causal_attention(const float* q, const float* k, const float* v, int64_t batch, int64_t seq,
+                      int64_t heads, int64_t kv_heads, int64_t head_dim, float* out) {
+  SKIM_ASSERT(kv_heads > 0 && heads % kv_heads == 0);
+  const int64_t group = heads / kv_heads;
+  const int64_t q_width = heads * head_dim;
+  const int64_t kv_width = kv_heads * head_dim;
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+  std::vector<float> scores(static_cast<size_t>(seq * seq));
+  float* sc = scores.data();
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t h = 0; h < heads; ++h) {
+      const int64_t g = h / group;
+      const float* qh = q + b * seq * q_width + h * head_dim;
+      const float* kg = k + b * seq * kv_width + g * head_dim;
+      const float* vg = v + b * seq * kv_width + g * head_dim;
+      float* oh = out + b * seq * q_width + h * head_dim;
+      // scores = scale * Q_h K_g^T; the strided views avoid copying heads out.
+      gemm(false, true, seq, seq, head_dim, scale, qh, q_width, kg, kv_width, 0.0f, sc, seq);
+#pragma omp parallel for schedule(static)
+      for (int64_t t = 0; t < seq; ++t) {
+        float* row = sc + t * seq;
+        float mx = -std::numeric_limits<float>::infinity();
+        for (int64_t s = 0; s <= t; ++s) mx = std::max(mx, row[s]);
+        double sum = 0.0;
+        for (int64_t s = 0; s <= t; ++s) {
+          row[s] = std::exp(row[s] - mx);
+          sum += row[s];
+        }
+        const float inv = static_cast<float>(1.0 / sum);
+        for (int64_t s = 0; s <= t; ++s) row[s] *= inv;
+        for (int64_t s = t + 1; s < seq; ++s) row[s] = 0.0f;  // causal mask
+      }
+      gemm(false, false, seq, head_dim, seq, 1.0f, sc, seq, vg, kv_width, 0.0f, oh, q_width);
+    }
+  }
+}
+
+void silu_mul(float* gate, const float* up, int64_t n) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+void log_softmax_nll(const float* logits, int64_t rows, int64_t vocab, const int32_t* targets,
+                     double* nll) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = logits + r * vocab;
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int64_t j = 0; j < vocab; ++j) mx = std::max(mx, row[j]);
+    double sum = 0.0;
+    for (int64_t j = 0; j < vocab; ++j) sum += std::exp(static_cast<double>(row[j] - mx));
+    nll[r] = std::log(sum) - static_cast<double>(row[targets[r]] - mx);
+  }
+}
+
+}  // namespace skim::kernels

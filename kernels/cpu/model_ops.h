@@ -1,0 +1,40 @@
+#pragma once
+// CPU reference implementations of the decoder's numeric operations (fp32, OpenMP over rows,
+// BLAS for the products). Future CUDA kernels are tested against these.
+// Layout: activations are row-major [tokens, features]; a batch of `batch` sequences of `seq`
+// tokens each is stored sequence after sequence.
+#include <cstdint>
+#include <vector>
+
+#include "src/core/model_config.h"
+
+namespace skim::kernels {
+
+// y[r] = x[r] / sqrt(mean(x[r]^2) + eps) * weight, for `rows` rows of `dim`; y may alias x.
+void rmsnorm(const float* x, const float* weight, int64_t rows, int64_t dim, double eps, float* y);
+
+// The head_dim / 2 rotary inverse frequencies theta^(-2i/head_dim), with linear or llama3
+// scaling applied as Hugging Face transformers defines them.
+std::vector<float> rope_inv_freq(int64_t head_dim, double theta, const RopeScaling& scaling);
+
+// Rotary embedding in the Hugging Face rotate-half convention: within each head, element i pairs
+// with element i + head_dim/2. x is [batch * seq, heads * head_dim]; token t of a sequence is at
+// position t.
+void rope_apply(float* x, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim,
+                const float* inv_freq);
+
+// Causal grouped-query attention: out[b, t, h] = softmax_{s<=t}(q_h . k_g / sqrt(head_dim)) v_g
+// with g = h / (heads / kv_heads). q, out: [batch * seq, heads * head_dim];
+// k, v: [batch * seq, kv_heads * head_dim].
+void causal_attention(const float* q, const float* k, const float* v, int64_t batch, int64_t seq,
+                      int64_t heads, int64_t kv_heads, int64_t head_dim, float* out);
+
+// gate[i] = silu(gate[i]) * up[i] for n values.
+void silu_mul(float* gate, const float* up, int64_t n);
+
+// Negative log-likelihood -log softmax(logits[r])[targets[r]] per row, computed in double with
+// max subtraction; logits is [rows, vocab].
+void log_softmax_nll(const float* logits, int64_t rows, int64_t vocab, const int32_t* targets,
+                     double* nll);
+
+}  // namespace skim::kernels

@@ -1,0 +1,47 @@
+#pragma once
+// Fault injection for tests of the failure path:
+//   SKIM_FAULT_INJECT=rank=R,at=STAGE    rank R throws when it reaches fault_point("STAGE")
+//   SKIM_FAULT_INJECT=rank=*,at=STAGE    every rank does
+// Stages are fixed names (kFaultStages, documented in docs/COMM.md): an unknown name in the
+// environment is a usage error, an unknown name in the code a bug, so the list stays honest.
+#include <array>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace skim::launch {
+
+// Where the pipeline calls fault_point, in the order a quantize run reaches them.
+inline constexpr std::array<std::string_view, 14> kFaultStages = {
+    "startup",        // launch: the Runtime and communicator are up
+    "open_model",     // the model files are mapped and checked
+    "calibration",    // calibration windows drawn and embedded
+    "layer_load",     // one decoder layer's weights loaded
+    "layer_forward",  // a layer run over the local samples
+    "hessian",        // Hessians accumulated, before their reduction
+    "error_table",    // error tables of the owned rows
+    "allocation",     // bit allocation on rank 0
+    "quantize_rows",  // owned rows quantized
+    "gather_rows",    // quantized rows gathered
+    "write_layer",    // a packed layer written
+    "checkpoint",     // a checkpoint written
+    "write_output",   // config, tokenizer, report written
+    "eval",           // perplexity evaluation
+};
+
+struct FaultSpec {
+  int rank = -1;  // -1: every rank
+  std::string stage;
+};
+
+// Parses the SKIM_FAULT_INJECT syntax; throws kUsage naming the text when malformed.
+FaultSpec parse_fault_spec(std::string_view text);
+
+// SKIM_FAULT_INJECT parsed once; nullopt when unset or empty.
+const std::optional<FaultSpec>& fault_spec_from_env();
+
+// Throws kInternal "injected fault at stage ... on host:rank" when SKIM_FAULT_INJECT names this
+// rank (identity().rank) and `stage`; otherwise does nothing.
+void fault_point(const char* stage);
+
+}  // namespace skim::launch

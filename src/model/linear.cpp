@@ -1,0 +1,31 @@
+#include "src/model/linear.h"
+
+#include <utility>
+
+#include "kernels/cpu/blas.h"
+#include "src/core/error.h"
+
+namespace skim::model {
+
+DenseLinear::DenseLinear(std::shared_ptr<const Tensor> weight, Tensor bias)
+    : weight_(std::move(weight)), bias_(std::move(bias)) {
+  SKIM_ASSERT(weight_ && weight_->ndim() == 2);
+  SKIM_ASSERT(bias_.empty() || bias_.numel() == weight_->dim(0));
+}
+
+DenseLinear::DenseLinear(Tensor weight, Tensor bias)
+    : DenseLinear(std::make_shared<const Tensor>(std::move(weight)), std::move(bias)) {}
+
+void DenseLinear::forward(const float* x, int64_t tokens, float* y) const {
+  const int64_t out = out_features();
+  const int64_t in = in_features();
+  float beta = 0.0f;
+  if (!bias_.empty()) {
+    for (int64_t t = 0; t < tokens; ++t)
+      for (int64_t o = 0; o < out; ++o) y[t * out + o] = bias_.data()[o];
+    beta = 1.0f;
+  }
+  kernels::gemm(false, true, tokens, out, in, 1.0f, x, in, weight_->data(), in, beta, y, out);
+}
+
+}  // namespace skim::model

@@ -1,0 +1,178 @@
+#include "src/model/llama_layer.h"
+
+#include <fmt/format.h>
+
+#include <string>
+#include <utility>
+
+#include "io/model_source.h"
+#include "kernels/cpu/model_ops.h"
+#include "src/core/error.h"
+
+namespace skim::model {
+
+const char* linear_kind_name(LinearKind kind) {
+  switch (kind) {
+    case LinearKind::kQ:
+      return "self_attn.q_proj";
+    case LinearKind::kK:
+      return "self_attn.k_proj";
+    case LinearKind::kV:
+      return "self_attn.v_proj";
+    case LinearKind::kO:
+      return "self_attn.o_proj";
+    case LinearKind::kGate:
+      return "mlp.gate_proj";
+    case LinearKind::kUp:
+      return "mlp.up_proj";
+    case LinearKind::kDown:
+      return "mlp.down_proj";
+  }
+  return "?";
+}
+
+LinearGroup linear_group(LinearKind kind) {
+  switch (kind) {
+    case LinearKind::kQ:
+    case LinearKind::kK:
+    case LinearKind::kV:
+      return LinearGroup::kQkv;
+    case LinearKind::kO:
+      return LinearGroup::kO;
+    case LinearKind::kGate:
+    case LinearKind::kUp:
+      return LinearGroup::kGateUp;
+    case LinearKind::kDown:
+      return LinearGroup::kDown;
+  }
+  return LinearGroup::kQkv;
+}
+
+namespace {
+
+struct Shape {
+  int64_t out, in;
+};
+
+Shape linear_shape(const ModelConfig& c, LinearKind kind) {
+  const int64_t q = c.num_heads * c.head_dim;
+  const int64_t kv = c.num_kv_heads * c.head_dim;
+  switch (kind) {
+    case LinearKind::kQ:
+      return {q, c.hidden_size};
+    case LinearKind::kK:
+    case LinearKind::kV:
+      return {kv, c.hidden_size};
+    case LinearKind::kO:
+      return {c.hidden_size, q};
+    case LinearKind::kGate:
+    case LinearKind::kUp:
+      return {c.intermediate_size, c.hidden_size};
+    case LinearKind::kDown:
+      return {c.hidden_size, c.intermediate_size};
+  }
+  return {0, 0};
+}
+
+}  // namespace
+
+DecoderLayer::DecoderLayer(const ModelConfig& config, int64_t index,
+                           std::vector<std::unique_ptr<Linear>> linears, Tensor input_norm,
+                           Tensor post_attention_norm)
+    : config_(config),
+      index_(index),
+      linears_(std::move(linears)),
+      input_norm_(std::move(input_norm)),
+      post_attention_norm_(std::move(post_attention_norm)) {
+  SKIM_ASSERT(linears_.size() == kLinearKindCount);
+  for (int k = 0; k < kLinearKindCount; ++k) {
+    const auto kind = static_cast<LinearKind>(k);
+    const Shape s = linear_shape(config_, kind);
+    SKIM_ASSERT(linears_[static_cast<size_t>(k)] != nullptr);
+    SKIM_ASSERT(linears_[static_cast<size_t>(k)]->out_features() == s.out &&
+                linears_[static_cast<size_t>(k)]->in_features() == s.in);
+  }
+  SKIM_ASSERT(input_norm_.numel() == config_.hidden_size);
+  SKIM_ASSERT(post_attention_norm_.numel() == config_.hidden_size);
+  SKIM_ASSERT(config_.num_kv_heads > 0 && config_.num_heads % config_.num_kv_heads == 0);
+  inv_freq_ = kernels::rope_inv_freq(config_.head_dim, config_.rope_theta, config_.rope_scaling);
+}
+
+DecoderLayer DecoderLayer::load(const io::ModelSource& source, int64_t index) {
+  const ModelConfig& c = source.config();
+  if (index < 0 || index >= c.num_layers)
+    fail(ErrorKind::kInternal, "layer {} out of range [0, {}) in {}", index, c.num_layers,
+         source.path());
+  const std::string prefix = fmt::format("model.layers.{}.", index);
+  std::vector<std::unique_ptr<Linear>> linears;
+  for (int k = 0; k < kLinearKindCount; ++k) {
+    const auto kind = static_cast<LinearKind>(k);
+    const Shape s = linear_shape(c, kind);
+    const std::string name = prefix + linear_kind_name(kind);
+    Tensor w = source.load(name + ".weight", {s.out, s.in});
+    Tensor b;
+    if (c.attention_bias && linear_group(kind) == LinearGroup::kQkv)
+      b = source.load(name + ".bias", {s.out});
+    linears.push_back(std::make_unique<DenseLinear>(std::move(w), std::move(b)));
+  }
+  Tensor in_norm = source.load(prefix + "input_layernorm.weight", {c.hidden_size});
+  Tensor post_norm = source.load(prefix + "post_attention_layernorm.weight", {c.hidden_size});
+  return DecoderLayer(c, index, std::move(linears), std::move(in_norm), std::move(post_norm));
+}
+
+void DecoderLayer::replace_linear(LinearKind kind, std::unique_ptr<Linear> linear) {
+  const Shape s = linear_shape(config_, kind);
+  if (!linear || linear->out_features() != s.out || linear->in_features() != s.in)
+    fail(ErrorKind::kInternal, "layer {} {}: replacement must be [{}, {}]", index_,
+         linear_kind_name(kind), s.out, s.in);
+  linears_[static_cast<size_t>(kind)] = std::move(linear);
+}
+
+void DecoderLayer::forward(float* hidden, int64_t batch, int64_t seq,
+                           const CaptureHook& capture) const {
+  const ModelConfig& c = config_;
+  const int64_t tokens = batch * seq;
+  const int64_t h = c.hidden_size;
+  const int64_t q_width = c.num_heads * c.head_dim;
+  const int64_t kv_width = c.num_kv_heads * c.head_dim;
+  const int64_t ffn = c.intermediate_size;
+  auto buffer = [](int64_t n) { return std::vector<float>(static_cast<size_t>(n)); };
+
+  // Attention block.
+  std::vector<float> normed = buffer(tokens * h);
+  kernels::rmsnorm(hidden, input_norm_.data(), tokens, h, c.rms_norm_eps, normed.data());
+  if (capture) capture(LinearGroup::kQkv, normed.data(), tokens, h);
+  std::vector<float> q = buffer(tokens * q_width), k = buffer(tokens * kv_width),
+                     v = buffer(tokens * kv_width);
+  linear(LinearKind::kQ).forward(normed.data(), tokens, q.data());
+  linear(LinearKind::kK).forward(normed.data(), tokens, k.data());
+  linear(LinearKind::kV).forward(normed.data(), tokens, v.data());
+  kernels::rope_apply(q.data(), batch, seq, c.num_heads, c.head_dim, inv_freq_.data());
+  kernels::rope_apply(k.data(), batch, seq, c.num_kv_heads, c.head_dim, inv_freq_.data());
+  std::vector<float> attn = buffer(tokens * q_width);
+  kernels::causal_attention(q.data(), k.data(), v.data(), batch, seq, c.num_heads, c.num_kv_heads,
+                            c.head_dim, attn.data());
+  q = {};
+  k = {};
+  v = {};
+  if (capture) capture(LinearGroup::kO, attn.data(), tokens, q_width);
+  linear(LinearKind::kO).forward(attn.data(), tokens, normed.data());
+  attn = {};
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < tokens * h; ++i) hidden[i] += normed[static_cast<size_t>(i)];
+
+  // MLP block.
+  kernels::rmsnorm(hidden, post_attention_norm_.data(), tokens, h, c.rms_norm_eps, normed.data());
+  if (capture) capture(LinearGroup::kGateUp, normed.data(), tokens, h);
+  std::vector<float> gate = buffer(tokens * ffn), up = buffer(tokens * ffn);
+  linear(LinearKind::kGate).forward(normed.data(), tokens, gate.data());
+  linear(LinearKind::kUp).forward(normed.data(), tokens, up.data());
+  kernels::silu_mul(gate.data(), up.data(), tokens * ffn);
+  up = {};
+  if (capture) capture(LinearGroup::kDown, gate.data(), tokens, ffn);
+  linear(LinearKind::kDown).forward(gate.data(), tokens, normed.data());
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < tokens * h; ++i) hidden[i] += normed[static_cast<size_t>(i)];
+}
+
+}  // namespace skim::model

@@ -1,0 +1,66 @@
+#include "src/quant/error_table.h"
+
+#include <algorithm>
+
+#include "src/core/error.h"
+#include "src/core/half.h"
+#include "src/quant/layer_error.h"
+
+namespace skim::quant {
+namespace {
+
+// Below this much work a parallel region costs more than it saves: idle OpenBLAS and OpenMP
+// threads spin, and on few cores they steal each other's time.
+constexpr int64_t kParallelMinWork = int64_t{1} << 20;
+
+constexpr int64_t kRowBlock = 256;
+
+}  // namespace
+
+void kmeans_dequantized_row(std::span<const float> w, const KMeans1dResult& km, float* out) {
+  std::vector<float> lut(km.centroids.size());
+  for (size_t k = 0; k < lut.size(); ++k) lut[k] = half_to_float(float_to_half(km.centroids[k]));
+  for (size_t j = 0; j < w.size(); ++j) out[j] = lut[km.labels[j]];
+}
+
+ErrorTable build_error_table(const Tensor& w, const Tensor& h, ImportanceView f, int b_min,
+                             int b_max, KMeansSolver solver) {
+  if (w.ndim() != 2 || h.ndim() != 2 || h.dim(0) != w.dim(1) || h.dim(1) != w.dim(1))
+    fail(ErrorKind::kInternal, "error table: W {} and H {} do not match", w.shape_string(),
+         h.shape_string());
+  if (b_min < 1 || b_max > 8 || b_min > b_max)
+    fail(ErrorKind::kUsage, "error table: bit range [{}, {}] outside [1, 8]", b_min, b_max);
+  const int64_t rows = w.dim(0), cols = w.dim(1);
+  ErrorTable t;
+  t.rows = rows;
+  t.b_min = b_min;
+  t.b_max = b_max;
+  const int levels = t.levels();
+  t.e.assign(static_cast<size_t>(rows * levels), 0.0);
+  std::vector<int> ks(levels);
+  for (int l = 0; l < levels; ++l) ks[l] = 1 << (b_min + l);
+
+  const int64_t block = std::min(rows, kRowBlock);
+  std::vector<float> dw(static_cast<size_t>(levels * block * cols));  // [level][row][col]
+  std::vector<double> e(static_cast<size_t>(block));
+  for (int64_t r0 = 0; r0 < rows; r0 += kRowBlock) {
+    const int64_t nr = std::min(kRowBlock, rows - r0);
+#pragma omp parallel for schedule(dynamic, 4) if (nr * cols >= kParallelMinWork)
+    for (int64_t i = 0; i < nr; ++i) {
+      const auto wi = w.row(r0 + i);
+      const auto km = kmeans1d_levels(wi, f.row(r0 + i, cols), ks, solver);
+      for (int l = 0; l < levels; ++l) {
+        float* d = dw.data() + (l * block + i) * cols;
+        kmeans_dequantized_row(wi, km[l], d);
+        for (int64_t j = 0; j < cols; ++j) d[j] -= wi[j];
+      }
+    }
+    for (int l = 0; l < levels; ++l) {
+      row_quadratic_forms(dw.data() + l * block * cols, nr, cols, h.data(), e.data());
+      for (int64_t i = 0; i < nr; ++i) t.at(r0 + i, b_min + l) = e[i];
+    }
+  }
+  return t;
+}
+
+}  // namespace skim::quant

@@ -1,0 +1,43 @@
+#pragma once
+// Error tables of SKIM's bit allocation: E[i][b] = dw_i H dw_i^T, the full-Hessian error of
+// row i when it is quantized alone by weighted K-means at b bits (fp16 LUT), for every b in
+// [b_min, b_max]. One table column is a GEMM: E[:, b] = rowsum((dW_b H) .* dW_b).
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "src/core/tensor.h"
+#include "src/quant/kmeans1d.h"
+
+namespace skim::quant {
+
+// The K-means weights f_ij: f[i * row_stride + j]; row_stride 0 shares one vector [cols] over
+// all rows (the default f_ij = H_jj is one per column).
+struct ImportanceView {
+  const float* values = nullptr;
+  int64_t row_stride = 0;
+  std::span<const float> row(int64_t i, int64_t cols) const {
+    return {values + i * row_stride, static_cast<size_t>(cols)};
+  }
+};
+
+struct ErrorTable {
+  int64_t rows = 0;
+  int b_min = 1;
+  int b_max = 4;
+  std::vector<double> e;  // [rows * levels()], row-major
+
+  int levels() const { return b_max - b_min + 1; }
+  double at(int64_t i, int b) const { return e[static_cast<size_t>(i * levels() + b - b_min)]; }
+  double& at(int64_t i, int b) { return e[static_cast<size_t>(i * levels() + b - b_min)]; }
+};
+
+// Builds the table for W [rows, cols] and a (damped) H [cols, cols]. Rows are processed in
+// blocks, so memory stays at a few blocks of W whatever the layer size.
+ErrorTable build_error_table(const Tensor& w, const Tensor& h, ImportanceView f, int b_min,
+                             int b_max, KMeansSolver solver = KMeansSolver::kLloyd);
+
+// Row i of W quantized by K-means at k centroids and dequantized with the fp16-rounded LUT.
+void kmeans_dequantized_row(std::span<const float> w, const KMeans1dResult& km, float* out);
+
+}  // namespace skim::quant

@@ -1,0 +1,102 @@
+#pragma once
+// Quantized layers in their stored form, and the products computed straight from it.
+//
+// Bit order (one rule for every width 1..8): each row is packed on its own and starts on a byte
+// boundary. Value j of a row with b bits occupies bits [j*b, j*b + b) of the row's bit stream,
+// least significant bit first, and stream bit t is bit (t % 8) of byte t / 8. So a row is one
+// little-endian integer holding value j at bit offset j*b; widths 3, 5, 6, 7 straddle bytes, and a
+// kernel may read the row as little-endian 32- or 64-bit words. The unused high bits of a row's
+// last byte are zero. A row takes packed_row_bytes(cols, b) = ceil(cols * b / 8) bytes.
+//
+// The structs carry no layout beyond what they store; the offsets are derived (layout helpers
+// below), so io/ can read, check and count a packed layer with this header alone
+// (no link dependency of io on quant).
+#include <cstdint>
+#include <vector>
+
+#include "src/quant/lut_layer.h"
+#include "src/quant/uniform_layer.h"
+
+namespace skim::quant {
+
+inline int64_t packed_row_bytes(int64_t cols, int bits) {
+  return (cols * bits + 7) / 8;
+}
+
+// Packs `cols` values (each < 2^bits) into packed_row_bytes(cols, bits) bytes, and back.
+void pack_row(const uint8_t* values, int64_t cols, int bits, uint8_t* out);
+void unpack_row(const uint8_t* packed, int64_t cols, int bits, uint8_t* out);
+
+// A LUT layer as stored. Row i: bits[i] bits, LUT codebook[codebook_offset(i) ...] of
+// 2^bits[i] fp16 values, labels at byte label_offset(i) of `labels`.
+struct PackedLutLayer {
+  int64_t rows = 0;
+  int64_t cols = 0;
+  std::vector<uint8_t> bits;       // [rows], 1..8
+  std::vector<uint16_t> codebook;  // [sum_i 2^bits[i]] fp16, rows in order
+  std::vector<uint8_t> labels;     // [sum_i packed_row_bytes(cols, bits[i])], rows in order
+  std::vector<uint16_t> alpha;     // [cols] fp16, or empty (no scale)
+};
+
+// Prefix sums of the rows' label bytes and LUT sizes: [rows + 1] each.
+struct PackedLutOffsets {
+  std::vector<int64_t> label;
+  std::vector<int64_t> codebook;
+};
+inline PackedLutOffsets packed_lut_offsets(int64_t cols, const std::vector<uint8_t>& bits) {
+  PackedLutOffsets o;
+  o.label.assign(bits.size() + 1, 0);
+  o.codebook.assign(bits.size() + 1, 0);
+  for (size_t i = 0; i < bits.size(); ++i) {
+    o.label[i + 1] = o.label[i] + packed_row_bytes(cols, bits[i]);
+    o.codebook[i + 1] = o.codebook[i] + (int64_t{1} << bits[i]);
+  }
+  return o;
+}
+
+// A uniform (rtn / gptq) layer as stored: the UniformLayer with its codes packed per row,
+// every row packed_row_bytes(cols, bits) bytes.
+struct PackedUniformLayer {
+  int64_t rows = 0;
+  int64_t cols = 0;
+  int bits = 4;
+  int64_t group_size = 0;
+  std::vector<uint16_t> scale;  // [rows * groups] fp16
+  std::vector<uint16_t> zero;   // [rows * groups] fp16
+  std::vector<int32_t> perm;    // empty or [cols]
+  std::vector<uint8_t> codes;   // [rows * packed_row_bytes(cols, bits)]
+
+  int64_t groups() const { return group_size <= 0 ? 1 : (cols + group_size - 1) / group_size; }
+};
+
+PackedLutLayer pack(const LutLayer& layer);  // validates first (kBadInput)
+LutLayer unpack(const PackedLutLayer& layer);
+PackedUniformLayer pack(const UniformLayer& layer);  // validates first (kBadInput)
+UniformLayer unpack(const PackedUniformLayer& layer);
+
+// Stored bits, all overhead counted. LUT: label bytes * 8 + 16 per LUT entry + 8 per row (its
+// width) + 16 per alpha entry (equals the sum of lut_row_cost_bits when cols * bits is a multiple
+// of 8). Uniform: code bytes * 8 + 32 per (row, group) + 32 per permutation entry.
+inline int64_t stored_bits(const PackedLutLayer& layer) {
+  return 8 * static_cast<int64_t>(layer.labels.size()) +
+         16 * static_cast<int64_t>(layer.codebook.size()) + 8 * layer.rows +
+         16 * static_cast<int64_t>(layer.alpha.size());
+}
+inline int64_t stored_bits(const PackedUniformLayer& layer) {
+  return 8 * static_cast<int64_t>(layer.codes.size()) + 32 * layer.rows * layer.groups() +
+         32 * static_cast<int64_t>(layer.perm.size());
+}
+
+// y[rows] = W^ x[cols], computed from the packed form: x is divided by alpha once, then each row
+// looks its labels up in its own LUT. OpenMP over rows.
+void gemv(const PackedLutLayer& layer, const float* x, float* y);
+// Y[batch, rows] = X[batch, cols] W^T. Per row, the inputs are summed per LUT entry (partial sums
+// S[k][b] = sum of X[b][j] / alpha_j over the columns j labelled k), then Y[b][i] = sum_k
+// LUT_i[k] S[k][b]: one multiply per LUT entry instead of one per weight. No dense copy of W^.
+void gemm(const PackedLutLayer& layer, const float* x, int64_t batch, float* y);
+
+// The same products for a packed uniform layer (per row: decode, scale per group, dot).
+void gemv(const PackedUniformLayer& layer, const float* x, float* y);
+void gemm(const PackedUniformLayer& layer, const float* x, int64_t batch, float* y);
+
+}  // namespace skim::quant

@@ -1,0 +1,73 @@
+#pragma once
+// SKIM's trainable scaling vector (Algorithm 2): one positive factor alpha_j per input column,
+// shared by all rows. Row i is clustered in the scaled space u_ij = alpha_j w_ij with K-means
+// weights g_ij = f_ij / alpha_j^2; with the labels frozen, the centroids are the g-weighted
+// means, W^_ij = c_{i, l_ij} / alpha_j, and log alpha is trained by Adam on the full-Hessian
+// error tr((W - W^) H (W - W^)^T) with its analytic gradient.
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "src/core/tensor.h"
+#include "src/quant/error_table.h"
+#include "src/quant/kmeans1d.h"
+#include "src/quant/lut_layer.h"
+
+namespace skim::quant {
+
+struct ScaleTrainingOptions {
+  bool train = true;  // false: alpha = 1 (still stored, so the bit cost is the same)
+  int steps = 120;
+  double lr = 0.01;         // Adam on log alpha
+  int lr_decay_every = 40;  // lr x lr_decay every this many steps
+  double lr_decay = 0.5;
+  // After the final re-grouping, replace each row's weighted-mean LUT by the LUT that
+  // minimises the row's full-Hessian error with the labels fixed (a K x K solve per row).
+  bool refine_full_hessian = true;
+  KMeansSolver solver = KMeansSolver::kLloyd;
+};
+
+// The frozen-label problem: W [rows, cols] and H [cols, cols] row-major, f the K-means
+// weights, labels [rows * cols], k[i] = LUT size of row i.
+template <typename T>
+struct ScaleProblem {
+  int64_t rows = 0;
+  int64_t cols = 0;
+  const T* w = nullptr;
+  const T* h = nullptr;
+  ImportanceView f;
+  const uint8_t* labels = nullptr;
+  const int* k = nullptr;
+};
+
+// Loss tr(dW H dW^T) at the weighted-mean centroids for log alpha, and (when grad is not null)
+// its gradient with respect to log alpha. float: fp32 GEMMs; double: the test reference.
+template <typename T>
+double scale_loss_and_grad(const ScaleProblem<T>& p, std::span<const double> log_alpha,
+                           std::vector<double>* grad);
+
+struct ScaleTrainingReport {
+  double error_unscaled = 0.0;  // L-full with alpha = 1 and weighted-mean LUTs
+  double error_trained = 0.0;   // L-full after training and re-grouping, weighted-mean LUTs
+  double error_final = 0.0;     // L-full of the returned layer (after refinement, fp16 values)
+  double loss_first = 0.0;      // training loss at step 0 and after the last step
+  double loss_last = 0.0;
+  bool kept_unscaled = false;  // the trained alpha lost to alpha = 1 and was dropped
+  double kmeans_s = 0.0;       // time in the grouping steps
+  double training_s = 0.0;     // time in the Adam steps
+  double refine_s = 0.0;       // time in the full-Hessian LUT refinement
+};
+
+// The whole Section 3 for one layer with the given bits per row: group, train alpha, round
+// alpha to fp16, re-group, LUTs (weighted means or refined), fp16 codebooks.
+LutLayer scaled_kmeans(const Tensor& w, const Tensor& h, ImportanceView f,
+                       std::span<const uint8_t> bits, const ScaleTrainingOptions& options,
+                       ScaleTrainingReport* report = nullptr);
+
+// With labels and alpha fixed, each row's LUT (in the scaled space) minimising the row's
+// full-Hessian error; rows whose system is singular keep their given LUT. Works in place on
+// `lut` ([rows] vectors of k[i] values).
+void refine_luts_full_hessian(const Tensor& w, const Tensor& h, std::span<const uint8_t> labels,
+                              std::span<const float> alpha, std::vector<std::vector<double>>& lut);
+
+}  // namespace skim::quant

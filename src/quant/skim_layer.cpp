@@ -1,0 +1,98 @@
+#include "src/quant/skim_layer.h"
+
+#include <chrono>
+
+#include "src/core/error.h"
+#include "src/core/half.h"
+
+namespace skim::quant {
+namespace {
+
+// Below this much work a parallel region costs more than it saves: idle OpenBLAS and OpenMP
+// threads spin, and on few cores they steal each other's time.
+constexpr int64_t kParallelMinWork = int64_t{1} << 20;
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void check_layer(const Tensor& w, const Tensor& h) {
+  if (w.ndim() != 2 || h.ndim() != 2 || h.dim(0) != w.dim(1) || h.dim(1) != w.dim(1))
+    fail(ErrorKind::kInternal, "skim layer: W {} and H {} do not match", w.shape_string(),
+         h.shape_string());
+}
+
+}  // namespace
+
+std::vector<float> column_importance(const Tensor& h, ImportanceKind kind) {
+  std::vector<float> f(static_cast<size_t>(h.dim(0)), 1.0f);
+  if (kind == ImportanceKind::kHessianDiagonal)
+    for (int64_t j = 0; j < h.dim(0); ++j) f[j] = h.at(j, j);
+  return f;
+}
+
+ErrorTable skim_error_table(const Tensor& w, const Tensor& h, const SkimOptions& options) {
+  check_layer(w, h);
+  const auto f = column_importance(h, options.importance);
+  return build_error_table(w, h, {f.data(), 0}, options.b_min, options.b_max, options.solver);
+}
+
+SkimLayerResult quantize_skim_layer_with_bits(const Tensor& w, const Tensor& h,
+                                              std::span<const uint8_t> bits,
+                                              const SkimOptions& options) {
+  check_layer(w, h);
+  const auto f = column_importance(h, options.importance);
+  SkimLayerResult out;
+  out.layer = scaled_kmeans(w, h, {f.data(), 0}, bits, options.scale, &out.scale);
+  out.times.kmeans_s = out.scale.kmeans_s;
+  out.times.scale_training_s = out.scale.training_s;
+  out.times.refine_s = out.scale.refine_s;
+  return out;
+}
+
+SkimLayerResult quantize_skim_layer(const Tensor& w, const Tensor& h, const SkimOptions& options) {
+  using clock = std::chrono::steady_clock;
+  auto t0 = clock::now();
+  const ErrorTable table = skim_error_table(w, h, options);
+  const double table_s = seconds_since(t0);
+  t0 = clock::now();
+  BitAllocation alloc = allocate_bits(table, w.dim(1), options.bits, true, options.allocation);
+  const double alloc_s = seconds_since(t0);
+  SkimLayerResult out = quantize_skim_layer_with_bits(w, h, alloc.bits, options);
+  out.allocation = std::move(alloc);
+  out.times.error_table_s = table_s;
+  out.times.allocation_s = alloc_s;
+  return out;
+}
+
+LutLayer quantize_kmeans_layer(const Tensor& w, const Tensor& h, int bits,
+                               ImportanceKind importance, KMeansSolver solver) {
+  check_layer(w, h);
+  if (bits < 1 || bits > 8) fail(ErrorKind::kUsage, "kmeans: {} bits outside [1, 8]", bits);
+  const int64_t rows = w.dim(0), cols = w.dim(1);
+  const int k = 1 << bits;
+  const auto f = column_importance(h, importance);
+  LutLayer out;
+  out.rows = rows;
+  out.cols = cols;
+  out.bits.assign(static_cast<size_t>(rows), static_cast<uint8_t>(bits));
+  out.codebook_offset.resize(rows + 1);
+  for (int64_t i = 0; i <= rows; ++i) out.codebook_offset[i] = i * k;
+  out.codebook.resize(static_cast<size_t>(rows * k));
+  out.labels.resize(static_cast<size_t>(rows * cols));
+#pragma omp parallel for schedule(dynamic, 8) if (rows * cols >= kParallelMinWork)
+  for (int64_t i = 0; i < rows; ++i) {
+    const auto km = kmeans1d(w.row(i), f, k, solver);
+    for (int q = 0; q < k; ++q) out.codebook[i * k + q] = float_to_half(km.centroids[q]);
+    std::copy(km.labels.begin(), km.labels.end(), out.labels.begin() + i * cols);
+  }
+  return out;
+}
+
+int64_t lut_stored_bits(const LutLayer& layer) {
+  int64_t s = lut_layer_overhead_bits(layer.cols, !layer.alpha.empty());
+  for (const uint8_t b : layer.bits) s += lut_row_cost_bits(layer.cols, b);
+  return s;
+}
+
+}  // namespace skim::quant

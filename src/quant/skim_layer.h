@@ -1,0 +1,70 @@
+#pragma once
+// The SKIM method for one linear layer (ALGORITHMS.md sections 1-3): importance f, error
+// tables, greedy bit allocation (layer mode) or given bits (global mode), scaled K-means;
+// and the `kmeans` baseline (fixed bits, no allocation, no scale).
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "src/core/tensor.h"
+#include "src/quant/allocation.h"
+#include "src/quant/error_table.h"
+#include "src/quant/lut_layer.h"
+#include "src/quant/scale_training.h"
+
+namespace skim::quant {
+
+enum class ImportanceKind {
+  kHessianDiagonal,  // f_ij = H_jj (default)
+  kUniform,          // f_ij = 1
+};
+
+struct SkimOptions {
+  double bits = 3.0;  // average stored bits per weight, all overhead counted (layer mode)
+  int b_min = 1;
+  int b_max = 4;
+  ImportanceKind importance = ImportanceKind::kHessianDiagonal;
+  KMeansSolver solver = KMeansSolver::kLloyd;
+  AllocationOptions allocation;
+  ScaleTrainingOptions scale;
+};
+
+struct SkimPhaseTimes {
+  double error_table_s = 0.0;  // K-means at every level + the error GEMMs
+  double allocation_s = 0.0;
+  double kmeans_s = 0.0;  // grouping steps of the scaled K-means
+  double scale_training_s = 0.0;
+  double refine_s = 0.0;
+};
+
+struct SkimLayerResult {
+  LutLayer layer;
+  BitAllocation allocation;  // layer mode only
+  ScaleTrainingReport scale;
+  SkimPhaseTimes times;
+};
+
+// The K-means weights of every column, shared by all rows: H_jj or 1.
+std::vector<float> column_importance(const Tensor& h, ImportanceKind kind);
+
+// The error table of the layer (what global mode gathers from every layer).
+ErrorTable skim_error_table(const Tensor& w, const Tensor& h, const SkimOptions& options);
+
+// Layer mode: the layer meets options.bits on its own. h is the damped Hessian.
+SkimLayerResult quantize_skim_layer(const Tensor& w, const Tensor& h, const SkimOptions& options);
+
+// Global mode: the bits per row come from the global allocator.
+SkimLayerResult quantize_skim_layer_with_bits(const Tensor& w, const Tensor& h,
+                                              std::span<const uint8_t> bits,
+                                              const SkimOptions& options);
+
+// The kmeans baseline: every row at `bits`, weighted K-means with f, weighted-mean LUTs, no
+// alpha (LutLayer::alpha empty).
+LutLayer quantize_kmeans_layer(const Tensor& w, const Tensor& h, int bits,
+                               ImportanceKind importance = ImportanceKind::kHessianDiagonal,
+                               KMeansSolver solver = KMeansSolver::kLloyd);
+
+// Stored bits of a LutLayer, all overhead counted (the same rule as the allocator).
+int64_t lut_stored_bits(const LutLayer& layer);
+
+}  // namespace skim::quant

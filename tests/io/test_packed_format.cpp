@@ -1,0 +1,315 @@
+// The packed model file: bit-exact round trips, the layout of docs/FORMAT.md checked through the
+// plain safetensors reader, the bits-per-weight count, and every bad-file case.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+
+#include "io/packed_format.h"
+#include "io/safetensors.h"
+#include "src/core/error.h"
+#include "src/core/half.h"
+
+namespace skim::io {
+namespace {
+
+namespace fs = std::filesystem;
+using quant::PackedLutLayer;
+using quant::PackedUniformLayer;
+
+PackedLutLayer lut_layer(int64_t rows, int64_t cols, bool alpha, std::mt19937& rng) {
+  PackedLutLayer l;
+  l.rows = rows;
+  l.cols = cols;
+  int64_t entries = 0, bytes = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    const int b = 1 + static_cast<int>(rng() % 8);
+    l.bits.push_back(static_cast<uint8_t>(b));
+    entries += int64_t{1} << b;
+    bytes += (cols * b + 7) / 8;
+  }
+  for (int64_t k = 0; k < entries; ++k)
+    l.codebook.push_back(float_to_half(std::normal_distribution<float>(0, 0.05f)(rng)));
+  for (int64_t k = 0; k < bytes; ++k) l.labels.push_back(static_cast<uint8_t>(rng()));
+  if (alpha)
+    for (int64_t j = 0; j < cols; ++j)
+      l.alpha.push_back(float_to_half(std::uniform_real_distribution<float>(0.5f, 2.0f)(rng)));
+  return l;
+}
+
+PackedUniformLayer uniform_layer(int64_t rows, int64_t cols, int bits, int64_t gs, bool perm,
+                                 std::mt19937& rng) {
+  PackedUniformLayer l;
+  l.rows = rows;
+  l.cols = cols;
+  l.bits = bits;
+  l.group_size = gs;
+  for (int64_t k = 0; k < rows * l.groups(); ++k) {
+    l.scale.push_back(float_to_half(std::uniform_real_distribution<float>(1e-3f, 1e-2f)(rng)));
+    l.zero.push_back(float_to_half(static_cast<float>(rng() % (1u << bits))));
+  }
+  for (int64_t k = 0; k < rows * ((cols * bits + 7) / 8); ++k)
+    l.codes.push_back(static_cast<uint8_t>(rng()));
+  if (perm) {
+    for (int32_t j = 0; j < cols; ++j) l.perm.push_back(j);
+    std::shuffle(l.perm.begin(), l.perm.end(), rng);
+  }
+  return l;
+}
+
+PackedModel sample_model() {
+  std::mt19937 rng(7);
+  PackedModel m;
+  m.method = "skim";
+  m.lut_layers["model.layers.0.self_attn.q_proj"] = lut_layer(9, 37, true, rng);
+  m.lut_layers["model.layers.0.mlp.down_proj"] = lut_layer(5, 64, false, rng);
+  m.uniform_layers["model.layers.1.self_attn.o_proj"] = uniform_layer(6, 45, 3, 16, true, rng);
+  m.uniform_layers["model.layers.1.mlp.up_proj"] = uniform_layer(4, 20, 4, 0, false, rng);
+  Tensor emb({3, 4});
+  for (int64_t k = 0; k < emb.numel(); ++k) emb.data()[k] = 0.125f * static_cast<float>(k - 5);
+  m.dense["model.embed_tokens.weight"] = emb;
+  m.dense["model.norm.weight"] = Tensor({4}, {1.0f, 0.5f, -2.0f, 0.25f});
+  m.metadata["model"] = "test";
+  return m;
+}
+
+class PackedFormat : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "skim_packed_XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string file(const std::string& name) const { return (dir_ / name).string(); }
+  fs::path dir_;
+};
+
+void expect_same(const PackedModel& a, const PackedModel& b) {
+  EXPECT_EQ(a.method, b.method);
+  ASSERT_EQ(a.lut_layers.size(), b.lut_layers.size());
+  for (const auto& [name, l] : a.lut_layers) {
+    ASSERT_TRUE(b.lut_layers.count(name)) << name;
+    const PackedLutLayer& r = b.lut_layers.at(name);
+    EXPECT_EQ(l.rows, r.rows);
+    EXPECT_EQ(l.cols, r.cols);
+    EXPECT_EQ(l.bits, r.bits);
+    EXPECT_EQ(l.codebook, r.codebook);
+    EXPECT_EQ(l.labels, r.labels);
+    EXPECT_EQ(l.alpha, r.alpha);
+  }
+  ASSERT_EQ(a.uniform_layers.size(), b.uniform_layers.size());
+  for (const auto& [name, l] : a.uniform_layers) {
+    ASSERT_TRUE(b.uniform_layers.count(name)) << name;
+    const PackedUniformLayer& r = b.uniform_layers.at(name);
+    EXPECT_EQ(l.rows, r.rows);
+    EXPECT_EQ(l.cols, r.cols);
+    EXPECT_EQ(l.bits, r.bits);
+    EXPECT_EQ(l.group_size, r.group_size);
+    EXPECT_EQ(l.scale, r.scale);
+    EXPECT_EQ(l.zero, r.zero);
+    EXPECT_EQ(l.perm, r.perm);
+    EXPECT_EQ(l.codes, r.codes);
+  }
+  ASSERT_EQ(a.dense.size(), b.dense.size());
+  for (const auto& [name, t] : a.dense) {
+    ASSERT_TRUE(b.dense.count(name)) << name;
+    EXPECT_EQ(t.shape(), b.dense.at(name).shape());
+    EXPECT_TRUE(
+        std::equal(t.values().begin(), t.values().end(), b.dense.at(name).values().begin()));
+  }
+  EXPECT_EQ(a.metadata, b.metadata);
+}
+
+TEST_F(PackedFormat, RoundTripIsBitExact) {
+  for (StDtype dense : {StDtype::kF16, StDtype::kF32, StDtype::kBF16}) {
+    PackedModel m = sample_model();
+    m.dense_dtype = dense;
+    write_packed_model(file("m.safetensors"), m);
+    const PackedModel back = read_packed_model(file("m.safetensors"));
+    expect_same(m, back);
+    EXPECT_EQ(back.dense_dtype, dense);
+  }
+}
+
+TEST_F(PackedFormat, LayoutMatchesTheDocumentedFormat) {
+  const PackedModel m = sample_model();
+  write_packed_model(file("m.safetensors"), m);
+  const auto r = SafetensorsReader::open(file("m.safetensors"));
+  const auto& meta = r->metadata();
+  EXPECT_EQ(meta.at("skim.format"), "skim-packed");
+  EXPECT_EQ(meta.at("skim.format_version"), "1");
+  EXPECT_EQ(meta.at("skim.method"), "skim");
+  EXPECT_EQ(meta.at("model"), "test");
+  const auto layers = nlohmann::json::parse(meta.at("skim.layers"));
+  EXPECT_EQ(layers["model.layers.0.self_attn.q_proj"]["kind"], "lut");
+  EXPECT_EQ(layers["model.layers.1.self_attn.o_proj"]["group_size"], 16);
+  const std::string q = "model.layers.0.self_attn.q_proj";
+  EXPECT_EQ(r->raw(q + ".lut.bits").dtype, StDtype::kU8);
+  EXPECT_EQ(r->raw(q + ".lut.codebook").dtype, StDtype::kF16);
+  EXPECT_EQ(r->raw(q + ".lut.labels").dtype, StDtype::kU8);
+  EXPECT_EQ(r->raw(q + ".lut.alpha").shape, std::vector<int64_t>{37});
+  EXPECT_FALSE(r->has("model.layers.0.mlp.down_proj.lut.alpha"));
+  const std::string o = "model.layers.1.self_attn.o_proj";
+  EXPECT_EQ(r->raw(o + ".uq.codes").shape, (std::vector<int64_t>{6, (45 * 3 + 7) / 8}));
+  EXPECT_EQ(r->raw(o + ".uq.scale").shape, (std::vector<int64_t>{6, 3}));
+  EXPECT_EQ(r->raw(o + ".uq.perm").dtype, StDtype::kI32);
+  EXPECT_EQ(r->raw("model.norm.weight").dtype, StDtype::kF16);
+  // bits per weight, counted independently: labels + 16 per LUT entry + 8 per row + 16 per
+  // alpha; codes + 32 per (row, group) + 32 per permutation entry.
+  double bits = 0, weights = 0;
+  for (const auto& [name, l] : m.lut_layers) {
+    for (uint8_t b : l.bits) bits += 8.0 * ((l.cols * b + 7) / 8) + 16.0 * (1 << b) + 8.0;
+    bits += 16.0 * static_cast<double>(l.alpha.size());
+    weights += static_cast<double>(l.rows * l.cols);
+  }
+  for (const auto& [name, l] : m.uniform_layers) {
+    bits += 8.0 * static_cast<double>(l.rows * ((l.cols * l.bits + 7) / 8)) +
+            32.0 * static_cast<double>(l.rows * l.groups() + static_cast<int64_t>(l.perm.size()));
+    weights += static_cast<double>(l.rows * l.cols);
+  }
+  EXPECT_NEAR(bits_per_weight(m), bits / weights, 1e-12);
+  EXPECT_NEAR(std::stod(meta.at("skim.bits_per_weight")), bits / weights, 1e-5);
+}
+
+TEST_F(PackedFormat, ChecksumIsZlibCrc32) {
+  // One 8-bit row whose labels are the bytes "123456789": the standard CRC-32 check value.
+  PackedModel m;
+  m.method = "kmeans";
+  PackedLutLayer l;
+  l.rows = 1;
+  l.cols = 9;
+  l.bits = {8};
+  l.codebook.assign(256, float_to_half(0.5f));
+  const std::string digits = "123456789";
+  l.labels.assign(digits.begin(), digits.end());
+  m.lut_layers["x"] = l;
+  write_packed_model(file("c.safetensors"), m);
+  const auto r = SafetensorsReader::open(file("c.safetensors"));
+  const auto crc = nlohmann::json::parse(r->metadata().at("skim.crc32"));
+  EXPECT_EQ(crc["x.lut.labels"], "cbf43926");
+}
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+void write_all(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// The call must throw kBadInput with a message containing every one of `needles`.
+template <typename F>
+void expect_bad_input(F&& f, std::initializer_list<std::string> needles) {
+  try {
+    f();
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kBadInput) << e.what();
+    for (const std::string& n : needles)
+      EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what() << " lacks " << n;
+  }
+}
+
+TEST_F(PackedFormat, CorruptDataNamesFileAndTensor) {
+  write_packed_model(file("m.safetensors"), sample_model());
+  std::string bytes = read_all(file("m.safetensors"));
+  // The labels of the down_proj layer: find their offset through the plain reader.
+  const std::string name = "model.layers.0.mlp.down_proj.lut.labels";
+  size_t at = 0;
+  {
+    const auto r = SafetensorsReader::open(file("m.safetensors"));
+    const StTensorView v = r->raw(name);
+    const std::string_view whole(bytes);
+    at = whole.find(std::string_view(reinterpret_cast<const char*>(v.bytes.data()), 16));
+  }
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 3] = static_cast<char>(bytes[at + 3] ^ 0x10);
+  write_all(file("bad.safetensors"), bytes);
+  expect_bad_input([&] { read_packed_model(file("bad.safetensors")); },
+                   {file("bad.safetensors"), name, "corrupt"});
+}
+
+TEST_F(PackedFormat, TruncatedFile) {
+  write_packed_model(file("m.safetensors"), sample_model());
+  const std::string bytes = read_all(file("m.safetensors"));
+  for (size_t keep : {bytes.size() - 1, bytes.size() / 2, size_t{20}, size_t{4}}) {
+    write_all(file("t.safetensors"), bytes.substr(0, keep));
+    expect_bad_input([&] { read_packed_model(file("t.safetensors")); }, {file("t.safetensors")});
+  }
+}
+
+TEST_F(PackedFormat, WrongVersionOrNotAPackedFile) {
+  write_packed_model(file("m.safetensors"), sample_model());
+  std::string bytes = read_all(file("m.safetensors"));
+  const std::string key = "\"skim.format_version\":\"1\"";
+  const size_t at = bytes.find(key);
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + key.size() - 2] = '7';  // same length: the header stays valid safetensors
+  write_all(file("v.safetensors"), bytes);
+  expect_bad_input([&] { read_packed_model(file("v.safetensors")); },
+                   {file("v.safetensors"), "version 7"});
+
+  SafetensorsWriter plain;
+  plain.add("w", Tensor({2}, {1.0f, 2.0f}));
+  plain.write(file("plain.safetensors"));
+  expect_bad_input([&] { read_packed_model(file("plain.safetensors")); },
+                   {file("plain.safetensors"), "skim.format"});
+}
+
+TEST_F(PackedFormat, LayerTensorMissingOrMisshapen) {
+  const PackedModel m = sample_model();
+  write_packed_model(file("m.safetensors"), m);
+  const auto r = SafetensorsReader::open(file("m.safetensors"));
+  // Rebuild the file without one tensor, and with one tensor of the wrong shape; the checksum
+  // table is kept consistent so the layer checks are what fails.
+  auto rewrite = [&](const std::string& out, const std::string& skip, const std::string& reshape) {
+    SafetensorsWriter w;
+    auto crc = nlohmann::json::parse(r->metadata().at("skim.crc32"));
+    for (const auto& [k, v] : r->metadata()) w.set_metadata(k, v);
+    for (const std::string& n : r->names()) {
+      if (n == skip) {
+        crc.erase(n);
+        continue;
+      }
+      const StTensorView v = r->raw(n);
+      std::vector<int64_t> shape = v.shape;
+      if (n == reshape) shape = {1, static_cast<int64_t>(v.bytes.size() / st_dtype_size(v.dtype))};
+      w.add_raw(n, v.dtype, shape, v.bytes);
+    }
+    w.set_metadata("skim.crc32", crc.dump());
+    w.write(out);
+  };
+  const std::string labels = "model.layers.0.self_attn.q_proj.lut.labels";
+  rewrite(file("missing.safetensors"), labels, "");
+  expect_bad_input([&] { read_packed_model(file("missing.safetensors")); },
+                   {file("missing.safetensors"), labels, "missing"});
+  const std::string scale = "model.layers.1.self_attn.o_proj.uq.scale";
+  rewrite(file("shape.safetensors"), "", scale);
+  expect_bad_input([&] { read_packed_model(file("shape.safetensors")); },
+                   {file("shape.safetensors"), scale});
+}
+
+TEST_F(PackedFormat, WriterRejectsInconsistentLayersAndLeavesNoFile) {
+  PackedModel m = sample_model();
+  m.lut_layers.begin()->second.labels.pop_back();
+  expect_bad_input([&] { write_packed_model(file("w.safetensors"), m); },
+                   {m.lut_layers.begin()->first + ".lut.labels"});
+  PackedModel z = sample_model();
+  z.uniform_layers.begin()->second.zero[0] = float_to_half(99.0f);
+  expect_bad_input([&] { write_packed_model(file("w.safetensors"), z); }, {".uq.zero"});
+  PackedModel k = sample_model();
+  k.metadata["skim.method"] = "x";
+  expect_bad_input([&] { write_packed_model(file("w.safetensors"), k); }, {"reserved"});
+  EXPECT_FALSE(fs::exists(file("w.safetensors")));
+  EXPECT_TRUE(fs::is_empty(dir_));
+}
+
+}  // namespace
+}  // namespace skim::io

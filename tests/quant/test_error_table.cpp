@@ -1,0 +1,103 @@
+// Error tables and the L-full error against direct double-precision sums.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "src/core/half.h"
+#include "src/quant/error_table.h"
+#include "src/quant/hessian.h"
+#include "src/quant/layer_error.h"
+#include "tests/quant/synthetic_layer.h"
+
+namespace skim::quant {
+namespace {
+
+Tensor damped_hessian(const testing::SyntheticLayer& L) {
+  Tensor h({L.cols, L.cols});
+  for (size_t k = 0; k < L.h.size(); ++k) h.data()[k] = static_cast<float>(L.h[k]);
+  damp_hessian(h);
+  return h;
+}
+
+// d H d^T with every product and sum in double.
+double direct_form(const std::vector<double>& d, const Tensor& h) {
+  const int64_t n = h.dim(0);
+  double s = 0.0;
+  for (int64_t a = 0; a < n; ++a)
+    for (int64_t b = 0; b < n; ++b) s += d[a] * static_cast<double>(h.at(a, b)) * d[b];
+  return s;
+}
+
+TEST(ErrorTable, ColumnsMatchDirectPerRowErrors) {
+  const auto L = testing::make_synthetic_layer(37, 96, 31);
+  const Tensor w({L.rows, L.cols}, L.w);
+  const Tensor h = damped_hessian(L);
+  std::vector<float> f(L.cols);
+  for (int64_t j = 0; j < L.cols; ++j) f[j] = h.at(j, j);
+  const ErrorTable t = build_error_table(w, h, {f.data(), 0}, 1, 4);
+  ASSERT_EQ(t.rows, L.rows);
+  double worst = 0.0;
+  for (int64_t i = 0; i < L.rows; ++i) {
+    for (int b = 1; b <= 4; ++b) {
+      const auto km = kmeans1d(w.row(i), f, 1 << b);
+      std::vector<double> d(L.cols);
+      for (int64_t j = 0; j < L.cols; ++j)
+        d[j] = static_cast<double>(half_to_float(float_to_half(km.centroids[km.labels[j]]))) -
+               w.at(i, j);
+      const double ref = direct_form(d, h);
+      EXPECT_NEAR(t.at(i, b), ref, 1e-5 * ref) << "row " << i << " bits " << b;
+      worst = std::max(worst, std::fabs(t.at(i, b) / ref - 1.0));
+    }
+  }
+  std::printf("error table worst relative deviation from double: %.2e\n", worst);
+}
+
+TEST(ErrorTable, PerRowImportanceIsUsed) {
+  // A per-row f that zeroes half the columns must change the K-means and so the table.
+  const auto L = testing::make_synthetic_layer(8, 64, 32);
+  const Tensor w({L.rows, L.cols}, L.w);
+  const Tensor h = damped_hessian(L);
+  std::vector<float> f(L.rows * L.cols, 1.0f);
+  const ErrorTable uniform = build_error_table(w, h, {f.data(), L.cols}, 2, 2);
+  for (int64_t k = 0; k < L.rows * L.cols; k += 2) f[k] = 0.0f;
+  const ErrorTable half = build_error_table(w, h, {f.data(), L.cols}, 2, 2);
+  int differ = 0;
+  for (int64_t i = 0; i < L.rows; ++i) differ += uniform.at(i, 2) != half.at(i, 2);
+  EXPECT_GT(differ, 0);
+}
+
+TEST(LayerError, MatchesDoubleReference) {
+  const auto L = testing::make_synthetic_layer(20, 80, 33);
+  const Tensor w({L.rows, L.cols}, L.w);
+  const Tensor h = damped_hessian(L);
+  Tensor w_hat = w;
+  testing::SyntheticRng rng(5);
+  for (float& x : w_hat.values()) x += static_cast<float>(0.003 * rng.normal());
+  double ref = 0.0, energy = 0.0;
+  std::vector<double> rows = row_errors(w, w_hat, h);
+  for (int64_t i = 0; i < L.rows; ++i) {
+    std::vector<double> d(L.cols), wi(L.cols);
+    for (int64_t j = 0; j < L.cols; ++j) {
+      d[j] = static_cast<double>(w_hat.at(i, j)) - w.at(i, j);
+      wi[j] = w.at(i, j);
+    }
+    const double e = direct_form(d, h);
+    EXPECT_NEAR(rows[i], e, 1e-5 * e);
+    ref += e;
+    energy += direct_form(wi, h);
+  }
+  EXPECT_NEAR(layer_error(w, w_hat, h), ref, 1e-5 * ref);
+  EXPECT_NEAR(output_energy(w, h), energy, 1e-5 * energy);
+  // The double overload agrees with the loops to rounding.
+  std::vector<double> dd(L.rows * L.cols), hd(L.cols * L.cols), out(L.rows);
+  for (size_t k = 0; k < dd.size(); ++k) dd[k] = static_cast<double>(w_hat.data()[k]) - w.data()[k];
+  for (size_t k = 0; k < hd.size(); ++k) hd[k] = h.data()[k];
+  row_quadratic_forms(dd.data(), L.rows, L.cols, hd.data(), out.data());
+  double s = 0.0;
+  for (double e : out) s += e;
+  EXPECT_NEAR(s, ref, 1e-12 * ref);
+}
+
+}  // namespace
+}  // namespace skim::quant

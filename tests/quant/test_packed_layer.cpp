@@ -1,0 +1,234 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "src/core/error.h"
+#include "src/core/half.h"
+#include "src/quant/packed_layer.h"
+#include "src/quant/rtn.h"
+#include "tests/quant/synthetic_layer.h"
+
+namespace skim::quant {
+namespace {
+
+using testing::SyntheticRng;
+
+// Reference packer: sets stream bit j*b + t (bit t of value j) as bit (k % 8) of byte k / 8.
+std::vector<uint8_t> reference_pack(const std::vector<uint8_t>& v, int bits) {
+  std::vector<uint8_t> out((v.size() * bits + 7) / 8, 0);
+  for (size_t j = 0; j < v.size(); ++j)
+    for (int t = 0; t < bits; ++t)
+      if ((v[j] >> t) & 1) {
+        const size_t k = j * bits + t;
+        out[k / 8] |= static_cast<uint8_t>(1u << (k % 8));
+      }
+  return out;
+}
+
+TEST(PackRow, RoundTripEveryWidthAndOddLengths) {
+  SyntheticRng rng(1);
+  for (int bits = 1; bits <= 8; ++bits) {
+    for (int64_t cols : {1, 3, 7, 8, 13, 64, 101, 333}) {
+      std::vector<uint8_t> v(static_cast<size_t>(cols));
+      for (auto& x : v) x = static_cast<uint8_t>(rng.next() % (1u << bits));
+      v[0] = static_cast<uint8_t>((1u << bits) - 1);  // the all-ones value
+      const int64_t bytes = packed_row_bytes(cols, bits);
+      ASSERT_EQ(bytes, (cols * bits + 7) / 8);
+      std::vector<uint8_t> packed(static_cast<size_t>(bytes) + 1, 0xAB);  // guard byte
+      pack_row(v.data(), cols, bits, packed.data());
+      EXPECT_EQ(packed.back(), 0xAB) << "wrote past the row";
+      packed.pop_back();
+      EXPECT_EQ(packed, reference_pack(v, bits)) << bits << " bits, " << cols << " cols";
+      std::vector<uint8_t> back(static_cast<size_t>(cols), 0xFF);
+      unpack_row(packed.data(), cols, bits, back.data());
+      EXPECT_EQ(back, v) << bits << " bits, " << cols << " cols";
+    }
+  }
+}
+
+TEST(PackRow, DocumentedLayoutExample) {
+  // 3-bit values 1, 2, 7, 5: stream 001 010 111 101 read LSB first -> bytes 0xD1, 0x0B.
+  const std::vector<uint8_t> v = {1, 2, 7, 5};
+  std::vector<uint8_t> packed(2);
+  pack_row(v.data(), 4, 3, packed.data());
+  EXPECT_EQ(packed[0], 0xD1);
+  EXPECT_EQ(packed[1], 0x0B);
+}
+
+// A LUT layer with mixed per-row bits 1..8, random LUTs, labels and alpha in [0.5, 2].
+LutLayer random_lut_layer(int64_t rows, int64_t cols, uint64_t seed, bool with_alpha) {
+  SyntheticRng rng(seed);
+  LutLayer l;
+  l.rows = rows;
+  l.cols = cols;
+  l.codebook_offset.push_back(0);
+  for (int64_t i = 0; i < rows; ++i) {
+    const int b = 1 + static_cast<int>(i % 8);
+    l.bits.push_back(static_cast<uint8_t>(b));
+    for (int k = 0; k < (1 << b); ++k)
+      l.codebook.push_back(float_to_half(static_cast<float>(0.05 * rng.normal())));
+    l.codebook_offset.push_back(static_cast<int64_t>(l.codebook.size()));
+    for (int64_t j = 0; j < cols; ++j)
+      l.labels.push_back(static_cast<uint8_t>(rng.next() % (1u << b)));
+  }
+  if (with_alpha)
+    for (int64_t j = 0; j < cols; ++j)
+      l.alpha.push_back(float_to_half(static_cast<float>(0.5 + 1.5 * rng.uniform())));
+  return l;
+}
+
+// W^ in double, straight from the definition.
+std::vector<double> dense_reference(const LutLayer& l) {
+  std::vector<double> w(static_cast<size_t>(l.rows * l.cols));
+  for (int64_t i = 0; i < l.rows; ++i)
+    for (int64_t j = 0; j < l.cols; ++j) {
+      const double c = half_to_float(
+          l.codebook[static_cast<size_t>(l.codebook_offset[i] + l.labels[i * l.cols + j])]);
+      const double a = l.alpha.empty() ? 1.0 : half_to_float(l.alpha[j]);
+      w[i * l.cols + j] = c / a;
+    }
+  return w;
+}
+
+// |got - W x| <= 1e-5 * sum_j |w_ij x_j| (+ a tiny absolute floor) for every output.
+void expect_product(const std::vector<double>& w, int64_t rows, int64_t cols,
+                    const std::vector<float>& x, int64_t batch, const std::vector<float>& got) {
+  ASSERT_EQ(got.size(), static_cast<size_t>(batch * rows));
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t i = 0; i < rows; ++i) {
+      double ref = 0.0, mag = 0.0;
+      for (int64_t j = 0; j < cols; ++j) {
+        ref += w[i * cols + j] * x[b * cols + j];
+        mag += std::fabs(w[i * cols + j] * x[b * cols + j]);
+      }
+      ASSERT_NEAR(got[b * rows + i], ref, 1e-5 * mag + 1e-30) << "batch " << b << " row " << i;
+    }
+}
+
+std::vector<float> random_input(int64_t n, uint64_t seed) {
+  SyntheticRng rng(seed);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (auto& v : x) v = static_cast<float>(rng.normal());
+  return x;
+}
+
+TEST(PackedLut, PackUnpackRoundTrip) {
+  for (int64_t cols : {1, 13, 101}) {
+    const LutLayer l = random_lut_layer(19, cols, 2 + cols, true);
+    const PackedLutLayer p = pack(l);
+    int64_t bytes = 0;
+    for (uint8_t b : l.bits) bytes += (cols * b + 7) / 8;
+    EXPECT_EQ(static_cast<int64_t>(p.labels.size()), bytes);
+    const LutLayer back = unpack(p);
+    EXPECT_EQ(back.bits, l.bits);
+    EXPECT_EQ(back.codebook_offset, l.codebook_offset);
+    EXPECT_EQ(back.codebook, l.codebook);
+    EXPECT_EQ(back.labels, l.labels);
+    EXPECT_EQ(back.alpha, l.alpha);
+  }
+}
+
+TEST(PackedLut, DequantizeMatchesDefinition) {
+  const LutLayer l = random_lut_layer(9, 31, 3, true);
+  const Tensor d = dequantize(l);
+  const std::vector<double> ref = dense_reference(l);
+  for (int64_t k = 0; k < d.numel(); ++k)
+    ASSERT_NEAR(d.data()[k], ref[k], 1e-7 * std::fabs(ref[k]));
+}
+
+TEST(PackedLut, GemvEqualsDenseProduct) {
+  for (bool with_alpha : {false, true}) {
+    for (int64_t cols : {1, 77, 301}) {
+      const LutLayer l = random_lut_layer(40, cols, 4 + cols, with_alpha);
+      const PackedLutLayer p = pack(l);
+      const std::vector<float> x = random_input(cols, 5);
+      std::vector<float> y(static_cast<size_t>(l.rows));
+      gemv(p, x.data(), y.data());
+      expect_product(dense_reference(l), l.rows, cols, x, 1, y);
+    }
+  }
+}
+
+TEST(PackedLut, GemmEqualsDenseProduct) {
+  for (int64_t batch : {1, 5, 300}) {  // 300 spans two partial-sum chunks
+    const int64_t cols = 129;
+    const LutLayer l = random_lut_layer(24, cols, 6, true);
+    const PackedLutLayer p = pack(l);
+    const std::vector<float> x = random_input(batch * cols, 7);
+    std::vector<float> y(static_cast<size_t>(batch * l.rows));
+    gemm(p, x.data(), batch, y.data());
+    expect_product(dense_reference(l), l.rows, cols, x, batch, y);
+  }
+}
+
+TEST(PackedLut, StoredBitsCountEverything) {
+  const int64_t cols = 64;  // a multiple of 8: no padding
+  const LutLayer l = random_lut_layer(16, cols, 8, true);
+  int64_t expected = lut_layer_overhead_bits(cols, true);
+  for (uint8_t b : l.bits) expected += lut_row_cost_bits(cols, b);
+  EXPECT_EQ(stored_bits(pack(l)), expected);
+}
+
+TEST(PackedLut, PackRejectsInvalidLayers) {
+  LutLayer l = random_lut_layer(4, 10, 9, true);
+  LutLayer bad_label = l;
+  bad_label.labels[0] = static_cast<uint8_t>(1u << l.bits[0]);
+  EXPECT_THROW(pack(bad_label), Error);
+  LutLayer bad_alpha = l;
+  bad_alpha.alpha[3] = float_to_half(-1.0f);
+  EXPECT_THROW(pack(bad_alpha), Error);
+  LutLayer short_lut = l;
+  short_lut.codebook.pop_back();
+  short_lut.codebook_offset.back() -= 1;
+  EXPECT_THROW(pack(short_lut), Error);
+}
+
+std::vector<double> dense_uniform(const UniformLayer& u) {
+  const Tensor d = dequantize(u);
+  return std::vector<double>(d.values().begin(), d.values().end());
+}
+
+TEST(PackedUniform, RoundTripAndProducts) {
+  for (int bits : {2, 3, 5, 8}) {
+    for (int64_t gs : {0, 16}) {
+      const int64_t rows = 21, cols = 99;
+      const Tensor w({rows, cols}, testing::synthetic_weights(rows, cols, 10 + bits));
+      UniformLayer u = rtn_quantize(w, {.bits = bits, .group_size = gs});
+      if (gs > 0) {  // an act-order style permutation: reversed columns
+        u.perm.resize(cols);
+        for (int64_t k = 0; k < cols; ++k) u.perm[k] = static_cast<int32_t>(cols - 1 - k);
+      }
+      const PackedUniformLayer p = pack(u);
+      EXPECT_EQ(static_cast<int64_t>(p.codes.size()), rows * ((cols * bits + 7) / 8));
+      const UniformLayer back = unpack(p);
+      EXPECT_EQ(back.codes, u.codes);
+      EXPECT_EQ(back.scale, u.scale);
+      EXPECT_EQ(back.zero, u.zero);
+      EXPECT_EQ(back.perm, u.perm);
+      // Independent dense reference: scale * (code - zero) with each column's group.
+      std::vector<double> ref(static_cast<size_t>(rows * cols));
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t k = 0; k < cols; ++k) {
+          const int64_t j = u.perm.empty() ? k : u.perm[k];
+          const int64_t g = gs == 0 ? 0 : k / gs;
+          const size_t pi = static_cast<size_t>(i * u.groups() + g);
+          ref[i * cols + j] = static_cast<double>(half_to_float(u.scale[pi])) *
+                              (u.codes[i * cols + j] - half_to_float(u.zero[pi]));
+        }
+      const std::vector<double> deq = dense_uniform(u);
+      for (size_t k = 0; k < ref.size(); ++k) ASSERT_NEAR(deq[k], ref[k], 1e-7);
+      const int64_t batch = 3;
+      const std::vector<float> x = random_input(batch * cols, 11);
+      std::vector<float> y(static_cast<size_t>(batch * rows));
+      gemm(p, x.data(), batch, y.data());
+      expect_product(ref, rows, cols, x, batch, y);
+      std::vector<float> y1(static_cast<size_t>(rows));
+      gemv(p, x.data(), y1.data());
+      expect_product(ref, rows, cols, x, 1, y1);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace skim::quant
