@@ -37,9 +37,13 @@ class Communicator {
   // use ordered_sum (comm/ordered_sum.h) where the bits must not depend on the number of ranks.
   virtual void all_reduce_sum(float* data, int64_t count) = 0;
   virtual void all_reduce_sum(double* data, int64_t count) = 0;
+  // Integer sums are exact, hence the same bits for any rank count (fixed-point accumulation;
+  // overflow is the caller's to rule out).
+  virtual void all_reduce_sum(int64_t* data, int64_t count) = 0;
   // Sum over ranks into `data` on `root`; the other ranks' buffers keep their values.
   virtual void reduce_sum(float* data, int64_t count, int root) = 0;
   virtual void reduce_sum(double* data, int64_t count, int root) = 0;
+  virtual void reduce_sum(int64_t* data, int64_t count, int root) = 0;
 
   // Root's `bytes` bytes to every rank.
   virtual void broadcast_bytes(void* data, int64_t bytes, int root) = 0;

@@ -20,6 +20,11 @@ class LocalCommunicator final : public Communicator {
 
   void all_reduce_sum(float* /*data*/, int64_t count) override { check_count(count); }
   void all_reduce_sum(double* /*data*/, int64_t count) override { check_count(count); }
+  void all_reduce_sum(int64_t* /*data*/, int64_t count) override { check_count(count); }
+  void reduce_sum(int64_t* /*data*/, int64_t count, int root) override {
+    check_count(count);
+    check_root(root, "reduce_sum");
+  }
   void reduce_sum(float* /*data*/, int64_t count, int root) override {
     check_count(count);
     check_root(root, "reduce_sum");

@@ -36,6 +36,9 @@ MPI_Datatype mpi_type(const float*) {
 MPI_Datatype mpi_type(const double*) {
   return MPI_DOUBLE;
 }
+MPI_Datatype mpi_type(const int64_t*) {
+  return MPI_INT64_T;
+}
 
 class MpiCommunicator final : public Communicator {
  public:
@@ -57,8 +60,10 @@ class MpiCommunicator final : public Communicator {
 
   void all_reduce_sum(float* data, int64_t count) override { all_reduce(data, count); }
   void all_reduce_sum(double* data, int64_t count) override { all_reduce(data, count); }
+  void all_reduce_sum(int64_t* data, int64_t count) override { all_reduce(data, count); }
   void reduce_sum(float* data, int64_t count, int root) override { reduce(data, count, root); }
   void reduce_sum(double* data, int64_t count, int root) override { reduce(data, count, root); }
+  void reduce_sum(int64_t* data, int64_t count, int root) override { reduce(data, count, root); }
 
   void broadcast_bytes(void* data, int64_t bytes, int root) override {
     check_root(root, "broadcast");

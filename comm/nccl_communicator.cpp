@@ -47,6 +47,9 @@ ncclDataType_t nccl_type(const float*) {
 ncclDataType_t nccl_type(const double*) {
   return ncclFloat64;
 }
+ncclDataType_t nccl_type(const int64_t*) {
+  return ncclInt64;
+}
 
 class NcclCommunicator final : public Communicator {
  public:
@@ -76,8 +79,10 @@ class NcclCommunicator final : public Communicator {
 
   void all_reduce_sum(float* data, int64_t count) override { all_reduce(data, count); }
   void all_reduce_sum(double* data, int64_t count) override { all_reduce(data, count); }
+  void all_reduce_sum(int64_t* data, int64_t count) override { all_reduce(data, count); }
   void reduce_sum(float* data, int64_t count, int root) override { reduce(data, count, root); }
   void reduce_sum(double* data, int64_t count, int root) override { reduce(data, count, root); }
+  void reduce_sum(int64_t* data, int64_t count, int root) override { reduce(data, count, root); }
 
   void broadcast_bytes(void* data, int64_t bytes, int root) override {
     check_root(root, "broadcast");

@@ -11,6 +11,7 @@
 #include "io/gguf_tokenizer.h"
 #include "io/model_source.h"
 #include "io/tensor_checks.h"
+#include "io/tokenizer_export.h"
 #include "src/core/error.h"
 
 namespace skim::io {
@@ -142,6 +143,15 @@ class GgufModelSource final : public ModelSource {
           "{}: SentencePiece tokenizer in GGUF (tokenizer.ggml.model = llama) is not supported yet",
           path());
     return make_bpe_tokenizer(bpe_spec_from_gguf(*file_), path());
+  }
+
+  void write_tokenizer(const std::string& folder) const override {
+    if (file_->get_string("tokenizer.ggml.model") == "llama")
+      fail(ErrorKind::kBadInput,
+           "{}: writing a SentencePiece tokenizer from GGUF (tokenizer.ggml.model = llama) is not "
+           "supported",
+           path());
+    write_bpe_tokenizer(bpe_spec_from_gguf(*file_), folder);
   }
 
  private:

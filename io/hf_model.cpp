@@ -7,6 +7,7 @@
 #include "io/model_source.h"
 #include "io/safetensors.h"
 #include "io/tensor_checks.h"
+#include "io/tokenizer_export.h"
 #include "src/core/error.h"
 
 namespace skim::io {
@@ -48,6 +49,10 @@ class HfModelSource final : public ModelSource {
       return load_sentencepiece((dir / "tokenizer.model").string());
     fail(ErrorKind::kBadInput, "{}: no tokenizer.json or tokenizer.model in the model folder",
          folder_);
+  }
+
+  void write_tokenizer(const std::string& folder) const override {
+    copy_tokenizer_files(folder_, folder);
   }
 
   std::string path() const override { return folder_; }

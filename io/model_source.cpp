@@ -8,6 +8,11 @@
 
 namespace skim::io {
 
+void ModelSource::write_tokenizer(const std::string& folder) const {
+  fail(ErrorKind::kBadInput, "{}: this model source cannot write its tokenizer to {}", path(),
+       folder);
+}
+
 std::unique_ptr<ModelSource> open_model(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;

@@ -26,6 +26,10 @@ class ModelSource {
   virtual Tensor load(const std::string& name,
                       const std::vector<int64_t>& expected_shape) const = 0;
   virtual std::unique_ptr<Tokenizer> tokenizer() const = 0;
+  // Writes the model's tokenizer files (tokenizer.json or tokenizer.model, plus
+  // tokenizer_config.json) into the existing `folder`; throws on failure. The default throws
+  // kBadInput: a source that cannot export its tokenizer.
+  virtual void write_tokenizer(const std::string& folder) const;
   virtual std::string path() const = 0;
 };
 

@@ -10,6 +10,7 @@
 #include "kernels/cpu/blas.h"
 #include "launch/commands.h"
 #include "src/core/error.h"
+#include "src/pipeline/packed_model_source.h"
 #include "src/pipeline/perplexity.h"
 
 namespace skim::launch {
@@ -30,8 +31,12 @@ void run_eval(const EvalArgs& args) {
     omp_set_num_threads(args.threads);
     kernels::set_blas_threads(args.threads);
   }
-  const auto source = io::open_model(args.model);
+  const auto source = pipeline::open_any_model(args.model);
   pipeline::PerplexityOptions options;
+  // A quantized folder runs its layers from the packed form (no dense copy of the weights).
+  const auto* packed = dynamic_cast<const pipeline::PackedModelSource*>(source.get());
+  if (packed != nullptr)
+    options.layer_loader = [packed](int64_t i) { return packed->load_layer(i); };
   options.seq_len = args.seq_len;
   options.max_windows = args.max_windows;
   const pipeline::PerplexityResult r = pipeline::perplexity_of_file(*source, args.text, options);
@@ -51,6 +56,10 @@ void run_eval(const EvalArgs& args) {
         {"threads", threads},
         {"model", args.model},
         {"text", args.text}};
+    if (packed != nullptr) {
+      j["method"] = packed->method();
+      j["bits_per_weight"] = packed->bits_per_weight();
+    }
     fmt::print("{}\n", j.dump());
   } else {
     fmt::print(

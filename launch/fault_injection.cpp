@@ -48,9 +48,15 @@ FaultSpec parse_fault_spec(std::string_view text) {
              text, value);
       }
       spec.stage = std::string(value);
+    } else if (key == "hit") {
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), spec.hit);
+      if (ec != std::errc() || end != value.data() + value.size() || spec.hit < 1) {
+        fail(ErrorKind::kUsage, "SKIM_FAULT_INJECT='{}': hit '{}' is not a count >= 1", text,
+             value);
+      }
     } else {
-      fail(ErrorKind::kUsage, "SKIM_FAULT_INJECT='{}': unknown key '{}' (expected rank, at)", text,
-           key);
+      fail(ErrorKind::kUsage, "SKIM_FAULT_INJECT='{}': unknown key '{}' (expected rank, at, hit)",
+           text, key);
     }
   }
   if (!have_rank || spec.stage.empty()) {
@@ -75,6 +81,8 @@ void fault_point(const char* stage) {
   const auto& spec = fault_spec_from_env();
   if (!spec || spec->stage != stage) return;
   if (spec->rank != -1 && spec->rank != identity().rank) return;
+  static int reached = 0;  // times this process reached the named stage
+  if (++reached < spec->hit) return;
   fail(ErrorKind::kInternal, "injected fault at stage '{}' on {} (SKIM_FAULT_INJECT)", stage,
        rank_tag());
 }

@@ -2,6 +2,8 @@
 // Fault injection for tests of the failure path:
 //   SKIM_FAULT_INJECT=rank=R,at=STAGE    rank R throws when it reaches fault_point("STAGE")
 //   SKIM_FAULT_INJECT=rank=*,at=STAGE    every rank does
+//   SKIM_FAULT_INJECT=rank=R,at=STAGE,hit=N   only the N-th time rank R reaches STAGE (e.g. the
+//                                        checkpoint of the second layer)
 // Stages are fixed names (kFaultStages, documented in docs/COMM.md): an unknown name in the
 // environment is a usage error, an unknown name in the code a bug, so the list stays honest.
 #include <array>
@@ -32,6 +34,7 @@ inline constexpr std::array<std::string_view, 14> kFaultStages = {
 struct FaultSpec {
   int rank = -1;  // -1: every rank
   std::string stage;
+  int hit = 1;  // fail the hit-th time the stage is reached
 };
 
 // Parses the SKIM_FAULT_INJECT syntax; throws kUsage naming the text when malformed.

@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "mpi", "nccl", "none"}));
   skim::launch::Action action;
   skim::launch::add_eval_command(app, action);
+  skim::launch::add_generate_command(app, action);
+  skim::launch::add_quantize_command(app, action);
 
   try {
     app.parse(argc, argv);

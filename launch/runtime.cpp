@@ -48,8 +48,9 @@ bool fill(LauncherInfo& info, const char* launcher, int rank, int world, int loc
   info.rank = rank;
   info.world = world;
   info.local_rank = local_rank >= 0 ? local_rank : 0;
-  info.local_world = local_world >= 1 ? local_world : 1;
-  if (info.rank >= info.world || info.local_rank >= std::max(info.local_world, 1)) {
+  // An unknown node size is at least what the local rank implies; MPI replaces it later.
+  info.local_world = local_world >= 1 ? local_world : info.local_rank + 1;
+  if (info.rank >= info.world || info.local_rank >= info.local_world) {
     fail(ErrorKind::kUsage, "{} environment says rank {} of {} (local {} of {})", launcher,
          info.rank, info.world, info.local_rank, info.local_world);
   }
@@ -81,7 +82,7 @@ LauncherInfo detect_launcher(const EnvLookup& env) {
   // SLURM_PROCID is also set in the batch script itself; a job step (srun) has SLURM_STEP_ID.
   if (env("SLURM_STEP_ID") != nullptr &&
       fill(info, "slurm", env_int(env, "SLURM_PROCID"), env_int(env, "SLURM_NTASKS"),
-           env_int(env, "SLURM_LOCALID"), -1)) {
+           env_int(env, "SLURM_LOCALID"), env_int(env, "SLURM_NTASKS_PER_NODE"))) {
     return info;
   }
   return LauncherInfo{};
@@ -161,7 +162,9 @@ Runtime::Runtime(CommChoice choice) {
       comm_ = comm::make_mpi_communicator();
       break;
     case CommChoice::kNccl:
-      if (!comm::nccl_built()) comm::make_nccl_communicator(device_);  // throws: not built
+      if (!comm::nccl_built()) {
+        fail(ErrorKind::kUsage, "--comm nccl, but this skim-dist was built without NCCL");
+      }
       if (!every_rank_has_gpu) {
         fail(ErrorKind::kUsage, "--comm nccl, but rank {} on {} sees no GPU", rank_, host_);
       }

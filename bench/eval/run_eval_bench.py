@@ -57,6 +57,7 @@ def main():
            "--seq-len", str(args.seq_len), "--max-windows", str(args.windows), "--json"]
     if args.threads > 0:
         cmd += ["--threads", str(args.threads)]
+    load_before = os.getloadavg()[0]
     start = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.monotonic() - start
@@ -72,7 +73,10 @@ def main():
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "commit": git_commit(),
         "machine": {"host": host, "cpu": cpu_model(), "cores": os.cpu_count(),
-                    "threads": ev.get("threads")},
+                    "threads": ev.get("threads"),
+                    # Other work on the machine skews the numbers: the 1-minute load average.
+                    "load_average_before": load_before,
+                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")},
         "command": " ".join(cmd),
         "model": os.path.relpath(args.model, ROOT),
         "text": os.path.relpath(args.text, ROOT),

@@ -57,23 +57,30 @@ std::vector<float> rope_inv_freq(int64_t head_dim, double theta, const RopeScali
   return out;
 }
 
-void rope_apply(float* x, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim,
-                const float* inv_freq) {
-  const int64_t half = head_dim / 2;
-  // One cos/sin table for all sequences: positions 0..seq-1.
-  std::vector<float> cos_t(static_cast<size_t>(seq * half)), sin_t(cos_t.size());
-#pragma omp parallel for schedule(static)
+RopeTable rope_table(const std::vector<float>& inv_freq, int64_t seq) {
+  RopeTable t;
+  t.seq = seq;
+  t.half = static_cast<int64_t>(inv_freq.size());
+  t.cos.resize(static_cast<size_t>(seq * t.half));
+  t.sin.resize(t.cos.size());
   for (int64_t p = 0; p < seq; ++p)
-    for (int64_t i = 0; i < half; ++i) {
+    for (int64_t i = 0; i < t.half; ++i) {
       const double angle = static_cast<double>(p) * static_cast<double>(inv_freq[i]);
-      cos_t[static_cast<size_t>(p * half + i)] = static_cast<float>(std::cos(angle));
-      sin_t[static_cast<size_t>(p * half + i)] = static_cast<float>(std::sin(angle));
+      t.cos[static_cast<size_t>(p * t.half + i)] = static_cast<float>(std::cos(angle));
+      t.sin[static_cast<size_t>(p * t.half + i)] = static_cast<float>(std::sin(angle));
     }
+  return t;
+}
+
+void rope_apply(float* x, int64_t batch, int64_t heads, int64_t head_dim, const RopeTable& table) {
+  const int64_t half = head_dim / 2;
+  const int64_t seq = table.seq;
+  SKIM_ASSERT(table.half == half);
   const int64_t width = heads * head_dim;
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < batch * seq; ++t) {
-    const float* c = cos_t.data() + (t % seq) * half;
-    const float* s = sin_t.data() + (t % seq) * half;
+    const float* c = table.cos.data() + (t % seq) * half;
+    const float* s = table.sin.data() + (t % seq) * half;
     for (int64_t h = 0; h < heads; ++h) {
       float* xh = x + t * width + h * head_dim;
       for (int64_t i = 0; i < half; ++i) {
@@ -86,39 +93,54 @@ void rope_apply(float* x, int64_t batch, int64_t seq, int64_t heads, int64_t hea
   }
 }
 
+void rope_apply(float* x, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim,
+                const float* inv_freq) {
+  const std::vector<float> freq(inv_freq, inv_freq + head_dim / 2);
+  rope_apply(x, batch, heads, head_dim, rope_table(freq, seq));
+}
+
 void causal_attention(const float* q, const float* k, const float* v, int64_t batch, int64_t seq,
-                      int64_t heads, int64_t kv_heads, int64_t head_dim, float* out) {
+                      int64_t heads, int64_t kv_heads, int64_t head_dim, float* out,
+                      int64_t block_bytes) {
   SKIM_ASSERT(kv_heads > 0 && heads % kv_heads == 0);
   const int64_t group = heads / kv_heads;
   const int64_t q_width = heads * head_dim;
   const int64_t kv_width = kv_heads * head_dim;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
-  std::vector<float> scores(static_cast<size_t>(seq * seq));
-  float* sc = scores.data();
-  for (int64_t b = 0; b < batch; ++b) {
-    for (int64_t h = 0; h < heads; ++h) {
-      const int64_t g = h / group;
-      const float* qh = q + b * seq * q_width + h * head_dim;
-      const float* kg = k + b * seq * kv_width + g * head_dim;
-      const float* vg = v + b * seq * kv_width + g * head_dim;
-      float* oh = out + b * seq * q_width + h * head_dim;
-      // scores = scale * Q_h K_g^T; the strided views avoid copying heads out.
-      gemm(false, true, seq, seq, head_dim, scale, qh, q_width, kg, kv_width, 0.0f, sc, seq);
+  const int64_t pairs = batch * heads;  // pair p is sequence p / heads, head p % heads
+  const int64_t per_pair = seq * seq;
+  const int64_t block =
+      std::clamp<int64_t>(block_bytes / (per_pair * static_cast<int64_t>(sizeof(float))), 1, pairs);
+  std::vector<float> scores(static_cast<size_t>(block * per_pair));
+  for (int64_t p0 = 0; p0 < pairs; p0 += block) {
+    const int64_t np = std::min(block, pairs - p0);
+    // scores = scale * Q_h K_g^T; strided views avoid copying heads out. BLAS threads itself.
+    for (int64_t p = 0; p < np; ++p) {
+      const int64_t b = (p0 + p) / heads, h = (p0 + p) % heads;
+      gemm(false, true, seq, seq, head_dim, scale, q + b * seq * q_width + h * head_dim, q_width,
+           k + b * seq * kv_width + (h / group) * head_dim, kv_width, 0.0f,
+           scores.data() + p * per_pair, seq);
+    }
 #pragma omp parallel for schedule(static)
-      for (int64_t t = 0; t < seq; ++t) {
-        float* row = sc + t * seq;
-        float mx = -std::numeric_limits<float>::infinity();
-        for (int64_t s = 0; s <= t; ++s) mx = std::max(mx, row[s]);
-        double sum = 0.0;
-        for (int64_t s = 0; s <= t; ++s) {
-          row[s] = std::exp(row[s] - mx);
-          sum += row[s];
-        }
-        const float inv = static_cast<float>(1.0 / sum);
-        for (int64_t s = 0; s <= t; ++s) row[s] *= inv;
-        for (int64_t s = t + 1; s < seq; ++s) row[s] = 0.0f;  // causal mask
+    for (int64_t r = 0; r < np * seq; ++r) {
+      const int64_t t = r % seq;  // query position: attends to 0..t
+      float* row = scores.data() + r * seq;
+      float mx = -std::numeric_limits<float>::infinity();
+      for (int64_t s = 0; s <= t; ++s) mx = std::max(mx, row[s]);
+      double sum = 0.0;
+      for (int64_t s = 0; s <= t; ++s) {
+        row[s] = std::exp(row[s] - mx);
+        sum += row[s];
       }
-      gemm(false, false, seq, head_dim, seq, 1.0f, sc, seq, vg, kv_width, 0.0f, oh, q_width);
+      const float inv = static_cast<float>(1.0 / sum);
+      for (int64_t s = 0; s <= t; ++s) row[s] *= inv;
+      for (int64_t s = t + 1; s < seq; ++s) row[s] = 0.0f;  // causal mask
+    }
+    for (int64_t p = 0; p < np; ++p) {
+      const int64_t b = (p0 + p) / heads, h = (p0 + p) % heads;
+      gemm(false, false, seq, head_dim, seq, 1.0f, scores.data() + p * per_pair, seq,
+           v + b * seq * kv_width + (h / group) * head_dim, kv_width, 0.0f,
+           out + b * seq * q_width + h * head_dim, q_width);
     }
   }
 }
@@ -138,9 +160,10 @@ void log_softmax_nll(const float* logits, int64_t rows, int64_t vocab, const int
     const float* row = logits + r * vocab;
     float mx = -std::numeric_limits<float>::infinity();
     for (int64_t j = 0; j < vocab; ++j) mx = std::max(mx, row[j]);
+    const double m = mx;
     double sum = 0.0;
-    for (int64_t j = 0; j < vocab; ++j) sum += std::exp(static_cast<double>(row[j] - mx));
-    nll[r] = std::log(sum) - static_cast<double>(row[targets[r]] - mx);
+    for (int64_t j = 0; j < vocab; ++j) sum += std::exp(static_cast<double>(row[j]) - m);
+    nll[r] = std::log(sum) - (static_cast<double>(row[targets[r]]) - m);
   }
 }
 

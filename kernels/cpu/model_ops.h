@@ -17,17 +17,30 @@ void rmsnorm(const float* x, const float* weight, int64_t rows, int64_t dim, dou
 // scaling applied as Hugging Face transformers defines them.
 std::vector<float> rope_inv_freq(int64_t head_dim, double theta, const RopeScaling& scaling);
 
+// cos and sin of position * inv_freq for positions 0..seq-1: [seq, head_dim / 2] each.
+struct RopeTable {
+  int64_t seq = 0;
+  int64_t half = 0;
+  std::vector<float> cos, sin;
+};
+RopeTable rope_table(const std::vector<float>& inv_freq, int64_t seq);
+
 // Rotary embedding in the Hugging Face rotate-half convention: within each head, element i pairs
-// with element i + head_dim/2. x is [batch * seq, heads * head_dim]; token t of a sequence is at
-// position t.
+// with element i + head_dim/2. x is [batch * table.seq, heads * head_dim]; token t of a sequence
+// is at position t.
+void rope_apply(float* x, int64_t batch, int64_t heads, int64_t head_dim, const RopeTable& table);
+// Same, building the table for positions 0..seq-1 from head_dim / 2 inverse frequencies.
 void rope_apply(float* x, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim,
                 const float* inv_freq);
 
 // Causal grouped-query attention: out[b, t, h] = softmax_{s<=t}(q_h . k_g / sqrt(head_dim)) v_g
 // with g = h / (heads / kv_heads). q, out: [batch * seq, heads * head_dim];
-// k, v: [batch * seq, kv_heads * head_dim].
+// k, v: [batch * seq, kv_heads * head_dim]. Scores of several (sequence, head) pairs are
+// computed by GEMM into one block of at most `block_bytes`, so one parallel softmax pass serves
+// the block (few OpenMP regions between BLAS calls).
 void causal_attention(const float* q, const float* k, const float* v, int64_t batch, int64_t seq,
-                      int64_t heads, int64_t kv_heads, int64_t head_dim, float* out);
+                      int64_t heads, int64_t kv_heads, int64_t head_dim, float* out,
+                      int64_t block_bytes = int64_t{64} << 20);
 
 // gate[i] = silu(gate[i]) * up[i] for n values.
 void silu_mul(float* gate, const float* up, int64_t n);

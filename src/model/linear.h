@@ -15,6 +15,8 @@ class Linear {
   virtual int64_t in_features() const = 0;
   // y[tokens, out_features] = x[tokens, in_features] W^T (+ b); x and y row-major, not aliased.
   virtual void forward(const float* x, int64_t tokens, float* y) const = 0;
+  // y += x W^T (+ b): the residual connections. The default goes through a temporary.
+  virtual void forward_add(const float* x, int64_t tokens, float* y) const;
 };
 
 // fp32 weight [out, in] (PyTorch layout) and an optional bias [out]. The weight is shared so a
@@ -27,11 +29,14 @@ class DenseLinear final : public Linear {
   int64_t out_features() const override { return weight_->dim(0); }
   int64_t in_features() const override { return weight_->dim(1); }
   void forward(const float* x, int64_t tokens, float* y) const override;
+  void forward_add(const float* x, int64_t tokens, float* y) const override;
 
   const Tensor& weight() const { return *weight_; }
   const Tensor& bias() const { return bias_; }
 
  private:
+  void gemm(const float* x, int64_t tokens, float* y, bool accumulate) const;
+
   std::shared_ptr<const Tensor> weight_;
   Tensor bias_;
 };

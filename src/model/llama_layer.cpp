@@ -147,8 +147,9 @@ void DecoderLayer::forward(float* hidden, int64_t batch, int64_t seq,
   linear(LinearKind::kQ).forward(normed.data(), tokens, q.data());
   linear(LinearKind::kK).forward(normed.data(), tokens, k.data());
   linear(LinearKind::kV).forward(normed.data(), tokens, v.data());
-  kernels::rope_apply(q.data(), batch, seq, c.num_heads, c.head_dim, inv_freq_.data());
-  kernels::rope_apply(k.data(), batch, seq, c.num_kv_heads, c.head_dim, inv_freq_.data());
+  const kernels::RopeTable rope = kernels::rope_table(inv_freq_, seq);
+  kernels::rope_apply(q.data(), batch, c.num_heads, c.head_dim, rope);
+  kernels::rope_apply(k.data(), batch, c.num_kv_heads, c.head_dim, rope);
   std::vector<float> attn = buffer(tokens * q_width);
   kernels::causal_attention(q.data(), k.data(), v.data(), batch, seq, c.num_heads, c.num_kv_heads,
                             c.head_dim, attn.data());
@@ -156,10 +157,8 @@ void DecoderLayer::forward(float* hidden, int64_t batch, int64_t seq,
   k = {};
   v = {};
   if (capture) capture(LinearGroup::kO, attn.data(), tokens, q_width);
-  linear(LinearKind::kO).forward(attn.data(), tokens, normed.data());
+  linear(LinearKind::kO).forward_add(attn.data(), tokens, hidden);
   attn = {};
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < tokens * h; ++i) hidden[i] += normed[static_cast<size_t>(i)];
 
   // MLP block.
   kernels::rmsnorm(hidden, post_attention_norm_.data(), tokens, h, c.rms_norm_eps, normed.data());
@@ -170,9 +169,7 @@ void DecoderLayer::forward(float* hidden, int64_t batch, int64_t seq,
   kernels::silu_mul(gate.data(), up.data(), tokens * ffn);
   up = {};
   if (capture) capture(LinearGroup::kDown, gate.data(), tokens, ffn);
-  linear(LinearKind::kDown).forward(gate.data(), tokens, normed.data());
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < tokens * h; ++i) hidden[i] += normed[static_cast<size_t>(i)];
+  linear(LinearKind::kDown).forward_add(gate.data(), tokens, hidden);
 }
 
 }  // namespace skim::model

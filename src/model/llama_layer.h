@@ -43,6 +43,9 @@ class DecoderLayer {
   static DecoderLayer load(const io::ModelSource& source, int64_t index);
 
   int64_t index() const { return index_; }
+  const ModelConfig& config() const { return config_; }
+  const Tensor& input_norm() const { return input_norm_; }
+  const Tensor& post_attention_norm() const { return post_attention_norm_; }
   const Linear& linear(LinearKind kind) const { return *linears_[static_cast<size_t>(kind)]; }
   // Swaps in another implementation (a quantized layer) of the same shape.
   void replace_linear(LinearKind kind, std::unique_ptr<Linear> linear);

@@ -112,7 +112,6 @@ UniformLayer gptq_quantize(const Tensor& w, std::span<const double> h, const Gpt
       wp[static_cast<size_t>(i * n + k)] = dead[static_cast<size_t>(j)] ? 0.0f : w.at(i, j);
     }
   const std::vector<float> u = inverse_cholesky_upper(std::move(hd), n, options.damp);
-  hd.clear();
 
   // Blocks never contain a group start except at their first column unless the whole group
   // fits inside the block, so group parameters always see fully updated weights.

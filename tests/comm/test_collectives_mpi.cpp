@@ -66,6 +66,9 @@ TEST_P(Collectives, AllReduceSumFloat) {
 TEST_P(Collectives, AllReduceSumDouble) {
   check_all_reduce<double>(size(), rank());
 }
+TEST_P(Collectives, AllReduceSumInt64) {
+  check_all_reduce<int64_t>(size(), rank());
+}
 
 template <typename T>
 void check_reduce(int size, int rank) {
@@ -91,6 +94,9 @@ TEST_P(Collectives, ReduceSumFloat) {
 }
 TEST_P(Collectives, ReduceSumDouble) {
   check_reduce<double>(size(), rank());
+}
+TEST_P(Collectives, ReduceSumInt64) {
+  check_reduce<int64_t>(size(), rank());
 }
 
 TEST_P(Collectives, BroadcastFromEveryRoot) {

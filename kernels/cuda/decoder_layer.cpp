@@ -1,0 +1,129 @@
+#include "kernels/gpu/decoder_layer.h"
+
+#include <utility>
+
+#include "kernels/cpu/model_ops.h"
+#include "kernels/gpu/lut_device_layout.h"
+#include "kernels/gpu/model_ops.h"
+#include "src/core/error.h"
+#include "src/core/half.h"
+
+namespace skim::kernels::gpu {
+
+DeviceLinear DeviceLinear::dense(const float* host_w, int64_t rows, int64_t cols, HalfType type,
+                                 const std::vector<float>& bias) {
+  if (!bias.empty() && bias.size() != static_cast<size_t>(rows))
+    fail(ErrorKind::kInternal, "DeviceLinear: bias of {} for {} rows", bias.size(), rows);
+  DeviceLinear l;
+  l.rows_ = rows;
+  l.cols_ = cols;
+  l.type_ = type;
+  std::vector<uint16_t> w(static_cast<size_t>(rows * cols));
+  for (size_t i = 0; i < w.size(); ++i)
+    w[i] = type == HalfType::kF16 ? float_to_half(host_w[i]) : float_to_bf16(host_w[i]);
+  l.dense_ = DeviceArray<uint16_t>(w);
+  if (!bias.empty()) l.bias_ = DeviceArray<float>(bias);
+  return l;
+}
+
+DeviceLinear DeviceLinear::lut(const quant::PackedLutLayer& layer, const std::vector<float>& bias) {
+  if (!bias.empty() && bias.size() != static_cast<size_t>(layer.rows))
+    fail(ErrorKind::kInternal, "DeviceLinear: bias of {} for {} rows", bias.size(), layer.rows);
+  DeviceLinear l;
+  l.rows_ = layer.rows;
+  l.cols_ = layer.cols;
+  l.lut_ = std::make_shared<DeviceLutLayer>(to_device_layout(layer, "DeviceLinear"));
+  if (!bias.empty()) l.bias_ = DeviceArray<float>(bias);
+  return l;
+}
+
+void DeviceLinear::forward(const float* x, int64_t tokens, float* y, DeviceArray<uint16_t>& scratch,
+                           void* stream) const {
+  if (tokens <= 0) return;
+  if (lut_) {
+    lut_->gemm(x, tokens, y, stream);
+  } else {
+    const auto n = static_cast<size_t>(tokens * cols_);
+    if (scratch.size() < n) scratch = DeviceArray<uint16_t>(n);
+    if (type_ == HalfType::kF16) {
+      to_half(x, tokens * cols_, scratch.data(), stream);
+    } else {
+      to_bf16(x, tokens * cols_, scratch.data(), stream);
+    }
+    dense_gemm(dense_.data(), type_, rows_, cols_, scratch.data(), tokens, y, stream);
+  }
+  if (bias_.size() > 0) add_bias(y, bias_.data(), tokens, rows_, stream);
+}
+
+GpuDecoderLayer::GpuDecoderLayer(const ModelConfig& config, std::vector<DeviceLinear> linears,
+                                 const std::vector<float>& input_norm,
+                                 const std::vector<float>& post_norm)
+    : config_(config), linears_(std::move(linears)), work_(7) {
+  const ModelConfig& c = config_;
+  const int64_t q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
+  const int64_t shapes[7][2] = {{q, c.hidden_size},
+                                {kv, c.hidden_size},
+                                {kv, c.hidden_size},
+                                {c.hidden_size, q},
+                                {c.intermediate_size, c.hidden_size},
+                                {c.intermediate_size, c.hidden_size},
+                                {c.hidden_size, c.intermediate_size}};
+  if (linears_.size() != 7)
+    fail(ErrorKind::kInternal, "GpuDecoderLayer: {} linears", linears_.size());
+  for (size_t i = 0; i < 7; ++i)
+    if (linears_[i].rows() != shapes[i][0] || linears_[i].cols() != shapes[i][1])
+      fail(ErrorKind::kInternal, "GpuDecoderLayer: linear {} is [{}, {}], expected [{}, {}]", i,
+           linears_[i].rows(), linears_[i].cols(), shapes[i][0], shapes[i][1]);
+  if (input_norm.size() != static_cast<size_t>(c.hidden_size) ||
+      post_norm.size() != static_cast<size_t>(c.hidden_size))
+    fail(ErrorKind::kInternal, "GpuDecoderLayer: norm weights must be [{}]", c.hidden_size);
+  if (c.num_kv_heads <= 0 || c.num_heads % c.num_kv_heads != 0)
+    fail(ErrorKind::kInternal, "GpuDecoderLayer: {} heads over {} kv heads", c.num_heads,
+         c.num_kv_heads);
+  input_norm_ = DeviceArray<float>(input_norm);
+  post_norm_ = DeviceArray<float>(post_norm);
+  inv_freq_ = DeviceArray<float>(kernels::rope_inv_freq(c.head_dim, c.rope_theta, c.rope_scaling));
+}
+
+float* GpuDecoderLayer::buffer(int which, int64_t n) {
+  DeviceArray<float>& b = work_[static_cast<size_t>(which)];
+  if (b.size() < static_cast<size_t>(n)) b = DeviceArray<float>(static_cast<size_t>(n));
+  return b.data();
+}
+
+void GpuDecoderLayer::forward(float* hidden, int64_t batch, int64_t seq, void* stream) {
+  const ModelConfig& c = config_;
+  const int64_t tokens = batch * seq;
+  if (tokens <= 0) return;
+  const int64_t h = c.hidden_size, ffn = c.intermediate_size;
+  const int64_t q_width = c.num_heads * c.head_dim, kv_width = c.num_kv_heads * c.head_dim;
+  float* normed = buffer(0, tokens * h);
+  float* q = buffer(1, tokens * q_width);
+  float* k = buffer(2, tokens * kv_width);
+  float* v = buffer(3, tokens * kv_width);
+  float* attn = buffer(4, tokens * q_width);
+  float* gate = buffer(5, tokens * ffn);
+  float* up = buffer(6, tokens * ffn);
+  auto lin = [&](int i, const float* x, float* y) {
+    linears_[static_cast<size_t>(i)].forward(x, tokens, y, scratch16_, stream);
+  };
+
+  rmsnorm(hidden, input_norm_.data(), tokens, h, c.rms_norm_eps, normed, stream);
+  lin(0, normed, q);
+  lin(1, normed, k);
+  lin(2, normed, v);
+  rope_apply(q, batch, seq, c.num_heads, c.head_dim, inv_freq_.data(), stream);
+  rope_apply(k, batch, seq, c.num_kv_heads, c.head_dim, inv_freq_.data(), stream);
+  causal_attention(q, k, v, batch, seq, c.num_heads, c.num_kv_heads, c.head_dim, attn, stream);
+  lin(3, attn, normed);
+  add_inplace(hidden, normed, tokens * h, stream);
+
+  rmsnorm(hidden, post_norm_.data(), tokens, h, c.rms_norm_eps, normed, stream);
+  lin(4, normed, gate);
+  lin(5, normed, up);
+  silu_mul(gate, up, tokens * ffn, stream);
+  lin(6, gate, normed);
+  add_inplace(hidden, normed, tokens * h, stream);
+}
+
+}  // namespace skim::kernels::gpu

@@ -1,0 +1,64 @@
+#pragma once
+// One LLaMA decoder layer on the GPU, the device twin of model::DecoderLayer::forward: RMSNorm,
+// q/k/v products, RoPE, causal grouped-query attention, o product and residual add, RMSNorm,
+// gate/up products, SwiGLU, down product and residual add. Activations stay fp32 on the device;
+// a dense linear converts its input to fp16 / bf16 for cuBLAS (fp32 accumulation), a packed LUT
+// linear reads fp32 inputs (kernels/gpu/lut_products.h). CUDA-free header; defined in
+// kernels/cuda/decoder_layer.cpp.
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "kernels/gpu/dense_gemm.h"
+#include "kernels/gpu/device_memory.h"
+#include "kernels/gpu/lut_products.h"
+#include "src/core/model_config.h"
+#include "src/quant/packed_layer.h"
+
+namespace skim::kernels::gpu {
+
+// A linear layer resident on the device: y[tokens, rows] = x[tokens, cols] W^T (+ bias).
+class DeviceLinear {
+ public:
+  // W [rows, cols] fp32 on the host, stored as `type`.
+  static DeviceLinear dense(const float* host_w, int64_t rows, int64_t cols, HalfType type,
+                            const std::vector<float>& bias = {});
+  // A packed LUT layer (rows 1..4 bits; kBadInput otherwise), products from the packed form.
+  static DeviceLinear lut(const quant::PackedLutLayer& layer, const std::vector<float>& bias = {});
+
+  int64_t rows() const { return rows_; }
+  int64_t cols() const { return cols_; }
+  // x, y device fp32; `scratch` holds the 16-bit copy of x for a dense layer (grown as needed).
+  void forward(const float* x, int64_t tokens, float* y, DeviceArray<uint16_t>& scratch,
+               void* stream) const;
+
+ private:
+  DeviceLinear() = default;
+  int64_t rows_ = 0;
+  int64_t cols_ = 0;
+  HalfType type_ = HalfType::kF16;
+  DeviceArray<uint16_t> dense_;          // dense weights, or empty
+  std::shared_ptr<DeviceLutLayer> lut_;  // packed weights, or null
+  DeviceArray<float> bias_;              // [rows] or empty
+};
+
+class GpuDecoderLayer {
+ public:
+  // linears in the order q, k, v, o, gate, up, down (model::LinearKind); norms [hidden] fp32 host.
+  GpuDecoderLayer(const ModelConfig& config, std::vector<DeviceLinear> linears,
+                  const std::vector<float>& input_norm, const std::vector<float>& post_norm);
+
+  // hidden [batch * seq, hidden_size] (device) is updated in place; each sequence starts at
+  // position 0. Grows the layer's workspace on first use of a size; then allocation-free.
+  void forward(float* hidden, int64_t batch, int64_t seq, void* stream);
+
+ private:
+  float* buffer(int which, int64_t n);
+  ModelConfig config_;
+  std::vector<DeviceLinear> linears_;
+  DeviceArray<float> input_norm_, post_norm_, inv_freq_;
+  std::vector<DeviceArray<float>> work_;
+  DeviceArray<uint16_t> scratch16_;
+};
+
+}  // namespace skim::kernels::gpu

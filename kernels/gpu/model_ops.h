@@ -1,0 +1,37 @@
+#pragma once
+// GPU decoder operations: host launchers, CUDA-free. Every pointer is a DEVICE pointer; layouts
+// are those of the CPU twins in kernels/cpu/model_ops.h (row-major [tokens, features], `batch`
+// sequences of `seq` tokens, sequence after sequence). `stream` is a cudaStream_t (nullptr: the
+// legacy default stream). Launches are asynchronous; a failed launch throws skim::Error.
+// Defined in kernels/cuda/{rmsnorm,rope,attention,silu_mul,convert}.cu.
+#include <cstdint>
+
+namespace skim::kernels::gpu {
+
+// Twin: kernels::rmsnorm. One block per row, fp32 sums; y may alias x.
+void rmsnorm(const float* x, const float* weight, int64_t rows, int64_t dim, double eps, float* y,
+             void* stream);
+
+// Twin: kernels::rope_apply (rotate-half). inv_freq [head_dim / 2] from kernels::rope_inv_freq;
+// angles in double like the twin.
+void rope_apply(float* x, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim,
+                const float* inv_freq, void* stream);
+
+// Twin: kernels::causal_attention. One warp per (sequence, head, query), keys in chunks of 32
+// with an online softmax; head_dim <= 256 and a multiple of 4.
+void causal_attention(const float* q, const float* k, const float* v, int64_t batch, int64_t seq,
+                      int64_t heads, int64_t kv_heads, int64_t head_dim, float* out, void* stream);
+
+// Twin: kernels::silu_mul. gate[i] = silu(gate[i]) * up[i].
+void silu_mul(float* gate, const float* up, int64_t n, void* stream);
+
+// y[i] += x[i] (the residual adds).
+void add_inplace(float* y, const float* x, int64_t n, void* stream);
+// y[r, c] += bias[c] for `rows` rows of `cols`.
+void add_bias(float* y, const float* bias, int64_t rows, int64_t cols, void* stream);
+
+// fp32 -> fp16 / bf16 (round to nearest even), the inputs of the cuBLAS GEMMs.
+void to_half(const float* x, int64_t n, uint16_t* out, void* stream);
+void to_bf16(const float* x, int64_t n, uint16_t* out, void* stream);
+
+}  // namespace skim::kernels::gpu

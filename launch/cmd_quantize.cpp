@@ -1,0 +1,107 @@
+// skim-dist quantize: the distributed pipeline (src/pipeline/quantize.h) behind its options.
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "launch/commands.h"
+#include "launch/fault_injection.h"
+#include "launch/logger.h"
+#include "launch/runtime.h"
+#include "src/core/error.h"
+#include "src/pipeline/quantize.h"
+
+namespace skim::launch {
+namespace {
+
+struct QuantizeArgs {
+  pipeline::QuantizeOptions options;
+  std::string method = "skim";
+  std::string allocation = "layer";
+  std::string propagation = "fp";
+  std::string progress = "text";
+  bool no_scale = false;
+  bool no_refine = false;
+};
+
+void run_quantize_command(QuantizeArgs& a) {
+  using namespace pipeline;
+  static const std::map<std::string, Method> methods = {{"skim", Method::kSkim},
+                                                        {"kmeans", Method::kKmeans},
+                                                        {"gptq", Method::kGptq},
+                                                        {"rtn", Method::kRtn}};
+  QuantizeOptions& o = a.options;
+  o.method = methods.at(a.method);
+  o.allocation = a.allocation == "global" ? Allocation::kGlobal : Allocation::kLayer;
+  o.propagation = a.propagation == "quantized" ? Propagation::kQuantized : Propagation::kFp;
+  o.progress = a.progress == "json"   ? ProgressFormat::kJson
+               : a.progress == "none" ? ProgressFormat::kNone
+                                      : ProgressFormat::kText;
+  o.train_scale = !a.no_scale;
+  o.refine_luts = !a.no_refine;
+
+  PipelineHooks hooks;
+  hooks.fault_point = [](const char* stage) { fault_point(stage); };
+  const bool json = o.progress == ProgressFormat::kJson;
+  hooks.progress_line = [json](const std::string& line) {
+    if (json) {
+      std::fputs((line + "\n").c_str(), stdout);
+      std::fflush(stdout);
+    } else {
+      log::info("{}", line);
+    }
+  };
+  Runtime& rt = runtime();
+  log::info("quantize {} -> {}: method {}, bits {}, {} rank(s), {} thread(s) each", o.model, o.out,
+            a.method, o.bits, rt.world(), rt.threads());
+  const QuantizeSummary s = run_quantize(rt.comm(), o, hooks);
+  log::info("wrote {}: {} layers, {:.4f} bits per weight (all overhead counted), {:.1f} s", o.out,
+            s.layers, s.average_bits, s.seconds);
+}
+
+}  // namespace
+
+void add_quantize_command(CLI::App& root, Action& action) {
+  auto a = std::make_shared<QuantizeArgs>();
+  pipeline::QuantizeOptions& o = a->options;
+  auto* cmd = root.add_subcommand("quantize", "Quantize a model with skim or a baseline");
+  cmd->add_option("--model", o.model, "GGUF file or Hugging Face model folder")->required();
+  cmd->add_option("--bits", o.bits,
+                  "skim: average stored bits per weight, all overhead counted (e.g. 2.5, 3); "
+                  "kmeans/gptq/rtn: the bit-width")
+      ->required();
+  cmd->add_option("--method", a->method, "skim, kmeans, gptq or rtn")
+      ->check(CLI::IsMember({"skim", "kmeans", "gptq", "rtn"}));
+  cmd->add_option("--calib", o.calib, "calibration text file (UTF-8)")->required();
+  cmd->add_option("--calib-samples", o.calib_samples, "calibration windows")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--calib-seq-len", o.calib_seq_len, "tokens per calibration window")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--out", o.out, "output folder")->required();
+  cmd->add_option("--allocation", a->allocation,
+                  "layer: each linear meets --bits; global: one budget")
+      ->check(CLI::IsMember({"layer", "global"}));
+  cmd->add_option("--propagation", a->propagation,
+                  "fp: layers see full-precision inputs; quantized: the quantized layers' outputs")
+      ->check(CLI::IsMember({"fp", "quantized"}));
+  cmd->add_flag("--resume", o.resume, "continue from the checkpoint in OUT.partial");
+  cmd->add_flag("--overwrite", o.overwrite, "replace an existing output folder");
+  cmd->add_option("--seed", o.seed, "seed of the calibration window draw");
+  cmd->add_option("--progress", a->progress, "text, json (one object per line on stdout) or none")
+      ->check(CLI::IsMember({"text", "json", "none"}));
+  cmd->add_option("--b-min", o.b_min, "skim: fewest bits of a row");
+  cmd->add_option("--b-max", o.b_max, "skim: most bits of a row");
+  cmd->add_flag("--no-scale", a->no_scale, "skim: do not train the scaling vector");
+  cmd->add_flag("--no-refine", a->no_refine,
+                "skim: weighted-mean LUTs, no full-Hessian refinement");
+  cmd->add_flag("--exact-kmeans", o.exact_kmeans, "skim/kmeans: the exact 1-D K-means solver");
+  cmd->add_option("--group-size", o.group_size,
+                  "gptq/rtn: columns per quantization group (0: row)");
+  cmd->add_flag("--act-order", o.act_order, "gptq: columns by descending Hessian diagonal");
+  cmd->add_option("--damp", o.damp, "relative Hessian damping");
+  cmd->callback([&action, a] { action = [a] { run_quantize_command(*a); }; });
+}
+
+}  // namespace skim::launch

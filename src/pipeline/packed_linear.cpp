@@ -1,0 +1,56 @@
+#include "src/pipeline/packed_linear.h"
+
+#include <utility>
+
+#include "src/core/error.h"
+
+namespace skim::pipeline {
+
+namespace {
+
+void check_bias(const Tensor& bias, int64_t rows) {
+  SKIM_ASSERT(bias.numel() == 0 || bias.numel() == rows);
+}
+
+void add_bias(const Tensor& bias, int64_t tokens, int64_t rows, float* y) {
+  if (bias.numel() == 0) return;
+  const float* b = bias.data();
+#pragma omp parallel for schedule(static) if (tokens > 1)
+  for (int64_t t = 0; t < tokens; ++t)
+    for (int64_t i = 0; i < rows; ++i) y[t * rows + i] += b[i];
+}
+
+template <typename Layer>
+void packed_forward(const Layer& layer, const Tensor& bias, const float* x, int64_t tokens,
+                    float* y) {
+  if (tokens <= 0) return;
+  if (tokens == 1)
+    quant::gemv(layer, x, y);
+  else
+    quant::gemm(layer, x, tokens, y);
+  add_bias(bias, tokens, layer.rows, y);
+}
+
+}  // namespace
+
+PackedLutLinear::PackedLutLinear(quant::PackedLutLayer layer, Tensor bias)
+    : layer_(std::move(layer)), bias_(std::move(bias)) {
+  SKIM_ASSERT(layer_.rows > 0 && layer_.cols > 0);
+  check_bias(bias_, layer_.rows);
+}
+
+void PackedLutLinear::forward(const float* x, int64_t tokens, float* y) const {
+  packed_forward(layer_, bias_, x, tokens, y);
+}
+
+PackedUniformLinear::PackedUniformLinear(quant::PackedUniformLayer layer, Tensor bias)
+    : layer_(std::move(layer)), bias_(std::move(bias)) {
+  SKIM_ASSERT(layer_.rows > 0 && layer_.cols > 0);
+  check_bias(bias_, layer_.rows);
+}
+
+void PackedUniformLinear::forward(const float* x, int64_t tokens, float* y) const {
+  packed_forward(layer_, bias_, x, tokens, y);
+}
+
+}  // namespace skim::pipeline

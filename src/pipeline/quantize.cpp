@@ -1,0 +1,682 @@
+#include "src/pipeline/quantize.h"
+
+#include <fmt/format.h>
+#include <sys/resource.h>
+
+#include <array>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "comm/ordered_sum.h"
+#include "io/atomic_file.h"
+#include "io/hf_config.h"
+#include "io/model_source.h"
+#include "io/packed_format.h"
+#include "src/core/error.h"
+#include "src/model/llama_layer.h"
+#include "src/model/llama_model.h"
+#include "src/pipeline/byte_stream.h"
+#include "src/pipeline/calibration.h"
+#include "src/pipeline/checkpoint.h"
+#include "src/pipeline/exact_hessian.h"
+#include "src/pipeline/fingerprint.h"
+#include "src/pipeline/linear_quantizer.h"
+#include "src/pipeline/packed_model_dir.h"
+#include "src/pipeline/work_split.h"
+#include "src/quant/allocation.h"
+
+namespace skim::pipeline {
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr std::array<model::LinearKind, model::kLinearKindCount> kKinds = {
+    model::LinearKind::kQ,   model::LinearKind::kK,    model::LinearKind::kV,
+    model::LinearKind::kO,   model::LinearKind::kGate, model::LinearKind::kUp,
+    model::LinearKind::kDown};
+constexpr int kGroups = 4;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::string linear_name(int64_t layer, model::LinearKind kind) {
+  return fmt::format("model.layers.{}.{}", layer, model::linear_kind_name(kind));
+}
+
+int64_t group_width(const ModelConfig& c, model::LinearGroup g) {
+  switch (g) {
+    case model::LinearGroup::kQkv:
+    case model::LinearGroup::kGateUp:
+      return c.hidden_size;
+    case model::LinearGroup::kO:
+      return c.num_heads * c.head_dim;
+    case model::LinearGroup::kDown:
+      return c.intermediate_size;
+  }
+  return 0;
+}
+
+// [rows, cols] of a linear's weight.
+std::array<int64_t, 2> linear_shape(const ModelConfig& c, model::LinearKind k) {
+  const int64_t q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
+  switch (k) {
+    case model::LinearKind::kQ:
+      return {q, c.hidden_size};
+    case model::LinearKind::kK:
+    case model::LinearKind::kV:
+      return {kv, c.hidden_size};
+    case model::LinearKind::kO:
+      return {c.hidden_size, q};
+    case model::LinearKind::kGate:
+    case model::LinearKind::kUp:
+      return {c.intermediate_size, c.hidden_size};
+    case model::LinearKind::kDown:
+      return {c.hidden_size, c.intermediate_size};
+  }
+  return {0, 0};
+}
+
+int64_t peak_rss_bytes() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<int64_t>(ru.ru_maxrss) * 1024;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(ErrorKind::kIo, "{}: cannot read the calibration text", path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void check_options(const QuantizeOptions& o) {
+  if (o.model.empty() || o.calib.empty() || o.out.empty())
+    fail(ErrorKind::kUsage, "quantize needs --model, --calib and --out");
+  if (o.allocation == Allocation::kGlobal && o.method != Method::kSkim)
+    fail(ErrorKind::kUsage, "--allocation global applies to --method skim only");
+  if (o.allocation == Allocation::kGlobal && o.propagation == Propagation::kQuantized)
+    fail(ErrorKind::kUsage,
+         "--allocation global needs --propagation fp (every layer's statistics come from one "
+         "full-precision pass)");
+  if (o.method == Method::kSkim && (o.bits <= o.b_min - 1e-9 || o.bits > 16))
+    fail(ErrorKind::kUsage, "--bits {} is out of range for skim (b_min {})", o.bits, o.b_min);
+  if (o.b_min < 1 || o.b_max > 8 || o.b_min > o.b_max)
+    fail(ErrorKind::kUsage, "--b-min {} --b-max {}: need 1 <= b_min <= b_max <= 8", o.b_min,
+         o.b_max);
+}
+
+json histogram_json(const std::map<int, int64_t>& h) {
+  json j = json::object();
+  for (const auto& [b, n] : h) j[std::to_string(b)] = n;
+  return j;
+}
+
+json linear_report(const QuantizedLinear& q) {
+  const int64_t rows = q.is_lut ? q.lut.rows : q.uniform.rows;
+  const int64_t cols = q.is_lut ? q.lut.cols : q.uniform.cols;
+  std::map<int, int64_t> hist;
+  if (q.is_lut)
+    for (uint8_t b : q.lut.bits) ++hist[b];
+  else
+    hist[q.uniform.bits] = rows;
+  return {{"name", q.name},
+          {"rows", rows},
+          {"cols", cols},
+          {"error", q.error},
+          {"energy", q.energy},
+          {"relative_error", q.energy > 0 ? q.error / q.energy : 0.0},
+          {"scale_gain", q.scale_gain},
+          {"stored_bits", q.stored_bits},
+          {"average_bits", static_cast<double>(q.stored_bits) / static_cast<double>(rows * cols)},
+          {"bits_histogram", histogram_json(hist)},
+          {"seconds",
+           {{"error_table", q.seconds_error_table},
+            {"allocation", q.seconds_allocation},
+            {"kmeans", q.seconds_kmeans},
+            {"scale", q.seconds_scale},
+            {"total", q.seconds_total}}}};
+}
+
+class QuantizeRun {
+ public:
+  QuantizeRun(comm::Communicator& comm, const QuantizeOptions& o, const PipelineHooks& hooks)
+      : comm_(comm), o_(o), hooks_(hooks), rank_(comm.rank()), world_(comm.size()) {}
+
+  QuantizeSummary run() {
+    start_ = Clock::now();
+    check_options(o_);
+    prepare();
+    if (o_.allocation == Allocation::kLayer)
+      layer_mode();
+    else
+      global_mode();
+    return finish();
+  }
+
+ private:
+  // ---- set-up -------------------------------------------------------------------------------
+
+  void prepare() {
+    hooks_.fault_point("open_model");
+    source_ = io::open_model(o_.model);
+    config_ = source_->config();
+    work_ = o_.out + ".partial";
+    const std::string calib_text = read_text(o_.calib);
+    fingerprint_ = run_fingerprint(o_, calib_text);
+
+    // Rank 0 decides where to start; the others follow its broadcast.
+    int64_t start[2] = {0, 0};  // phase (0 layers/stats, 1 quantize), completed
+    if (rank_ == 0) {
+      std::error_code ec;
+      if (fs::exists(o_.out, ec) && !o_.overwrite)
+        fail(ErrorKind::kUsage, "{}: output exists; remove it, choose another --out or --overwrite",
+             o_.out);
+      std::optional<CheckpointState> state = read_checkpoint_state(work_);
+      if (o_.resume && state) {
+        if (state->fingerprint != fingerprint_)
+          fail(ErrorKind::kUsage,
+               "{}: the checkpoint was made with another model, calibration text or options "
+               "(fingerprint {} here, {} there); remove it or rerun with the original options",
+               work_, fingerprint_, state->fingerprint);
+        if (state->world != world_)
+          fail(ErrorKind::kUsage, "{}: the checkpoint was written by {} ranks; resume with {}",
+               work_, state->world, state->world);
+        start[0] = state->phase == "quantize" ? 1 : 0;
+        start[1] = state->completed;
+      } else {
+        fs::remove_all(work_);
+      }
+      fs::create_directories(fs::path(work_) / kPackedLayersFolder);
+      if (!state || !o_.resume)
+        write_checkpoint_state(work_, {fingerprint_, world_, first_phase(), 0});
+    }
+    comm_.broadcast(std::span<int64_t>(start, 2), 0);
+    resume_phase_ = start[0];
+    resume_completed_ = start[1];
+    if (rank_ == 0 && (resume_phase_ > 0 || resume_completed_ > 0))
+      hooks_.progress_line(fmt::format("resuming {} from layer {} of {}", work_, resume_completed_,
+                                       config_.num_layers));
+
+    hooks_.fault_point("calibration");
+    auto tokenizer = source_->tokenizer();
+    std::vector<int32_t> stream;
+    if (tokenizer->add_bos() && tokenizer->bos_id() >= 0) stream.push_back(tokenizer->bos_id());
+    const auto ids = tokenizer->encode(calib_text);
+    stream.insert(stream.end(), ids.begin(), ids.end());
+    calib_tokens_ = static_cast<int64_t>(stream.size());
+    calib_ = draw_calibration(stream, o_.calib_samples, o_.calib_seq_len, o_.seed, o_.calib);
+    block_ = comm::group_block(calib_.samples(), rank_, world_);
+  }
+
+  std::string first_phase() const {
+    return o_.allocation == Allocation::kLayer ? "layers" : "stats";
+  }
+
+  // The local hidden states entering layer `layer`: embedded, or from the checkpoint.
+  void load_hidden(int64_t layer) {
+    const int64_t d = config_.hidden_size, L = calib_.seq_len;
+    if (layer == 0) {
+      auto ends = model::LlamaModel::load(*source_, model::LlamaModel::Layers::kStream);
+      hidden_ = Tensor({block_.count * L, d});
+      ends.embed(calib_.tokens.data() + block_.first * L, block_.count * L, hidden_.data());
+    } else {
+      hidden_ = read_tensor_file(hidden_file(layer));
+      if (hidden_.shape() != std::vector<int64_t>{block_.count * L, d})
+        fail(ErrorKind::kBadInput, "{}: hidden states of shape {}, expected [{}, {}]",
+             hidden_file(layer), hidden_.shape_string(), block_.count * L, d);
+    }
+  }
+
+  std::string hidden_file(int64_t layer) const {
+    return (fs::path(work_) / fmt::format("hidden-rank-{}-layer-{:05d}.bin", rank_, layer))
+        .string();
+  }
+  std::string work_file(const std::string& name) const { return (fs::path(work_) / name).string(); }
+
+  // ---- one layer ----------------------------------------------------------------------------
+
+  // Runs the local samples through `layer` (hidden_ updated in place) and returns the reduced
+  // Hessians of its four linear inputs.
+  std::array<Tensor, kGroups> forward_and_hessians(const model::DecoderLayer& layer) {
+    std::array<std::vector<float>, kGroups> stash;
+    const auto capture = [&](model::LinearGroup g, const float* x, int64_t tokens,
+                             int64_t features) {
+      stash[static_cast<size_t>(g)].assign(x, x + tokens * features);
+    };
+    hooks_.fault_point("layer_forward");
+    const auto t0 = Clock::now();
+    if (block_.count > 0) layer.forward(hidden_.data(), block_.count, calib_.seq_len, capture);
+    times_["forward"] = seconds_since(t0);
+
+    hooks_.fault_point("hessian");
+    const auto t1 = Clock::now();
+    std::array<Tensor, kGroups> h;
+    for (int g = 0; g < kGroups; ++g) {
+      const int64_t width = group_width(config_, static_cast<model::LinearGroup>(g));
+      h[static_cast<size_t>(g)] =
+          reduce_hessian(comm_, stash[static_cast<size_t>(g)].data(), block_.count, calib_.seq_len,
+                         width, calib_.samples());
+      std::vector<float>().swap(stash[static_cast<size_t>(g)]);
+    }
+    times_["hessian"] = seconds_since(t1);
+    return h;
+  }
+
+  std::vector<int> owners() const {
+    std::vector<double> costs;
+    for (auto k : kKinds) {
+      const auto s = linear_shape(config_, k);
+      costs.push_back(static_cast<double>(s[0]) * static_cast<double>(s[1]));
+    }
+    return assign_by_cost(costs, world_);
+  }
+
+  // Each rank's blobs (length-prefixed, in task order) to rank 0, or to every rank.
+  std::vector<std::vector<uint8_t>> exchange(const std::vector<std::vector<uint8_t>>& mine,
+                                             const std::vector<int>& owner, bool everyone) {
+    ByteWriter w;
+    for (const auto& b : mine) w.put_vector(b);
+    const std::vector<uint8_t>& send = w.bytes();
+    const auto sizes = comm_.all_gather_value<int64_t>(static_cast<int64_t>(send.size()));
+    int64_t total = 0;
+    for (int64_t s : sizes) total += s;
+    std::vector<uint8_t> recv(static_cast<size_t>(everyone || rank_ == 0 ? total : 0));
+    if (everyone)
+      comm_.all_gatherv_bytes(send.data(), static_cast<int64_t>(send.size()), recv.data(), sizes);
+    else
+      comm_.gatherv_bytes(send.data(), static_cast<int64_t>(send.size()), recv.data(), sizes, 0);
+    std::vector<std::vector<uint8_t>> out(owner.size());
+    if (recv.empty()) return out;
+    int64_t offset = 0;
+    for (int r = 0; r < world_; ++r) {
+      ByteReader reader(recv.data() + offset, static_cast<size_t>(sizes[static_cast<size_t>(r)]),
+                        fmt::format("message from rank {}", r));
+      for (size_t k = 0; k < owner.size(); ++k)
+        if (owner[k] == r) out[k] = reader.get_vector<uint8_t>();
+      if (!reader.done()) fail(ErrorKind::kComm, "message from rank {}: trailing bytes", r);
+      offset += sizes[static_cast<size_t>(r)];
+    }
+    return out;
+  }
+
+  // Quantizes the linears this rank owns; returns all seven on rank 0 (or on every rank).
+  std::vector<QuantizedLinear> quantize_layer(
+      int64_t layer, const std::function<Tensor(model::LinearKind)>& weight,
+      const std::array<Tensor, kGroups>& h, const std::vector<std::vector<uint8_t>>* bits,
+      bool everyone) {
+    const auto own = owners();
+    std::vector<std::vector<uint8_t>> mine;
+    for (size_t k = 0; k < kKinds.size(); ++k) {
+      if (own[k] != rank_) continue;
+      const auto kind = kKinds[k];
+      const Tensor& hk = h[static_cast<size_t>(model::linear_group(kind))];
+      std::span<const uint8_t> b;
+      if (bits != nullptr) b = (*bits)[k];
+      mine.push_back(serialize(quantize_linear(linear_name(layer, kind), weight(kind), hk, o_, b)));
+    }
+    hooks_.fault_point("quantize_rows");
+    const auto blobs = exchange(mine, own, everyone);
+    hooks_.fault_point("gather_rows");
+    std::vector<QuantizedLinear> out;
+    for (const auto& b : blobs)
+      if (!b.empty()) out.push_back(deserialize_quantized_linear(b.data(), b.size()));
+    return out;
+  }
+
+  void write_layer(int64_t layer, const std::vector<QuantizedLinear>& q) {
+    hooks_.fault_point("write_layer");
+    io::PackedModel pm;
+    pm.method = method_name(o_.method);
+    pm.dense_dtype = io::StDtype::kF32;
+    for (const auto& x : q) {
+      if (x.is_lut)
+        pm.lut_layers[x.name] = x.lut;
+      else
+        pm.uniform_layers[x.name] = x.uniform;
+    }
+    const int64_t d = config_.hidden_size;
+    for (const char* norm : {"input_layernorm", "post_attention_layernorm"}) {
+      const std::string name = fmt::format("model.layers.{}.{}.weight", layer, norm);
+      pm.dense[name] = source_->load(name, {d});
+    }
+    if (config_.attention_bias) {
+      for (auto k : {model::LinearKind::kQ, model::LinearKind::kK, model::LinearKind::kV}) {
+        const std::string name = linear_name(layer, k) + ".bias";
+        pm.dense[name] = source_->load(name, {linear_shape(config_, k)[0]});
+      }
+    }
+    pm.metadata["layer"] = std::to_string(layer);
+    io::write_packed_model(work_file(packed_layer_file(layer)), pm);
+
+    json linears = json::array();
+    for (const auto& x : q) linears.push_back(linear_report(x));
+    json seconds = json::object();
+    for (const auto& [k, v] : times_) seconds[k] = v;
+    const json report = {{"layer", layer}, {"seconds", seconds}, {"linears", linears}};
+    io::write_file_atomic(work_file(fmt::format("layer-report-{:05d}.json", layer)),
+                          report.dump(1) + "\n");
+  }
+
+  void checkpoint(const std::string& phase, int64_t completed, bool with_hidden) {
+    hooks_.fault_point("checkpoint");
+    if (with_hidden) write_tensor_file(hidden_file(completed), hidden_);
+    comm_.barrier();
+    if (rank_ == 0) write_checkpoint_state(work_, {fingerprint_, world_, phase, completed});
+    comm_.barrier();
+    if (with_hidden) fs::remove(hidden_file(completed - 1));
+  }
+
+  void progress(const char* phase, int64_t layer, double layer_seconds, int64_t remaining) {
+    if (rank_ != 0 || o_.progress == ProgressFormat::kNone) return;
+    done_layers_ += 1;
+    done_seconds_ += layer_seconds;
+    const double eta = done_seconds_ / static_cast<double>(done_layers_) * remaining;
+    const double elapsed = seconds_since(start_);
+    if (o_.progress == ProgressFormat::kJson) {
+      const json j = {{"event", "layer"},
+                      {"phase", phase},
+                      {"layer", layer},
+                      {"layers", config_.num_layers},
+                      {"seconds", layer_seconds},
+                      {"elapsed_s", elapsed},
+                      {"eta_s", eta}};
+      hooks_.progress_line(j.dump());
+    } else {
+      hooks_.progress_line(fmt::format("layer {}/{} {:<8} {:6.1f}s  elapsed {:7.1f}s  eta {:7.1f}s",
+                                       layer + 1, config_.num_layers, phase, layer_seconds, elapsed,
+                                       eta));
+    }
+  }
+
+  // ---- the two modes ------------------------------------------------------------------------
+
+  void layer_mode() {
+    const int64_t n = config_.num_layers;
+    load_hidden(resume_completed_);
+    for (int64_t l = resume_completed_; l < n; ++l) {
+      const auto t0 = Clock::now();
+      times_.clear();
+      hooks_.fault_point("layer_load");
+      model::DecoderLayer layer = model::DecoderLayer::load(*source_, l);
+      Tensor input;
+      if (o_.propagation == Propagation::kQuantized) input = hidden_;
+      const auto h = forward_and_hessians(layer);
+      const auto t1 = Clock::now();
+      const auto weight = [&](model::LinearKind k) {
+        return dynamic_cast<const model::DenseLinear&>(layer.linear(k)).weight();
+      };
+      const bool everyone = o_.propagation == Propagation::kQuantized;
+      auto q = quantize_layer(l, weight, h, nullptr, everyone);
+      times_["quantize"] = seconds_since(t1);
+      if (everyone) {
+        // The next layer sees this layer's quantized outputs.
+        for (size_t k = 0; k < kKinds.size(); ++k) {
+          const auto& dense = dynamic_cast<const model::DenseLinear&>(layer.linear(kKinds[k]));
+          layer.replace_linear(
+              kKinds[k], std::make_unique<model::DenseLinear>(dequantize(q[k]), dense.bias()));
+        }
+        hidden_ = std::move(input);
+        if (block_.count > 0) layer.forward(hidden_.data(), block_.count, calib_.seq_len);
+      }
+      if (rank_ == 0) write_layer(l, q);
+      checkpoint("layers", l + 1, true);
+      progress("quantize", l, seconds_since(t0), n - l - 1);
+    }
+    fs::remove(hidden_file(n));
+  }
+
+  void global_mode() {
+    const int64_t n = config_.num_layers;
+    if (resume_phase_ == 0) {
+      load_hidden(resume_completed_);
+      for (int64_t l = resume_completed_; l < n; ++l) {
+        const auto t0 = Clock::now();
+        times_.clear();
+        hooks_.fault_point("layer_load");
+        model::DecoderLayer layer = model::DecoderLayer::load(*source_, l);
+        const auto h = forward_and_hessians(layer);
+        hooks_.fault_point("error_table");
+        const auto own = owners();
+        std::vector<std::vector<uint8_t>> mine;
+        for (size_t k = 0; k < kKinds.size(); ++k) {
+          if (own[k] != rank_) continue;
+          const auto& w = dynamic_cast<const model::DenseLinear&>(layer.linear(kKinds[k])).weight();
+          double energy = 0.0;
+          const auto table = linear_error_table(
+              w, h[static_cast<size_t>(model::linear_group(kKinds[k]))], o_, &energy);
+          ByteWriter bw;
+          bw.put(energy);
+          bw.put(table.rows);
+          bw.put(table.b_min);
+          bw.put(table.b_max);
+          bw.put_vector(table.e);
+          mine.push_back(std::move(bw.bytes()));
+        }
+        const auto blobs = exchange(mine, own, false);
+        if (rank_ == 0) {
+          ByteWriter all;
+          for (const auto& b : blobs) all.put_vector(b);
+          write_bytes_file(work_file(fmt::format("etable-{:05d}.bin", l)), all.bytes());
+          for (int g = 0; g < kGroups; ++g)
+            write_tensor_file(work_file(fmt::format("hessian-{:05d}-{}.bin", l, g)),
+                              h[static_cast<size_t>(g)]);
+        }
+        checkpoint("stats", l + 1, true);
+        progress("stats", l, seconds_since(t0), 2 * n - l - 1);
+      }
+      fs::remove(hidden_file(n));
+    }
+
+    const auto bits = allocate_global();
+
+    const int64_t first = resume_phase_ == 1 ? resume_completed_ : 0;
+    for (int64_t l = first; l < n; ++l) {
+      const auto t0 = Clock::now();
+      times_.clear();
+      std::array<Tensor, kGroups> h;
+      for (int g = 0; g < kGroups; ++g)
+        h[static_cast<size_t>(g)] =
+            read_tensor_file(work_file(fmt::format("hessian-{:05d}-{}.bin", l, g)));
+      const auto weight = [&](model::LinearKind k) {
+        const auto s = linear_shape(config_, k);
+        return source_->load(linear_name(l, k) + ".weight", {s[0], s[1]});
+      };
+      auto q = quantize_layer(l, weight, h, &bits[static_cast<size_t>(l)], false);
+      times_["quantize"] = seconds_since(t0);
+      if (rank_ == 0) write_layer(l, q);
+      checkpoint("quantize", l + 1, false);
+      progress("quantize", l, seconds_since(t0), n - l - 1);
+    }
+  }
+
+  // Rank 0 solves one budget over every layer from the stored error tables; every rank gets the
+  // bits of every row: bits[layer][linear][row].
+  std::vector<std::vector<std::vector<uint8_t>>> allocate_global() {
+    hooks_.fault_point("allocation");
+    const int64_t n = config_.num_layers;
+    std::vector<uint8_t> blob;
+    if (rank_ == 0) {
+      const std::string bits_path = work_file("bits.bin");
+      if (resume_phase_ == 1) {
+        blob = read_bytes_file(bits_path);
+      } else {
+        std::vector<quant::ErrorTable> tables;
+        std::vector<quant::LayerErrors> layers;
+        tables.reserve(static_cast<size_t>(n) * kKinds.size());
+        for (int64_t l = 0; l < n; ++l) {
+          const auto bytes = read_bytes_file(work_file(fmt::format("etable-{:05d}.bin", l)));
+          ByteReader all(bytes.data(), bytes.size(), "error tables");
+          for (size_t k = 0; k < kKinds.size(); ++k) {
+            const auto b = all.get_vector<uint8_t>();
+            ByteReader r(b.data(), b.size(), "error table");
+            const double energy = r.get<double>();
+            quant::ErrorTable t;
+            t.rows = r.get<int64_t>();
+            t.b_min = r.get<int>();
+            t.b_max = r.get<int>();
+            t.e = r.get_vector<double>();
+            tables.push_back(std::move(t));
+            layers.push_back({nullptr, linear_shape(config_, kKinds[k])[1], true,
+                              energy > 0 ? 1.0 / energy : 1.0});
+          }
+        }
+        for (size_t i = 0; i < layers.size(); ++i) layers[i].table = &tables[i];
+        const auto alloc = quant::allocate_bits_global(layers, o_.bits);
+        ByteWriter w;
+        for (const auto& a : alloc.layers) w.put_vector(a.bits);
+        blob = std::move(w.bytes());
+        write_bytes_file(bits_path, blob);
+        write_checkpoint_state(work_, {fingerprint_, world_, "quantize", 0});
+      }
+    }
+    int64_t size = static_cast<int64_t>(blob.size());
+    comm_.broadcast(std::span<int64_t>(&size, 1), 0);
+    blob.resize(static_cast<size_t>(size));
+    comm_.broadcast_bytes(blob.data(), size, 0);
+    std::vector<std::vector<std::vector<uint8_t>>> bits(static_cast<size_t>(n));
+    ByteReader r(blob.data(), blob.size(), "bit allocation");
+    for (int64_t l = 0; l < n; ++l)
+      for (size_t k = 0; k < kKinds.size(); ++k)
+        bits[static_cast<size_t>(l)].push_back(r.get_vector<uint8_t>());
+    return bits;
+  }
+
+  // ---- output -------------------------------------------------------------------------------
+
+  QuantizeSummary finish() {
+    const auto rss = comm_.all_gather_value<int64_t>(peak_rss_bytes());
+    QuantizeSummary summary;
+    summary.layers = config_.num_layers;
+    if (rank_ == 0) {
+      hooks_.fault_point("write_output");
+      const int64_t d = config_.hidden_size, v = config_.vocab_size;
+      io::PackedModel dense;
+      dense.method = method_name(o_.method);
+      dense.dense_dtype = io::StDtype::kF16;
+      dense.dense["model.embed_tokens.weight"] = source_->load("model.embed_tokens.weight", {v, d});
+      dense.dense["model.norm.weight"] = source_->load("model.norm.weight", {d});
+      if (!config_.tie_word_embeddings)
+        dense.dense["lm_head.weight"] = source_->load("lm_head.weight", {v, d});
+      io::write_packed_model(work_file(kPackedDenseFile), dense);
+      io::write_hf_config(work_file("config.json"), config_);
+      source_->write_tokenizer(work_);
+
+      // Totals from the per-layer reports (they survive a resume).
+      json layers = json::array();
+      std::map<int, int64_t> hist;
+      int64_t stored = 0, weights = 0;
+      double error_sum = 0.0;
+      for (int64_t l = 0; l < config_.num_layers; ++l) {
+        std::ifstream in(work_file(fmt::format("layer-report-{:05d}.json", l)));
+        json lr = json::parse(in);
+        for (const auto& x : lr["linears"]) {
+          stored += x["stored_bits"].get<int64_t>();
+          weights += x["rows"].get<int64_t>() * x["cols"].get<int64_t>();
+          error_sum += x["relative_error"].get<double>();
+          for (const auto& [b, c] : x["bits_histogram"].items())
+            hist[std::stoi(b)] += c.get<int64_t>();
+        }
+        layers.push_back(std::move(lr));
+      }
+      summary.average_bits = weights > 0 ? static_cast<double>(stored) / weights : 0.0;
+      const std::string tokenizer_file =
+          fs::exists(work_file("tokenizer.json")) ? "tokenizer.json" : "tokenizer.model";
+      json files = json::array();
+      for (int64_t l = 0; l < config_.num_layers; ++l) files.push_back(packed_layer_file(l));
+      const json index = {{"format", "skim-dist"},
+                          {"format_version", 1},
+                          {"method", method_name(o_.method)},
+                          {"num_layers", config_.num_layers},
+                          {"bits_per_weight", summary.average_bits},
+                          {"dense_file", kPackedDenseFile},
+                          {"layer_files", files},
+                          {"tokenizer", tokenizer_file}};
+      io::write_file_atomic(work_file(kPackedIndexFile), index.dump(2) + "\n");
+
+      summary.seconds = seconds_since(start_);
+      json rss_mb = json::array();
+      for (int64_t r : rss) rss_mb.push_back(static_cast<double>(r) / (1 << 20));
+      const json report = {
+          {"options",
+           {{"model", o_.model},
+            {"method", method_name(o_.method)},
+            {"bits", o_.bits},
+            {"calib", o_.calib},
+            {"calib_samples", o_.calib_samples},
+            {"calib_seq_len", o_.calib_seq_len},
+            {"seed", o_.seed},
+            {"allocation", allocation_name(o_.allocation)},
+            {"propagation", propagation_name(o_.propagation)},
+            {"b_min", o_.b_min},
+            {"b_max", o_.b_max},
+            {"train_scale", o_.train_scale},
+            {"refine_luts", o_.refine_luts},
+            {"exact_kmeans", o_.exact_kmeans},
+            {"group_size", o_.group_size},
+            {"act_order", o_.act_order},
+            {"damp", o_.damp}}},
+          {"fingerprint", fingerprint_},
+          {"ranks", world_},
+          {"calibration_tokens", calib_tokens_},
+          {"average_bits", summary.average_bits},
+          {"stored_bits", stored},
+          {"quantized_weights", weights},
+          {"mean_relative_error", error_sum / std::max<size_t>(1, layers.size() * kKinds.size())},
+          {"bits_histogram", histogram_json(hist)},
+          {"peak_rss_mb", rss_mb},
+          {"seconds", summary.seconds},
+          {"resumed", resume_phase_ > 0 || resume_completed_ > 0},
+          {"layers", layers}};
+      io::write_file_atomic(work_file("report.json"), report.dump(1) + "\n");
+
+      // Checkpoint-only files go; the folder becomes final by one rename.
+      for (const auto& e : fs::directory_iterator(work_)) {
+        const std::string name = e.path().filename().string();
+        if (name == "state.json" || name.ends_with(".bin") || name.starts_with("layer-report-"))
+          fs::remove(e.path());
+      }
+      if (fs::exists(o_.out)) fs::remove_all(o_.out);
+      fs::rename(work_, o_.out);
+      io::fsync_directory(fs::absolute(o_.out).parent_path().string());
+    }
+    comm_.barrier();
+    comm_.broadcast(std::span<double>(&summary.average_bits, 1), 0);
+    return summary;
+  }
+
+  comm::Communicator& comm_;
+  const QuantizeOptions& o_;
+  const PipelineHooks& hooks_;
+  const int rank_;
+  const int world_;
+  Clock::time_point start_;
+  std::unique_ptr<io::ModelSource> source_;
+  ModelConfig config_;
+  std::string work_;
+  std::string fingerprint_;
+  int64_t resume_phase_ = 0;
+  int64_t resume_completed_ = 0;
+  CalibrationSet calib_;
+  int64_t calib_tokens_ = 0;
+  comm::GroupBlock block_;
+  Tensor hidden_;
+  std::map<std::string, double> times_;
+  int64_t done_layers_ = 0;
+  double done_seconds_ = 0.0;
+};
+
+}  // namespace
+
+QuantizeSummary run_quantize(comm::Communicator& comm, const QuantizeOptions& options,
+                             const PipelineHooks& hooks) {
+  return QuantizeRun(comm, options, hooks).run();
+}
+
+}  // namespace skim::pipeline

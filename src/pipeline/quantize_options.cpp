@@ -1,0 +1,27 @@
+#include "src/pipeline/quantize_options.h"
+
+namespace skim::pipeline {
+
+const char* method_name(Method m) {
+  switch (m) {
+    case Method::kSkim:
+      return "skim";
+    case Method::kKmeans:
+      return "kmeans";
+    case Method::kGptq:
+      return "gptq";
+    case Method::kRtn:
+      return "rtn";
+  }
+  return "?";
+}
+
+const char* allocation_name(Allocation a) {
+  return a == Allocation::kLayer ? "layer" : "global";
+}
+
+const char* propagation_name(Propagation p) {
+  return p == Propagation::kFp ? "fp" : "quantized";
+}
+
+}  // namespace skim::pipeline

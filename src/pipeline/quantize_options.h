@@ -1,0 +1,54 @@
+#pragma once
+// Everything `skim-dist quantize` can be told. Options that change the output enter the
+// checkpoint fingerprint (quantize.cpp, fingerprint_options); the others (ranks, threads,
+// progress format) do not, so a resumed run may differ in them.
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace skim::pipeline {
+
+enum class Method { kSkim, kKmeans, kGptq, kRtn };
+enum class Allocation { kLayer, kGlobal };
+enum class Propagation { kFp, kQuantized };
+enum class ProgressFormat { kText, kJson, kNone };
+
+const char* method_name(Method m);
+const char* allocation_name(Allocation a);
+const char* propagation_name(Propagation p);
+
+struct QuantizeOptions {
+  std::string model;
+  std::string calib;
+  std::string out;
+  Method method = Method::kSkim;
+  double bits = 3.0;  // skim: average stored bits; kmeans / gptq / rtn: the integer bit-width
+  int64_t calib_samples = 128;
+  int64_t calib_seq_len = 2048;
+  uint64_t seed = 0;
+  Allocation allocation = Allocation::kLayer;
+  Propagation propagation = Propagation::kFp;
+  bool resume = false;
+  bool overwrite = false;
+  ProgressFormat progress = ProgressFormat::kText;
+
+  // skim
+  int b_min = 1;
+  int b_max = 4;
+  bool train_scale = true;
+  bool refine_luts = true;
+  bool exact_kmeans = false;
+  // gptq / rtn
+  int64_t group_size = 0;
+  bool act_order = false;
+  double damp = 0.01;
+};
+
+// Callbacks into launch/ (which the pipeline may not include): fault injection and the line
+// printer for progress.
+struct PipelineHooks {
+  std::function<void(const char* stage)> fault_point = [](const char*) {};
+  std::function<void(const std::string& line)> progress_line = [](const std::string&) {};
+};
+
+}  // namespace skim::pipeline
