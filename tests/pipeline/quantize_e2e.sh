@@ -7,6 +7,8 @@
 #   resume    a run killed at the second layer's checkpoint, resumed, writes the same bytes as an
 #             uninterrupted run; a changed option refuses the checkpoint
 #   failure   one failing rank ends a 2-rank job within 30 s, every rank non-zero
+#   smollm2   the real SmolLM2-135M at 3 bits on 2 ranks (slow): bits within budget, perplexity
+#             after quantization finite and within 3x of the full-precision perplexity
 set -euo pipefail
 scenario=$1 bin=$2 maker=$3 mpiexec=${4:-}
 work=$(mktemp -d)
@@ -15,7 +17,7 @@ export OMP_WAIT_POLICY=passive
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-"$maker" "$work/model" 3
+if [ "$scenario" != smollm2 ]; then "$maker" "$work/model" 3; fi
 for i in $(seq 1 300); do
   echo "Line $i: the quick brown fox jumps over the lazy dog, $((i * 7919 % 1000)) times."
 done > "$work/calib.txt"
@@ -140,6 +142,34 @@ PY
     grep -q ":1: error: injected fault at stage 'quantize_rows'" "$work/err" \
       || fail "message: $(cat "$work/err")"
     [ ! -e "$work/failed" ] || fail "a failed job left a final-looking output"
+    ;;
+  smollm2)
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+    model="$root/data/SmolLM2-135M-Instruct.Q4_1.gguf"
+    [ -s "$model" ] || fail "$model missing: run scripts/fetch_data.sh"
+    launcher=("$bin")
+    comm=none
+    if [ -n "$mpiexec" ]; then
+      launcher=("$mpiexec" -np 2 --oversubscribe --allow-run-as-root --bind-to none "$bin")
+      comm=mpi
+    fi
+    "${launcher[@]}" quantize --model "$model" --bits 3 --calib "$root/data/text/emma.txt" \
+      --calib-samples 8 --calib-seq-len 256 --out "$work/smol3" --progress none --comm "$comm"
+    evaluate() {
+      "$bin" eval --model "$1" --text "$root/data/text/prideprejudice.txt" --seq-len 256 \
+        --max-windows 4 --json --comm none
+    }
+    evaluate "$model" > "$work/fp.json"
+    evaluate "$work/smol3" > "$work/q.json"
+    python3 - "$work/fp.json" "$work/q.json" "$work/smol3/report.json" <<'PY' || fail "smollm2 check"
+import json, math, sys
+fp = json.load(open(sys.argv[1]))["perplexity"]
+q = json.load(open(sys.argv[2]))["perplexity"]
+r = json.load(open(sys.argv[3]))
+print(f"SmolLM2: full precision {fp:.3f}, skim 3 bits {q:.3f}, {r['average_bits']:.4f} bits")
+assert r["average_bits"] <= 3.0 + 1e-12
+assert math.isfinite(q) and fp < q < 3 * fp
+PY
     ;;
   *) fail "unknown scenario $scenario" ;;
 esac
