@@ -5,6 +5,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/setup.sh"
+export OMP_WAIT_POLICY=passive
 cd "$root/${SKIM_BUILD_DIR:-build}"
 if [ -n "${SKIM_TEST_LABELS:-}" ]; then
   ctest --output-on-failure -L "$SKIM_TEST_LABELS"
