@@ -48,13 +48,7 @@ LinearGroup linear_group(LinearKind kind) {
   return LinearGroup::kQkv;
 }
 
-namespace {
-
-struct Shape {
-  int64_t out, in;
-};
-
-Shape linear_shape(const ModelConfig& c, LinearKind kind) {
+LinearShape linear_shape(const ModelConfig& c, LinearKind kind) {
   const int64_t q = c.num_heads * c.head_dim;
   const int64_t kv = c.num_kv_heads * c.head_dim;
   switch (kind) {
@@ -74,8 +68,6 @@ Shape linear_shape(const ModelConfig& c, LinearKind kind) {
   return {0, 0};
 }
 
-}  // namespace
-
 DecoderLayer::DecoderLayer(const ModelConfig& config, int64_t index,
                            std::vector<std::unique_ptr<Linear>> linears, Tensor input_norm,
                            Tensor post_attention_norm)
@@ -87,7 +79,7 @@ DecoderLayer::DecoderLayer(const ModelConfig& config, int64_t index,
   SKIM_ASSERT(linears_.size() == kLinearKindCount);
   for (int k = 0; k < kLinearKindCount; ++k) {
     const auto kind = static_cast<LinearKind>(k);
-    const Shape s = linear_shape(config_, kind);
+    const LinearShape s = linear_shape(config_, kind);
     SKIM_ASSERT(linears_[static_cast<size_t>(k)] != nullptr);
     SKIM_ASSERT(linears_[static_cast<size_t>(k)]->out_features() == s.out &&
                 linears_[static_cast<size_t>(k)]->in_features() == s.in);
@@ -107,7 +99,7 @@ DecoderLayer DecoderLayer::load(const io::ModelSource& source, int64_t index) {
   std::vector<std::unique_ptr<Linear>> linears;
   for (int k = 0; k < kLinearKindCount; ++k) {
     const auto kind = static_cast<LinearKind>(k);
-    const Shape s = linear_shape(c, kind);
+    const LinearShape s = linear_shape(c, kind);
     const std::string name = prefix + linear_kind_name(kind);
     Tensor w = source.load(name + ".weight", {s.out, s.in});
     Tensor b;
@@ -121,7 +113,7 @@ DecoderLayer DecoderLayer::load(const io::ModelSource& source, int64_t index) {
 }
 
 void DecoderLayer::replace_linear(LinearKind kind, std::unique_ptr<Linear> linear) {
-  const Shape s = linear_shape(config_, kind);
+  const LinearShape s = linear_shape(config_, kind);
   if (!linear || linear->out_features() != s.out || linear->in_features() != s.in)
     fail(ErrorKind::kInternal, "layer {} {}: replacement must be [{}, {}]", index_,
          linear_kind_name(kind), s.out, s.in);

@@ -3,6 +3,7 @@
 // grouped-query heads, then a pre-norm SwiGLU MLP, each added to the residual stream.
 // It runs on its own over a batch of hidden states, so the quantizer can stream the model layer
 // by layer and capture the input of every linear group.
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -21,7 +22,17 @@ namespace skim::model {
 // The linear layers of a decoder layer, in Hugging Face naming.
 enum class LinearKind { kQ, kK, kV, kO, kGate, kUp, kDown };
 inline constexpr int kLinearKindCount = 7;
+inline constexpr std::array<LinearKind, kLinearKindCount> kLinearKinds = {
+    LinearKind::kQ,    LinearKind::kK,  LinearKind::kV,   LinearKind::kO,
+    LinearKind::kGate, LinearKind::kUp, LinearKind::kDown};
 const char* linear_kind_name(LinearKind kind);  // "self_attn.q_proj", "mlp.down_proj", ...
+
+// [out_features, in_features] of a linear's weight under `config`.
+struct LinearShape {
+  int64_t out;
+  int64_t in;
+};
+LinearShape linear_shape(const ModelConfig& config, LinearKind kind);
 
 // Linears that read the same input share one group (and one Hessian).
 enum class LinearGroup { kQkv, kO, kGateUp, kDown };

@@ -46,27 +46,6 @@ const json& field(const json& j, const char* key, json::value_t type, const std:
   return v;
 }
 
-// Expected [out, in] of each linear, as the decoder requires.
-std::pair<int64_t, int64_t> linear_shape(const ModelConfig& c, model::LinearKind kind) {
-  const int64_t q = c.num_heads * c.head_dim;
-  const int64_t kv = c.num_kv_heads * c.head_dim;
-  switch (kind) {
-    case model::LinearKind::kQ:
-      return {q, c.hidden_size};
-    case model::LinearKind::kK:
-    case model::LinearKind::kV:
-      return {kv, c.hidden_size};
-    case model::LinearKind::kO:
-      return {c.hidden_size, q};
-    case model::LinearKind::kGate:
-    case model::LinearKind::kUp:
-      return {c.intermediate_size, c.hidden_size};
-    case model::LinearKind::kDown:
-      return {c.hidden_size, c.intermediate_size};
-  }
-  return {0, 0};
-}
-
 Tensor take_dense(io::PackedModel& m, const std::string& name, const std::vector<int64_t>& shape,
                   const std::string& file) {
   auto it = m.dense.find(name);
@@ -193,7 +172,7 @@ model::DecoderLayer PackedModelSource::load_layer(int64_t i) const {
   std::vector<std::unique_ptr<model::Linear>> linears;
   for (int k = 0; k < model::kLinearKindCount; ++k) {
     const auto kind = static_cast<model::LinearKind>(k);
-    const auto [out, in] = linear_shape(c, kind);
+    const auto [out, in] = model::linear_shape(c, kind);
     const std::string key = prefix + model::linear_kind_name(kind);
     Tensor bias;
     if (c.attention_bias && model::linear_group(kind) == model::LinearGroup::kQkv)

@@ -37,10 +37,7 @@ using json = nlohmann::json;
 
 namespace {
 
-constexpr std::array<model::LinearKind, model::kLinearKindCount> kKinds = {
-    model::LinearKind::kQ,   model::LinearKind::kK,    model::LinearKind::kV,
-    model::LinearKind::kO,   model::LinearKind::kGate, model::LinearKind::kUp,
-    model::LinearKind::kDown};
+constexpr const auto& kKinds = model::kLinearKinds;
 constexpr int kGroups = 4;
 
 double seconds_since(Clock::time_point t0) {
@@ -62,26 +59,6 @@ int64_t group_width(const ModelConfig& c, model::LinearGroup g) {
       return c.intermediate_size;
   }
   return 0;
-}
-
-// [rows, cols] of a linear's weight.
-std::array<int64_t, 2> linear_shape(const ModelConfig& c, model::LinearKind k) {
-  const int64_t q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
-  switch (k) {
-    case model::LinearKind::kQ:
-      return {q, c.hidden_size};
-    case model::LinearKind::kK:
-    case model::LinearKind::kV:
-      return {kv, c.hidden_size};
-    case model::LinearKind::kO:
-      return {c.hidden_size, q};
-    case model::LinearKind::kGate:
-    case model::LinearKind::kUp:
-      return {c.intermediate_size, c.hidden_size};
-    case model::LinearKind::kDown:
-      return {c.hidden_size, c.intermediate_size};
-  }
-  return {0, 0};
 }
 
 int64_t peak_rss_bytes() {
@@ -272,8 +249,8 @@ class QuantizeRun {
   std::vector<int> owners() const {
     std::vector<double> costs;
     for (auto k : kKinds) {
-      const auto s = linear_shape(config_, k);
-      costs.push_back(static_cast<double>(s[0]) * static_cast<double>(s[1]));
+      const auto s = model::linear_shape(config_, k);
+      costs.push_back(static_cast<double>(s.out) * static_cast<double>(s.in));
     }
     return assign_by_cost(costs, world_);
   }
@@ -349,7 +326,7 @@ class QuantizeRun {
     if (config_.attention_bias) {
       for (auto k : {model::LinearKind::kQ, model::LinearKind::kK, model::LinearKind::kV}) {
         const std::string name = linear_name(layer, k) + ".bias";
-        pm.dense[name] = source_->load(name, {linear_shape(config_, k)[0]});
+        pm.dense[name] = source_->load(name, {model::linear_shape(config_, k).out});
       }
     }
     pm.metadata["layer"] = std::to_string(layer);
@@ -485,8 +462,8 @@ class QuantizeRun {
         h[static_cast<size_t>(g)] =
             read_tensor_file(work_file(fmt::format("hessian-{:05d}-{}.bin", l, g)));
       const auto weight = [&](model::LinearKind k) {
-        const auto s = linear_shape(config_, k);
-        return source_->load(linear_name(l, k) + ".weight", {s[0], s[1]});
+        const auto s = model::linear_shape(config_, k);
+        return source_->load(linear_name(l, k) + ".weight", {s.out, s.in});
       };
       auto q = quantize_layer(l, weight, h, &bits[static_cast<size_t>(l)], false);
       times_["quantize"] = seconds_since(t0);
@@ -523,7 +500,7 @@ class QuantizeRun {
             t.b_max = r.get<int>();
             t.e = r.get_vector<double>();
             tables.push_back(std::move(t));
-            layers.push_back({nullptr, linear_shape(config_, kKinds[k])[1], true,
+            layers.push_back({nullptr, model::linear_shape(config_, kKinds[k]).in, true,
                               energy > 0 ? 1.0 / energy : 1.0});
           }
         }

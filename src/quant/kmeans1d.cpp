@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 
@@ -39,13 +40,24 @@ struct SortedRow {
   }
 };
 
+// The bits of x as an unsigned integer in the order of the values (-0 and +0 equal).
+uint32_t sortable_bits(float x) {
+  if (x == 0.0f) x = 0.0f;
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
 SortedRow sort_row(std::span<const float> w, std::span<const float> f) {
   const auto n = static_cast<int64_t>(w.size());
   SortedRow r;
+  // Sorting (value, index) pairs packed into one integer key gives the same order as comparing
+  // values and breaking ties by index, at a fraction of the cost of an indirect comparison.
+  std::vector<uint64_t> keys(static_cast<size_t>(n));
+  for (int64_t j = 0; j < n; ++j) keys[j] = (uint64_t{sortable_bits(w[j])} << 32) | uint64_t(j);
+  std::sort(keys.begin(), keys.end());
   r.order.resize(n);
-  std::iota(r.order.begin(), r.order.end(), 0);
-  std::sort(r.order.begin(), r.order.end(),
-            [&](int32_t a, int32_t b) { return w[a] < w[b] || (w[a] == w[b] && a < b); });
+  for (int64_t s = 0; s < n; ++s) r.order[s] = static_cast<int32_t>(keys[s] & 0xffffffffu);
   double total = 0.0;
   for (const float x : f) total += x;
   const bool uniform = !(total > 0.0);
@@ -85,63 +97,100 @@ KMeans1dResult from_boundaries(const SortedRow& r, const std::vector<int64_t>& b
   return out;
 }
 
-// Exact DP over split points restricted to `edges` (sorted positions, edges[0] = 0, back = n).
-// Row kk of `opt` holds, for each prefix of edges, where the last segment starts.
-std::vector<int64_t> exact_boundaries(const SortedRow& r, const std::vector<int64_t>& edges, int k,
-                                      bool naive) {
-  const int64_t n = static_cast<int64_t>(edges.size()) - 1;
-  auto seg_cost = [&](int64_t a, int64_t b) { return r.cost(edges[a], edges[b]); };
-  const double inf = std::numeric_limits<double>::infinity();
-  std::vector<double> prev(n + 1, inf), cur(n + 1, inf);
-  std::vector<std::vector<int32_t>> opt(k, std::vector<int32_t>(n + 1, 0));
-  for (int64_t i = 1; i <= n; ++i) prev[i] = seg_cost(0, i);
-  for (int kk = 1; kk < k; ++kk) {  // kk + 1 segments
-    std::fill(cur.begin(), cur.end(), inf);
-    auto best_for = [&](int64_t i, int64_t jlo, int64_t jhi) {  // j in [jlo, jhi]
-      double best = inf;
-      int64_t arg = jlo;
-      for (int64_t j = jlo; j <= jhi; ++j) {
-        const double c = prev[j] + seg_cost(j, i);
-        if (c < best) {
-          best = c;
-          arg = j;
+// Exact DP over split points restricted to `edges` (sorted positions, edges[0] = 0, back = n),
+// up to kmax segments. Row kk of `opt` holds, for each prefix of edges, where the last of kk + 1
+// segments starts; the DP for kk + 1 segments does not depend on kmax, so one table serves every
+// cluster count up to kmax.
+class ExactDp {
+ public:
+  ExactDp(const SortedRow& r, const std::vector<int64_t>& edges, int kmax, bool naive)
+      : edges_(edges) {
+    const int64_t n = static_cast<int64_t>(edges.size()) - 1;
+    q0_.resize(n + 1);
+    q1_.resize(n + 1);
+    q2_.resize(n + 1);
+    for (int64_t e = 0; e <= n; ++e) {
+      q0_[e] = r.p0[edges[e]];
+      q1_[e] = r.p1[edges[e]];
+      q2_[e] = r.p2[edges[e]];
+    }
+    const double inf = std::numeric_limits<double>::infinity();
+    std::vector<double> prev(n + 1, inf), cur(n + 1, inf), cost(n + 1);
+    opt_.assign(static_cast<size_t>(kmax), std::vector<int32_t>(n + 1, 0));
+    for (int64_t i = 1; i <= n; ++i) prev[i] = seg_cost(0, i);
+    for (int kk = 1; kk < kmax; ++kk) {  // kk + 1 segments
+      std::fill(cur.begin(), cur.end(), inf);
+      auto best_for = [&](int64_t i, int64_t jlo, int64_t jhi) {  // j in [jlo, jhi]
+        // The costs first (a loop the compiler vectorises), then the first minimum.
+        const double a0 = q0_[i], a1 = q1_[i], a2 = q2_[i];
+        for (int64_t j = jlo; j <= jhi; ++j) {
+          const double s0 = a0 - q0_[j];
+          const double s1 = a1 - q1_[j];
+          const double v = (a2 - q2_[j]) - s1 * s1 / s0;
+          cost[j] = prev[j] + (s0 <= 0.0 ? 0.0 : (v > 0.0 ? v : 0.0));
+        }
+        double best = inf;
+        int64_t arg = jlo;
+        for (int64_t j = jlo; j <= jhi; ++j) {
+          if (cost[j] < best) {
+            best = cost[j];
+            arg = j;
+          }
+        }
+        cur[i] = best;
+        opt_[kk][i] = static_cast<int32_t>(arg);
+        return arg;
+      };
+      if (naive) {
+        for (int64_t i = kk + 1; i <= n; ++i) best_for(i, kk, i - 1);
+      } else {
+        // Divide and conquer on the monotone split point: opt(i) <= opt(i + 1).
+        struct Range {
+          int64_t lo, hi, jlo, jhi;
+        };
+        std::vector<Range> stack{{kk + 1, n, kk, n - 1}};
+        while (!stack.empty()) {
+          const Range q = stack.back();
+          stack.pop_back();
+          if (q.lo > q.hi) continue;
+          const int64_t mid = (q.lo + q.hi) / 2;
+          const int64_t arg = best_for(mid, q.jlo, std::min(q.jhi, mid - 1));
+          stack.push_back({q.lo, mid - 1, q.jlo, arg});
+          stack.push_back({mid + 1, q.hi, arg, q.jhi});
         }
       }
-      cur[i] = best;
-      opt[kk][i] = static_cast<int32_t>(arg);
-      return arg;
-    };
-    if (naive) {
-      for (int64_t i = kk + 1; i <= n; ++i) best_for(i, kk, i - 1);
-    } else {
-      // Divide and conquer on the monotone split point: opt(i) <= opt(i + 1).
-      struct Range {
-        int64_t lo, hi, jlo, jhi;
-      };
-      std::vector<Range> stack{{kk + 1, n, kk, n - 1}};
-      while (!stack.empty()) {
-        const Range q = stack.back();
-        stack.pop_back();
-        if (q.lo > q.hi) continue;
-        const int64_t mid = (q.lo + q.hi) / 2;
-        const int64_t arg = best_for(mid, q.jlo, std::min(q.jhi, mid - 1));
-        stack.push_back({q.lo, mid - 1, q.jlo, arg});
-        stack.push_back({mid + 1, q.hi, arg, q.jhi});
-      }
+      std::swap(prev, cur);
     }
-    std::swap(prev, cur);
   }
-  std::vector<int64_t> bounds(k + 1);
-  bounds[k] = n;
-  int64_t i = n;
-  for (int kk = k - 1; kk >= 1; --kk) {
-    i = opt[kk][i];
-    bounds[kk] = i;
+
+  // Segment boundaries (sorted positions) of the optimal split into k <= kmax segments.
+  std::vector<int64_t> boundaries(int k) const {
+    const int64_t n = static_cast<int64_t>(edges_.size()) - 1;
+    std::vector<int64_t> bounds(k + 1);
+    bounds[k] = n;
+    int64_t i = n;
+    for (int kk = k - 1; kk >= 1; --kk) {
+      i = opt_[kk][i];
+      bounds[kk] = i;
+    }
+    bounds[0] = 0;
+    for (auto& b : bounds) b = edges_[b];
+    return bounds;
   }
-  bounds[0] = 0;
-  for (auto& b : bounds) b = edges[b];
-  return bounds;
-}
+
+ private:
+  // Weighted squared deviation of edges [a, b) from their mean (SortedRow::cost on edges).
+  double seg_cost(int64_t a, int64_t b) const {
+    const double s0 = q0_[b] - q0_[a];
+    if (s0 <= 0.0) return 0.0;
+    const double s1 = q1_[b] - q1_[a];
+    return std::max(0.0, (q2_[b] - q2_[a]) - s1 * s1 / s0);
+  }
+
+  const std::vector<int64_t>& edges_;
+  std::vector<double> q0_, q1_, q2_;
+  std::vector<std::vector<int32_t>> opt_;
+};
 
 std::vector<int64_t> all_edges(int64_t n) {
   std::vector<int64_t> e(n + 1);
@@ -156,30 +205,35 @@ std::vector<int64_t> all_edges(int64_t n) {
 // centroids = segment weighted means (prefix sums).
 constexpr int64_t kCoarseBins = 128;
 
-std::vector<int64_t> lloyd_boundaries(const SortedRow& r, int k) {
+// The split points the DP may use: every position for short rows, else the coarse grid.
+std::vector<int64_t> dp_edges(const SortedRow& r, KMeansSolver solver) {
   const int64_t n = r.size();
-  std::vector<int64_t> bounds;
-  if (n <= 2 * kCoarseBins) {
-    bounds = exact_boundaries(r, all_edges(n), k, false);
-  } else {
-    std::vector<int64_t> edges;
-    edges.reserve(3 * kCoarseBins + 3);
-    const double total = r.p0[n];
-    for (int64_t b = 0; b <= kCoarseBins; ++b) {
-      edges.push_back(n * b / kCoarseBins);
-      const int64_t q =
-          std::lower_bound(r.p0.begin(), r.p0.end(), total * b / kCoarseBins) - r.p0.begin();
-      edges.push_back(std::clamp<int64_t>(q, 0, n));
-      const double t = r.v.front() + (r.v.back() - r.v.front()) * static_cast<double>(b) /
-                                         static_cast<double>(kCoarseBins);
-      edges.push_back(std::lower_bound(r.v.begin(), r.v.end(), t) - r.v.begin());
-    }
-    std::sort(edges.begin(), edges.end());
-    edges.erase(std::unique(edges.begin(), edges.end()), edges.end());
-    bounds =
-        exact_boundaries(r, edges, std::min<int>(k, static_cast<int>(edges.size()) - 1), false);
-    if (static_cast<int>(bounds.size()) - 1 < k) return bounds;
+  if (solver != KMeansSolver::kLloyd || n <= 2 * kCoarseBins) return all_edges(n);
+  std::vector<int64_t> edges;
+  edges.reserve(3 * kCoarseBins + 3);
+  const double total = r.p0[n];
+  for (int64_t b = 0; b <= kCoarseBins; ++b) {
+    edges.push_back(n * b / kCoarseBins);
+    const int64_t q =
+        std::lower_bound(r.p0.begin(), r.p0.end(), total * b / kCoarseBins) - r.p0.begin();
+    edges.push_back(std::clamp<int64_t>(q, 0, n));
+    const double t = r.v.front() + (r.v.back() - r.v.front()) * static_cast<double>(b) /
+                                       static_cast<double>(kCoarseBins);
+    edges.push_back(std::lower_bound(r.v.begin(), r.v.end(), t) - r.v.begin());
   }
+  std::sort(edges.begin(), edges.end());
+  edges.erase(std::unique(edges.begin(), edges.end()), edges.end());
+  return edges;
+}
+
+// Segments the DP solves for k clusters on these edges.
+int dp_segments(const std::vector<int64_t>& edges, int k) {
+  return std::min(k, static_cast<int>(edges.size()) - 1);
+}
+
+// Lloyd iterations from the DP's boundaries (k segments).
+void lloyd_iterations(const SortedRow& r, std::vector<int64_t>& bounds, int k) {
+  const int64_t n = r.size();
   std::vector<double> c(k);
   std::vector<int64_t> next(k + 1);
   for (int it = 0; it < kMaxLloydIterations; ++it) {
@@ -201,7 +255,6 @@ std::vector<int64_t> lloyd_boundaries(const SortedRow& r, int k) {
     if (!(after < before)) break;
     bounds.swap(next);
   }
-  return bounds;
 }
 
 }  // namespace
@@ -214,20 +267,33 @@ void check_row(std::span<const float> w, std::span<const float> f, int k) {
     fail(ErrorKind::kInternal, "kmeans1d: {} weights for {} values", f.size(), w.size());
 }
 
-KMeans1dResult solve_sorted(const SortedRow& r, std::span<const float> w, std::span<const float> f,
-                            int k, KMeansSolver solver) {
+// One row at several cluster counts: one sort, one DP table up to the largest count. Lloyd
+// starts from the DP over the coarse grid and iterates; the exact solvers stop at the DP.
+std::vector<KMeans1dResult> solve_levels(std::span<const float> w, std::span<const float> f,
+                                         std::span<const int> ks, KMeansSolver solver) {
+  std::vector<KMeans1dResult> out;
+  out.reserve(ks.size());
   if (w.empty()) {
-    KMeans1dResult out;
-    out.centroids.assign(k, 0.0f);
+    for (const int k : ks) {
+      out.emplace_back();
+      out.back().centroids.assign(k, 0.0f);
+    }
     return out;
   }
-  const int segments = static_cast<int>(std::min<int64_t>(k, r.size()));
-  const std::vector<int64_t> bounds =
-      solver == KMeansSolver::kLloyd
-          ? lloyd_boundaries(r, segments)
-          : exact_boundaries(r, all_edges(r.size()), segments, solver == KMeansSolver::kExactNaive);
-  KMeans1dResult out = from_boundaries(r, bounds, k);
-  out.objective = kmeans1d_objective(w, f, out.centroids, out.labels);
+  const SortedRow r = sort_row(w, f);
+  const std::vector<int64_t> edges = dp_edges(r, solver);
+  int kmax = 1;
+  for (const int k : ks)
+    kmax = std::max(kmax, dp_segments(edges, static_cast<int>(std::min<int64_t>(k, r.size()))));
+  const ExactDp dp(r, edges, kmax, solver == KMeansSolver::kExactNaive);
+  for (const int k : ks) {
+    const int segments = static_cast<int>(std::min<int64_t>(k, r.size()));
+    const int kd = dp_segments(edges, segments);
+    std::vector<int64_t> bounds = dp.boundaries(kd);
+    if (solver == KMeansSolver::kLloyd && kd == segments) lloyd_iterations(r, bounds, segments);
+    out.push_back(from_boundaries(r, bounds, k));
+    out.back().objective = kmeans1d_objective(w, f, out.back().centroids, out.back().labels);
+  }
   return out;
 }
 
@@ -236,17 +302,14 @@ KMeans1dResult solve_sorted(const SortedRow& r, std::span<const float> w, std::s
 KMeans1dResult kmeans1d(std::span<const float> w, std::span<const float> f, int k,
                         KMeansSolver solver) {
   check_row(w, f, k);
-  return solve_sorted(sort_row(w, f), w, f, k, solver);
+  const int ks[1] = {k};
+  return std::move(solve_levels(w, f, ks, solver).front());
 }
 
 std::vector<KMeans1dResult> kmeans1d_levels(std::span<const float> w, std::span<const float> f,
                                             std::span<const int> ks, KMeansSolver solver) {
   for (const int k : ks) check_row(w, f, k);
-  const SortedRow r = sort_row(w, f);
-  std::vector<KMeans1dResult> out;
-  out.reserve(ks.size());
-  for (const int k : ks) out.push_back(solve_sorted(r, w, f, k, solver));
-  return out;
+  return solve_levels(w, f, ks, solver);
 }
 
 double kmeans1d_objective(std::span<const float> w, std::span<const float> f,

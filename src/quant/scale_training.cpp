@@ -17,9 +17,8 @@ namespace {
 // Below this much work a parallel region costs more than it saves: idle OpenBLAS and OpenMP
 // threads spin, and on few cores they steal each other's time.
 constexpr int64_t kParallelMinWork = int64_t{1} << 20;
-
-constexpr int64_t kRowBlock = 256;
-constexpr int64_t kRefineRowBlock = 8;
+// Rows per GEMM: the whole layer when it is small, else blocks of about this many elements.
+constexpr int64_t kBlockElements = int64_t{1} << 23;
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -76,91 +75,202 @@ double grouping_error(const Tensor& w, const Tensor& h, const Grouping& g,
 
 }  // namespace
 
+namespace {
+
+// Rows per partial column sum of the gradient: a fixed partition, so the sums over rows are
+// added in the same order whatever the number of threads.
+constexpr int64_t kGradChunk = 16;
+
+// Scatter-adds x[j] into bins[labels[j]] with four interleaved copies of the bins, so a run
+// of equal labels does not serialise on one memory location; the copies are summed in a fixed
+// order. bins: [4 * k], zeroed by the caller; out: [k].
+template <typename X>
+void segment_sums(const uint8_t* labels, int64_t n, int k, X x, double* bins, double* out) {
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    bins[labels[j]] += x(j);
+    bins[k + labels[j + 1]] += x(j + 1);
+    bins[2 * k + labels[j + 2]] += x(j + 2);
+    bins[3 * k + labels[j + 3]] += x(j + 3);
+  }
+  for (; j < n; ++j) bins[labels[j]] += x(j);
+  for (int q = 0; q < k; ++q)
+    out[q] = (bins[q] + bins[k + q]) + (bins[2 * k + q] + bins[3 * k + q]);
+}
+
+// The loss and gradient of one frozen-label problem, with every buffer allocated once and
+// reused across the Adam steps.
+template <typename T>
+class ScaleObjective {
+ public:
+  explicit ScaleObjective(const ScaleProblem<T>& p) : p_(p) {
+    const int64_t rows = p.rows, cols = p.cols;
+    off_.resize(static_cast<size_t>(rows + 1), 0);
+    kmax_ = 1;
+    for (int64_t i = 0; i < rows; ++i) {
+      off_[i + 1] = off_[i] + p.k[i];
+      kmax_ = std::max(kmax_, p.k[i]);
+    }
+    block_ = std::max<int64_t>(kGradChunk, kBlockElements / std::max<int64_t>(cols, 1));
+    block_ = std::min(rows, block_ / kGradChunk * kGradChunk);
+    const auto bn = static_cast<size_t>(std::max<int64_t>(block_, 1) * cols);
+    d_.resize(bn);
+    g_.resize(bn);
+    c_.resize(static_cast<size_t>(off_[rows]));
+    den_.resize(c_.size());
+    row_loss_.resize(static_cast<size_t>(rows));
+    part_.resize(static_cast<size_t>((block_ + kGradChunk - 1) / kGradChunk * cols));
+    inva_.resize(cols);
+    inva2_.resize(cols);
+    fa_.resize(cols);
+    fa2_.resize(cols);
+  }
+
+  double eval(std::span<const double> log_alpha, std::vector<double>* grad) {
+    const int64_t rows = p_.rows, cols = p_.cols;
+    if (static_cast<int64_t>(log_alpha.size()) != cols)
+      fail(ErrorKind::kInternal, "scale training: {} log alphas for {} columns", log_alpha.size(),
+           cols);
+    const bool shared_f = p_.f.row_stride == 0;
+    for (int64_t j = 0; j < cols; ++j) {
+      inva_[j] = std::exp(-log_alpha[j]);
+      inva2_[j] = inva_[j] * inva_[j];
+      if (shared_f) {
+        fa_[j] = static_cast<double>(p_.f.values[j]) * inva_[j];
+        fa2_[j] = static_cast<double>(p_.f.values[j]) * inva2_[j];
+      }
+    }
+    if (grad) grad->assign(static_cast<size_t>(cols), 0.0);
+    const bool par = rows * cols >= kParallelMinWork;
+    for (int64_t r0 = 0; r0 < rows; r0 += block_) {
+      const int64_t nr = std::min(block_, rows - r0);
+      // W^ - W of the block at the weighted-mean centroids.
+#pragma omp parallel if (par)
+      {
+        std::vector<double> bins(static_cast<size_t>(4 * kmax_)), fa, fa2;
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < nr; ++i) {
+          const int64_t row = r0 + i;
+          const double* rfa = row_weights(row, fa, fa2);
+          const double* rfa2 = shared_f ? fa2_.data() : fa2.data();
+          centroids(row, rfa, rfa2, bins.data());
+          const T* wi = p_.w + row * cols;
+          const uint8_t* li = p_.labels + row * cols;
+          const double* ci = c_.data() + off_[row];
+          T* di = d_.data() + i * cols;
+          for (int64_t j = 0; j < cols; ++j)
+            di[j] = static_cast<T>(ci[li[j]] * inva_[j] - static_cast<double>(wi[j]));
+        }
+      }
+      // g = (W^ - W) H: the one GEMM of the step; the gradient of the loss in W^ is 2 g.
+      kernels::gemm(false, false, nr, cols, cols, T{1}, d_.data(), cols, p_.h, cols, T{0},
+                    g_.data(), cols);
+      const int64_t chunks = (nr + kGradChunk - 1) / kGradChunk;
+#pragma omp parallel if (par)
+      {
+        std::vector<double> bins(static_cast<size_t>(4 * kmax_)), seg(kmax_), tp(kmax_), tq(kmax_),
+            tr(kmax_), fa, fa2;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t ch = 0; ch < chunks; ++ch) {
+          double* part = part_.data() + ch * cols;
+          if (grad) std::fill(part, part + cols, 0.0);
+          const int64_t i1 = std::min(nr, (ch + 1) * kGradChunk);
+          for (int64_t i = ch * kGradChunk; i < i1; ++i) {
+            const int64_t row = r0 + i;
+            const T* gi = g_.data() + i * cols;
+            const T* di = d_.data() + i * cols;
+            double s[4] = {0.0, 0.0, 0.0, 0.0};
+            int64_t j = 0;
+            for (; j + 4 <= cols; j += 4)
+              for (int u = 0; u < 4; ++u)
+                s[u] += static_cast<double>(gi[j + u]) * static_cast<double>(di[j + u]);
+            for (; j < cols; ++j) s[0] += static_cast<double>(gi[j]) * static_cast<double>(di[j]);
+            row_loss_[row] = (s[0] + s[1]) + (s[2] + s[3]);
+            if (!grad) continue;
+            // d loss / d log alpha_j: the direct path through W^_ij = c / alpha_j, plus the
+            // path through the centroid of j's cluster (seg = d loss / d c / 2).
+            const int k = p_.k[row];
+            const uint8_t* li = p_.labels + row * cols;
+            std::fill(bins.begin(), bins.begin() + 4 * k, 0.0);
+            segment_sums(
+                li, cols, k, [&](int64_t t) { return static_cast<double>(gi[t]) * inva_[t]; },
+                bins.data(), seg.data());
+            const double* ci = c_.data() + off_[row];
+            const double* dn = den_.data() + off_[row];
+            for (int q = 0; q < k; ++q) {
+              tp[q] = -2.0 * ci[q];
+              tq[q] = dn[q] > 0.0 ? 4.0 * seg[q] * ci[q] / dn[q] : 0.0;
+              tr[q] = dn[q] > 0.0 ? -2.0 * seg[q] / dn[q] : 0.0;
+            }
+            const double* rfa = row_weights(row, fa, fa2);
+            const double* rfa2 = shared_f ? fa2_.data() : fa2.data();
+            const T* wi = p_.w + row * cols;
+            for (int64_t t = 0; t < cols; ++t) {
+              const int l = li[t];
+              part[t] += static_cast<double>(gi[t]) * inva_[t] * tp[l] +
+                         static_cast<double>(wi[t]) * rfa[t] * tr[l] + rfa2[t] * tq[l];
+            }
+          }
+        }
+      }
+      if (!grad) continue;
+      for (int64_t ch = 0; ch < chunks; ++ch) {
+        const double* part = part_.data() + ch * cols;
+        for (int64_t j = 0; j < cols; ++j) (*grad)[j] += part[j];
+      }
+    }
+    double loss = 0.0;
+    for (int64_t i = 0; i < rows; ++i) loss += row_loss_[i];
+    return loss;
+  }
+
+ private:
+  // f_ij / alpha_j and f_ij / alpha_j^2 of one row: the shared vectors, or computed into
+  // fa, fa2 when f has one row per weight row.
+  const double* row_weights(int64_t row, std::vector<double>& fa, std::vector<double>& fa2) const {
+    if (p_.f.row_stride == 0) return fa_.data();
+    const auto fi = p_.f.row(row, p_.cols);
+    fa.resize(p_.cols);
+    fa2.resize(p_.cols);
+    for (int64_t j = 0; j < p_.cols; ++j) {
+      fa[j] = static_cast<double>(fi[j]) * inva_[j];
+      fa2[j] = static_cast<double>(fi[j]) * inva2_[j];
+    }
+    return fa.data();
+  }
+
+  // c_ik = sum_{j in S_ik} f_ij w_ij / alpha_j / sum_{j in S_ik} f_ij / alpha_j^2.
+  void centroids(int64_t row, const double* rfa, const double* rfa2, double* bins) {
+    const int k = p_.k[row];
+    const int64_t cols = p_.cols;
+    const T* wi = p_.w + row * cols;
+    const uint8_t* li = p_.labels + row * cols;
+    double* ci = c_.data() + off_[row];
+    double* di = den_.data() + off_[row];
+    std::fill(bins, bins + 4 * k, 0.0);
+    segment_sums(
+        li, cols, k, [&](int64_t j) { return rfa[j] * static_cast<double>(wi[j]); }, bins, ci);
+    std::fill(bins, bins + 4 * k, 0.0);
+    segment_sums(
+        li, cols, k, [&](int64_t j) { return rfa2[j]; }, bins, di);
+    for (int q = 0; q < k; ++q) ci[q] = di[q] > 0.0 ? ci[q] / di[q] : 0.0;
+  }
+
+  const ScaleProblem<T>& p_;
+  int64_t block_ = 0;
+  int kmax_ = 1;
+  std::vector<int64_t> off_;
+  std::vector<T> d_, g_;
+  std::vector<double> c_, den_, row_loss_, part_, inva_, inva2_, fa_, fa2_;
+};
+
+}  // namespace
+
 template <typename T>
 double scale_loss_and_grad(const ScaleProblem<T>& p, std::span<const double> log_alpha,
                            std::vector<double>* grad) {
-  const int64_t rows = p.rows, cols = p.cols;
-  if (static_cast<int64_t>(log_alpha.size()) != cols)
-    fail(ErrorKind::kInternal, "scale training: {} log alphas for {} columns", log_alpha.size(),
-         cols);
-  std::vector<double> a(cols);
-  for (int64_t j = 0; j < cols; ++j) a[j] = std::exp(log_alpha[j]);
-  if (grad) grad->assign(static_cast<size_t>(cols), 0.0);
-
-  const int64_t block = std::min(rows, kRowBlock);
-  std::vector<T> d(static_cast<size_t>(block * cols)), g(static_cast<size_t>(block * cols)),
-      w_hat(static_cast<size_t>(block * cols));
-  // Per row of the block: centroid c, weight sum D and segment sum T of G / alpha, per cluster.
-  std::vector<int64_t> off(static_cast<size_t>(block + 1));
-  std::vector<double> c, den, seg, row_loss(static_cast<size_t>(block));
-  double loss = 0.0;
-  for (int64_t r0 = 0; r0 < rows; r0 += kRowBlock) {
-    const int64_t nr = std::min(kRowBlock, rows - r0);
-    off[0] = 0;
-    for (int64_t i = 0; i < nr; ++i) off[i + 1] = off[i] + p.k[r0 + i];
-    c.assign(static_cast<size_t>(off[nr]), 0.0);
-    den.assign(static_cast<size_t>(off[nr]), 0.0);
-    seg.assign(static_cast<size_t>(off[nr]), 0.0);
-#pragma omp parallel for schedule(static) if (nr * cols >= kParallelMinWork)
-    for (int64_t i = 0; i < nr; ++i) {
-      const int64_t row = r0 + i;
-      const T* wi = p.w + row * cols;
-      const uint8_t* li = p.labels + row * cols;
-      const auto fi = p.f.row(row, cols);
-      double* ci = c.data() + off[i];
-      double* di = den.data() + off[i];
-      for (int64_t j = 0; j < cols; ++j) {
-        ci[li[j]] += fi[j] * static_cast<double>(wi[j]) / a[j];
-        di[li[j]] += fi[j] / (a[j] * a[j]);
-      }
-      for (int64_t k = 0; k < p.k[row]; ++k) ci[k] = di[k] > 0.0 ? ci[k] / di[k] : 0.0;
-      for (int64_t j = 0; j < cols; ++j) {
-        const double v = ci[li[j]] / a[j];
-        w_hat[i * cols + j] = static_cast<T>(v);
-        d[i * cols + j] = static_cast<T>(v - static_cast<double>(wi[j]));
-      }
-    }
-    kernels::gemm(false, false, nr, cols, cols, T{1}, d.data(), cols, p.h, cols, T{0}, g.data(),
-                  cols);
-#pragma omp parallel for schedule(static) if (nr * cols >= kParallelMinWork)
-    for (int64_t i = 0; i < nr; ++i) {
-      const T* gi = g.data() + i * cols;
-      const T* di = d.data() + i * cols;
-      double s = 0.0;
-      for (int64_t j = 0; j < cols; ++j) s += static_cast<double>(gi[j]) * di[j];
-      row_loss[i] = s;
-      if (grad) {
-        const uint8_t* li = p.labels + (r0 + i) * cols;
-        double* ti = seg.data() + off[i];
-        for (int64_t j = 0; j < cols; ++j) ti[li[j]] += 2.0 * gi[j] / a[j];
-      }
-    }
-    for (int64_t i = 0; i < nr; ++i) loss += row_loss[i];
-    if (!grad) continue;
-      // d loss / d log alpha_j: the direct path through W^_ij = c / alpha_j, plus the path
-      // through the centroid of j's cluster. Columns in parallel, rows in order: the sum does
-      // not depend on the thread count.
-#pragma omp parallel for schedule(static) if (nr * cols >= kParallelMinWork)
-    for (int64_t j = 0; j < cols; ++j) {
-      double s = 0.0;
-      for (int64_t i = 0; i < nr; ++i) {
-        const int64_t row = r0 + i;
-        const int l = p.labels[row * cols + j];
-        const double fij = p.f.row(row, cols)[j];
-        const double gij = 2.0 * static_cast<double>(g[i * cols + j]);
-        s -= gij * static_cast<double>(w_hat[i * cols + j]);
-        const double dd = den[off[i] + l];
-        if (dd > 0.0) {
-          const double dc = (2.0 * c[off[i] + l] * fij / (a[j] * a[j]) -
-                             fij * static_cast<double>(p.w[row * cols + j]) / a[j]) /
-                            dd;
-          s += seg[off[i] + l] * dc;
-        }
-      }
-      (*grad)[j] += s;
-    }
-  }
-  return loss;
+  ScaleObjective<T> objective(p);
+  return objective.eval(log_alpha, grad);
 }
 
 template double scale_loss_and_grad<float>(const ScaleProblem<float>&, std::span<const double>,
@@ -171,53 +281,68 @@ template double scale_loss_and_grad<double>(const ScaleProblem<double>&, std::sp
 void refine_luts_full_hessian(const Tensor& w, const Tensor& h, std::span<const uint8_t> labels,
                               std::span<const float> alpha, std::vector<std::vector<double>>& lut) {
   const int64_t rows = w.dim(0), cols = w.dim(1);
-  const int64_t blocks = (rows + kRefineRowBlock - 1) / kRefineRowBlock;
-#pragma omp parallel if (rows * cols * cols >= kParallelMinWork)
-  {
-    std::vector<std::vector<double>> ph(kRefineRowBlock);  // P H of each row: [k][cols]
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t r0 = b * kRefineRowBlock;
-      const int64_t nr = std::min(kRefineRowBlock, rows - r0);
-      for (int64_t r = 0; r < nr; ++r)
-        ph[r].assign(lut[r0 + r].size() * static_cast<size_t>(cols), 0.0);
-      // One pass over H for the whole block of rows: row j of H goes to cluster l_rj of row r.
-      for (int64_t j = 0; j < cols; ++j) {
-        const float* hj = h.data() + j * cols;
-        const double inv = 1.0 / alpha[j];
-        for (int64_t r = 0; r < nr; ++r) {
-          double* dst = ph[r].data() + labels[(r0 + r) * cols + j] * cols;
-          for (int64_t t = 0; t < cols; ++t) dst[t] += inv * hj[t];
-        }
-      }
-      for (int64_t r = 0; r < nr; ++r) {
-        const int64_t row = r0 + r;
-        const int k = static_cast<int>(lut[row].size());
-        const uint8_t* li = labels.data() + row * cols;
-        const auto wi = w.row(row);
-        std::vector<double> a(static_cast<size_t>(k * k), 0.0), rhs(k, 0.0);
-        std::vector<int> count(k, 0);
-        for (int64_t j = 0; j < cols; ++j) {
-          ++count[li[j]];
-          const double inv = 1.0 / alpha[j];
-          for (int q = 0; q < k; ++q) {
-            a[q * k + li[j]] += ph[r][q * cols + j] * inv;
-            rhs[q] += ph[r][q * cols + j] * wi[j];
-          }
-        }
-        std::vector<int> used;
-        for (int q = 0; q < k; ++q)
-          if (count[q] > 0) used.push_back(q);
-        const int m = static_cast<int>(used.size());
-        std::vector<double> sa(static_cast<size_t>(m * m)), sb(m);
-        for (int x = 0; x < m; ++x) {
-          sb[x] = rhs[used[x]];
-          for (int y = 0; y < m; ++y) sa[x * m + y] = a[used[x] * k + used[y]];
-        }
-        if (LAPACKE_dposv(LAPACK_ROW_MAJOR, 'U', m, 1, sa.data(), m, sb.data(), 1) != 0) continue;
-        for (int x = 0; x < m; ++x) lut[row][used[x]] = sb[x];
-      }
+  std::vector<float> inva(cols);
+  for (int64_t j = 0; j < cols; ++j) inva[j] = 1.0f / alpha[j];
+  // Row i's system needs Y_i = P_i H, P_i [k_i, cols] with P_i[q][j] = [l_ij = q] / alpha_j.
+  // The P_i of a block of rows are stacked into one matrix, so Y of the block is one GEMM.
+  int64_t r0 = 0;
+  std::vector<float> p, y;
+  std::vector<int64_t> off;
+  while (r0 < rows) {
+    int64_t r1 = r0, lines = 0;
+    while (r1 < rows &&
+           (r1 == r0 || (lines + static_cast<int64_t>(lut[r1].size())) * cols <= kBlockElements)) {
+      lines += static_cast<int64_t>(lut[r1].size());
+      ++r1;
     }
+    off.assign(static_cast<size_t>(r1 - r0 + 1), 0);
+    for (int64_t r = r0; r < r1; ++r)
+      off[r - r0 + 1] = off[r - r0] + static_cast<int64_t>(lut[r].size());
+    p.assign(static_cast<size_t>(lines * cols), 0.0f);
+    y.resize(p.size());
+    const bool par = (r1 - r0) * cols >= kParallelMinWork / 16;
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t r = r0; r < r1; ++r) {
+      float* pr = p.data() + off[r - r0] * cols;
+      const uint8_t* li = labels.data() + r * cols;
+      for (int64_t j = 0; j < cols; ++j) pr[li[j] * cols + j] = inva[j];
+    }
+    kernels::gemm(false, false, lines, cols, cols, 1.0f, p.data(), cols, h.data(), cols, 0.0f,
+                  y.data(), cols);
+#pragma omp parallel for schedule(dynamic, 4) if (par)
+    for (int64_t row = r0; row < r1; ++row) {
+      const int k = static_cast<int>(lut[row].size());
+      const uint8_t* li = labels.data() + row * cols;
+      const auto wi = w.row(row);
+      const float* yr = y.data() + off[row - r0] * cols;
+      // a = P_i H P_i^T (K x K), rhs = P_i H w_i: the normal equations of row i's LUT.
+      std::vector<double> a(static_cast<size_t>(k * k), 0.0), rhs(k, 0.0);
+      std::vector<int> count(k, 0);
+      for (int64_t j = 0; j < cols; ++j) ++count[li[j]];
+      for (int q = 0; q < k; ++q) {
+        const float* yq = yr + q * cols;
+        double* aq = a.data() + q * k;
+        double s = 0.0;
+        for (int64_t j = 0; j < cols; ++j) {
+          const double v = static_cast<double>(yq[j]);
+          aq[li[j]] += v * inva[j];
+          s += v * wi[j];
+        }
+        rhs[q] = s;
+      }
+      std::vector<int> used;
+      for (int q = 0; q < k; ++q)
+        if (count[q] > 0) used.push_back(q);
+      const int m = static_cast<int>(used.size());
+      std::vector<double> sa(static_cast<size_t>(m * m)), sb(m);
+      for (int x = 0; x < m; ++x) {
+        sb[x] = rhs[used[x]];
+        for (int z = 0; z < m; ++z) sa[x * m + z] = a[used[x] * k + used[z]];
+      }
+      if (LAPACKE_dposv(LAPACK_ROW_MAJOR, 'U', m, 1, sa.data(), m, sb.data(), 1) != 0) continue;
+      for (int x = 0; x < m; ++x) lut[row][used[x]] = sb[x];
+    }
+    r0 = r1;
   }
 }
 
@@ -249,10 +374,11 @@ LutLayer scaled_kmeans(const Tensor& w, const Tensor& h, ImportanceView f,
     t0 = clock::now();
     const ScaleProblem<float> prob{rows,    cols, w.data(), h.data(), f, unscaled.labels.data(),
                                    k.data()};
+    ScaleObjective<float> objective(prob);
     std::vector<double> theta(cols, 0.0), m(cols, 0.0), v(cols, 0.0), grad;
     constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8;
     for (int step = 0; step < options.steps; ++step) {
-      const double loss = scale_loss_and_grad(prob, theta, &grad);
+      const double loss = objective.eval(theta, &grad);
       if (step == 0) rep.loss_first = loss;
       const double lr =
           options.lr * std::pow(options.lr_decay, step / std::max(1, options.lr_decay_every));
@@ -263,7 +389,7 @@ LutLayer scaled_kmeans(const Tensor& w, const Tensor& h, ImportanceView f,
         theta[j] -= lr * (m[j] / c1) / (std::sqrt(v[j] / c2) + kEps);
       }
     }
-    rep.loss_last = scale_loss_and_grad<float>(prob, theta, nullptr);
+    rep.loss_last = objective.eval(theta, nullptr);
     for (int64_t j = 0; j < cols; ++j) alpha[j] = round_half(std::exp(theta[j]));
     rep.training_s += seconds_since(t0);
 
