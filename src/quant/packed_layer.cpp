@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/cpu/blas.h"
 #include "src/core/error.h"
 #include "src/core/half.h"
 
@@ -114,16 +115,121 @@ UniformLayer unpack(const PackedUniformLayer& p) {
 
 namespace {
 
-// x / alpha, computed once per product.
-std::vector<float> scaled_input(const PackedLutLayer& layer, const float* x, int64_t batch) {
-  std::vector<float> xs(x, x + batch * layer.cols);
-  if (layer.alpha.empty()) return xs;
-  std::vector<float> alpha(layer.alpha.size());
-  for (size_t j = 0; j < alpha.size(); ++j) alpha[j] = half_to_float(layer.alpha[j]);
-  for (int64_t b = 0; b < batch; ++b)
-    for (int64_t j = 0; j < layer.cols; ++j)
-      xs[static_cast<size_t>(b * layer.cols + j)] /= alpha[static_cast<size_t>(j)];
-  return xs;
+// Rows of W^ decoded per tile of gemm: a 4 MiB fp32 tile (256 rows at 4096 columns). Each tile's
+// sgemm packs all of X again, so at large batches fewer, larger tiles win: on the 2-core
+// development VM 4 MiB tiles beat 1-2 MiB ones by 15-25 % at 4096x4096, batch 4096.
+int64_t tile_rows_for(int64_t cols) {
+  constexpr int64_t kTileBytes = int64_t{4} << 20;
+  return std::max<int64_t>(16, kTileBytes / (4 * cols) / 16 * 16);
+}
+
+// out[j] = table[value j] for one packed row of B-bit values. Eight values always fill exactly B
+// bytes, so the row is read eight values (one B-byte little-endian word) at a time.
+template <int B>
+void decode_row(const uint8_t* packed, int64_t cols, const float* table, float* out) {
+  constexpr uint64_t kMask = (uint64_t{1} << B) - 1;
+  const int64_t full = cols / 8;
+  for (int64_t g = 0; g < full; ++g) {
+    uint64_t w = 0;
+    std::memcpy(&w, packed + g * B, B);
+    float* o = out + g * 8;
+    for (int k = 0; k < 8; ++k) o[k] = table[(w >> (k * B)) & kMask];
+  }
+  const int64_t rest = cols - full * 8;
+  if (rest > 0) {
+    uint64_t w = 0;
+    std::memcpy(&w, packed + full * B, static_cast<size_t>(packed_row_bytes(rest, B)));
+    for (int64_t k = 0; k < rest; ++k) out[full * 8 + k] = table[(w >> (k * B)) & kMask];
+  }
+}
+
+// sum_j table[value j] * x[j] for one packed row, eight independent partial sums then a fixed
+// reduction: the same sequence of operations whatever the thread count.
+template <int B>
+float dot_row(const uint8_t* packed, int64_t cols, const float* table, const float* x) {
+  constexpr uint64_t kMask = (uint64_t{1} << B) - 1;
+  const int64_t full = cols / 8;
+  float acc[8] = {};
+  for (int64_t g = 0; g < full; ++g) {
+    uint64_t w = 0;
+    std::memcpy(&w, packed + g * B, B);
+    const float* xg = x + g * 8;
+    for (int k = 0; k < 8; ++k) acc[k] += table[(w >> (k * B)) & kMask] * xg[k];
+  }
+  const int64_t rest = cols - full * 8;
+  if (rest > 0) {
+    uint64_t w = 0;
+    std::memcpy(&w, packed + full * B, static_cast<size_t>(packed_row_bytes(rest, B)));
+    for (int64_t k = 0; k < rest; ++k) acc[k] += table[(w >> (k * B)) & kMask] * x[full * 8 + k];
+  }
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+template <template <int> class Fn, typename... Args>
+auto dispatch_bits(int bits, Args... args) {
+  switch (bits) {
+    case 1:
+      return Fn<1>::run(args...);
+    case 2:
+      return Fn<2>::run(args...);
+    case 3:
+      return Fn<3>::run(args...);
+    case 4:
+      return Fn<4>::run(args...);
+    case 5:
+      return Fn<5>::run(args...);
+    case 6:
+      return Fn<6>::run(args...);
+    case 7:
+      return Fn<7>::run(args...);
+    case 8:
+      return Fn<8>::run(args...);
+    default:
+      fail(ErrorKind::kInternal, "packed row width {} outside 1..8", bits);
+  }
+}
+template <int B>
+struct DecodeRow {
+  static void run(const uint8_t* p, int64_t cols, const float* table, float* out) {
+    decode_row<B>(p, cols, table, out);
+  }
+};
+template <int B>
+struct DotRow {
+  static float run(const uint8_t* p, int64_t cols, const float* table, const float* x) {
+    return dot_row<B>(p, cols, table, x);
+  }
+};
+
+// Rows above this many weights are split over OpenMP threads in gemv; smaller ones stay on one
+// thread, where waking the team would cost more than the product.
+constexpr int64_t kParallelGemvWeights = int64_t{1} << 18;
+
+// Y[:, tile] = X tile^T for consecutive row tiles, each tile decoded by `decode(r0, r1, tile)`
+// into fp32 [r1 - r0, cols]: rows decoded in parallel (OpenMP), then one threaded sgemm per tile.
+// (OpenMP over tiles with single-threaded sgemm measured no faster on 2 cores, and balances badly
+// when a layer has few tiles.) Tile boundaries depend on the shape only and sgemm splits only the
+// output, so every output element is one fixed sequence of operations whatever the thread count.
+template <typename Decode>
+void tiled_gemm(int64_t rows, int64_t cols, const float* x, int64_t batch, float* y,
+                const Decode& decode) {
+  const int64_t tile = std::min(rows, tile_rows_for(cols));
+  const int64_t tiles = (rows + tile - 1) / tile;
+  std::vector<float> w(static_cast<size_t>(tile * cols));
+  for (int64_t t = 0; t < tiles; ++t) {
+    const int64_t r0 = t * tile, r1 = std::min(rows, r0 + tile);
+    const int64_t n = r1 - r0;
+#pragma omp parallel for schedule(static) if (n * cols >= kParallelGemvWeights)
+    for (int64_t i = r0; i < r1; ++i) decode(i, i + 1, w.data() + (i - r0) * cols);
+    kernels::gemm(false, true, batch, n, cols, 1.0f, x, cols, w.data(), cols, 0.0f, y + r0, rows);
+  }
+}
+
+// 1 / alpha_j: the tile multiplies instead of dividing (within an ulp of LUT / alpha).
+std::vector<float> reciprocal_alpha(const PackedLutLayer& layer) {
+  std::vector<float> inv(layer.alpha.size());
+  for (size_t j = 0; j < inv.size(); ++j) inv[j] = 1.0f / half_to_float(layer.alpha[j]);
+  return inv;
 }
 
 void check_lut_layout(const PackedLutLayer& layer, const PackedLutOffsets& o) {
@@ -133,28 +239,140 @@ void check_lut_layout(const PackedLutLayer& layer, const PackedLutOffsets& o) {
   SKIM_ASSERT(layer.alpha.empty() || layer.alpha.size() == static_cast<size_t>(layer.cols));
 }
 
+void load_lut(const PackedLutLayer& layer, const PackedLutOffsets& o, size_t r, float* lut) {
+  const int64_t k_count = int64_t{1} << layer.bits[r];
+  for (int64_t k = 0; k < k_count; ++k)
+    lut[k] = half_to_float(layer.codebook[static_cast<size_t>(o.codebook[r] + k)]);
+}
+
+void check_uniform_layout(const PackedUniformLayer& layer) {
+  SKIM_ASSERT(layer.bits >= 1 && layer.bits <= 8);
+  SKIM_ASSERT(layer.codes.size() ==
+              static_cast<size_t>(layer.rows * packed_row_bytes(layer.cols, layer.bits)));
+  SKIM_ASSERT(layer.scale.size() == static_cast<size_t>(layer.rows * layer.groups()));
+  SKIM_ASSERT(layer.zero.size() == layer.scale.size());
+}
+
+// Decodes rows of a packed uniform layer: w_ij = s_ig * (q_ij - z_ig), g the group of column j.
+class UniformDecoder {
+ public:
+  explicit UniformDecoder(const PackedUniformLayer& layer)
+      : layer_(layer),
+        row_bytes_(packed_row_bytes(layer.cols, layer.bits)),
+        group_cols_(layer.group_size <= 0 ? layer.cols : layer.group_size),
+        byte_aligned_groups_(layer.perm.empty() &&
+                             (layer.groups() == 1 || layer.group_size % 8 == 0)) {
+    UniformLayer shape;  // column_groups needs only the grouping fields
+    shape.cols = layer.cols;
+    shape.group_size = layer.group_size;
+    shape.perm = layer.perm;
+    group_ = column_groups(shape);
+    for (int k = 0; k < (1 << layer.bits); ++k) levels_[k] = static_cast<float>(k);
+  }
+
+  // Rows [r0, r1) into out [r1 - r0, cols].
+  void operator()(int64_t r0, int64_t r1, float* out) const {
+    const int64_t n = layer_.cols, groups = layer_.groups();
+    for (int64_t i = r0; i < r1; ++i) {
+      float* w = out + (i - r0) * n;
+      if (byte_aligned_groups_) {  // one decode pass through each group's table of s * (q - z)
+        float table[256];
+        for (int64_t g = 0; g < groups; ++g) {
+          group_table(i, g, table);
+          const int64_t j0 = g * group_cols_, j1 = std::min(n, j0 + group_cols_);
+          dispatch_bits<DecodeRow>(layer_.bits, group_codes(i, g), j1 - j0, table, w + j0);
+        }
+        continue;
+      }
+      dispatch_bits<DecodeRow>(layer_.bits, layer_.codes.data() + i * row_bytes_, n, levels_, w);
+      const uint16_t* s = layer_.scale.data() + i * groups;
+      const uint16_t* z = layer_.zero.data() + i * groups;
+      if (layer_.perm.empty()) {  // groups are consecutive runs of columns
+        const int64_t size = layer_.group_size <= 0 ? n : layer_.group_size;
+        for (int64_t g = 0; g < groups; ++g) {
+          const float sg = half_to_float(s[g]), zg = half_to_float(z[g]);
+          const int64_t j1 = std::min(n, (g + 1) * size);
+          for (int64_t j = g * size; j < j1; ++j) w[j] = sg * (w[j] - zg);
+        }
+      } else {
+        float sz[2 * 4096];
+        std::vector<float> heap;
+        float* table = sz;
+        if (groups > 4096) {
+          heap.resize(static_cast<size_t>(2 * groups));
+          table = heap.data();
+        }
+        for (int64_t g = 0; g < groups; ++g) {
+          table[2 * g] = half_to_float(s[g]);
+          table[2 * g + 1] = half_to_float(z[g]);
+        }
+        for (int64_t j = 0; j < n; ++j) {
+          const int32_t g = group_[static_cast<size_t>(j)];
+          w[j] = table[2 * g] * (w[j] - table[2 * g + 1]);
+        }
+      }
+    }
+  }
+
+  // Row i dotted with x, straight from the codes when groups are byte-aligned runs of columns.
+  float dot(int64_t i, const float* x, float* scratch) const {
+    const int64_t n = layer_.cols;
+    if (byte_aligned_groups_) {
+      float table[256], acc = 0.0f;
+      for (int64_t g = 0; g < layer_.groups(); ++g) {
+        group_table(i, g, table);
+        const int64_t j0 = g * group_cols_, j1 = std::min(n, j0 + group_cols_);
+        acc += dispatch_bits<DotRow>(layer_.bits, group_codes(i, g), j1 - j0, table, x + j0);
+      }
+      return acc;
+    }
+    (*this)(i, i + 1, scratch);
+    float acc[8] = {};
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+      for (int k = 0; k < 8; ++k) acc[k] += scratch[j + k] * x[j + k];
+    for (int k = 0; j < n; ++j, ++k) acc[k] += scratch[j] * x[j];
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+  }
+
+ private:
+  // table[q] = s * (q - z) for group g of row i.
+  void group_table(int64_t i, int64_t g, float* table) const {
+    const auto k = static_cast<size_t>(i * layer_.groups() + g);
+    const float s = half_to_float(layer_.scale[k]), z = half_to_float(layer_.zero[k]);
+    for (int q = 0; q < (1 << layer_.bits); ++q) table[q] = s * (levels_[q] - z);
+  }
+  // First code byte of group g of row i (groups start on byte boundaries: 8 | group_cols_).
+  const uint8_t* group_codes(int64_t i, int64_t g) const {
+    return layer_.codes.data() + i * row_bytes_ + g * group_cols_ * layer_.bits / 8;
+  }
+
+  const PackedUniformLayer& layer_;
+  int64_t row_bytes_;
+  int64_t group_cols_;
+  bool byte_aligned_groups_;
+  std::vector<int32_t> group_;
+  float levels_[256];
+};
+
 }  // namespace
 
 void gemv(const PackedLutLayer& layer, const float* x, float* y) {
   const PackedLutOffsets o = packed_lut_offsets(layer.cols, layer.bits);
   check_lut_layout(layer, o);
-  const std::vector<float> xs = scaled_input(layer, x, 1);
-#pragma omp parallel
-  {
-    std::vector<uint8_t> labels(static_cast<size_t>(layer.cols));
+  const int64_t n = layer.cols;
+  // x / alpha once, so each row is a plain LUT dot product.
+  std::vector<float> xs(x, x + n);
+  if (!layer.alpha.empty())
+    for (int64_t j = 0; j < n; ++j)
+      xs[static_cast<size_t>(j)] /= half_to_float(layer.alpha[static_cast<size_t>(j)]);
+#pragma omp parallel for schedule(static) if (layer.rows * n >= kParallelGemvWeights)
+  for (int64_t i = 0; i < layer.rows; ++i) {
+    const auto r = static_cast<size_t>(i);
     float lut[256];
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < layer.rows; ++i) {
-      const auto r = static_cast<size_t>(i);
-      const int bits = layer.bits[r];
-      for (int k = 0; k < (1 << bits); ++k)
-        lut[k] = half_to_float(layer.codebook[static_cast<size_t>(o.codebook[r] + k)]);
-      unpack_row(layer.labels.data() + o.label[r], layer.cols, bits, labels.data());
-      float acc = 0.0f;
-      for (int64_t j = 0; j < layer.cols; ++j)
-        acc += lut[labels[static_cast<size_t>(j)]] * xs[static_cast<size_t>(j)];
-      y[i] = acc;
-    }
+    load_lut(layer, o, r, lut);
+    y[i] =
+        dispatch_bits<DotRow>(layer.bits[r], layer.labels.data() + o.label[r], n, lut, xs.data());
   }
 }
 
@@ -162,82 +380,36 @@ void gemm(const PackedLutLayer& layer, const float* x, int64_t batch, float* y) 
   const PackedLutOffsets o = packed_lut_offsets(layer.cols, layer.bits);
   check_lut_layout(layer, o);
   const int64_t n = layer.cols;
-  // Inputs transposed to [cols, batch]: the partial sums add whole contiguous lines.
-  const std::vector<float> xs = scaled_input(layer, x, batch);
-  std::vector<float> xt(xs.size());
-  for (int64_t b = 0; b < batch; ++b)
-    for (int64_t j = 0; j < n; ++j)
-      xt[static_cast<size_t>(j * batch + b)] = xs[static_cast<size_t>(b * n + j)];
-  constexpr int64_t kChunk = 256;  // batch columns per pass: 16 LUT entries x 256 floats = 16 KiB
-#pragma omp parallel
-  {
-    std::vector<uint8_t> labels(static_cast<size_t>(n));
-    std::vector<float> sums;
-    float lut[256];
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < layer.rows; ++i) {
+  const std::vector<float> inv_alpha = reciprocal_alpha(layer);
+  tiled_gemm(layer.rows, n, x, batch, y, [&](int64_t r0, int64_t r1, float* out) {
+    for (int64_t i = r0; i < r1; ++i) {
       const auto r = static_cast<size_t>(i);
-      const int bits = layer.bits[r];
-      const int k_count = 1 << bits;
-      for (int k = 0; k < k_count; ++k)
-        lut[k] = half_to_float(layer.codebook[static_cast<size_t>(o.codebook[r] + k)]);
-      unpack_row(layer.labels.data() + o.label[r], n, bits, labels.data());
-      for (int64_t b0 = 0; b0 < batch; b0 += kChunk) {
-        const int64_t width = std::min(kChunk, batch - b0);
-        sums.assign(static_cast<size_t>(k_count * width), 0.0f);
-        for (int64_t j = 0; j < n; ++j) {
-          float* s = sums.data() + labels[static_cast<size_t>(j)] * width;
-          const float* xj = xt.data() + j * batch + b0;
-          for (int64_t b = 0; b < width; ++b) s[b] += xj[b];
-        }
-        for (int64_t b = 0; b < width; ++b) {
-          float acc = 0.0f;
-          for (int k = 0; k < k_count; ++k)
-            acc += lut[k] * sums[static_cast<size_t>(k * width + b)];
-          y[(b0 + b) * layer.rows + i] = acc;
-        }
-      }
+      float lut[256];
+      load_lut(layer, o, r, lut);
+      float* w = out + (i - r0) * n;
+      dispatch_bits<DecodeRow>(layer.bits[r], layer.labels.data() + o.label[r], n, lut, w);
+      if (!inv_alpha.empty())
+        for (int64_t j = 0; j < n; ++j) w[j] *= inv_alpha[static_cast<size_t>(j)];
     }
-  }
+  });
 }
 
 void gemv(const PackedUniformLayer& layer, const float* x, float* y) {
-  gemm(layer, x, 1, y);
+  check_uniform_layout(layer);
+  const UniformDecoder decode(layer);
+  const int64_t n = layer.cols;
+#pragma omp parallel if (layer.rows * n >= kParallelGemvWeights)
+  {
+    std::vector<float> w(static_cast<size_t>(n));
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < layer.rows; ++i) y[i] = decode.dot(i, x, w.data());
+  }
 }
 
 void gemm(const PackedUniformLayer& layer, const float* x, int64_t batch, float* y) {
-  const int64_t n = layer.cols;
-  const int64_t row_bytes = packed_row_bytes(n, layer.bits);
-  SKIM_ASSERT(layer.codes.size() == static_cast<size_t>(layer.rows * row_bytes));
-  SKIM_ASSERT(layer.scale.size() == static_cast<size_t>(layer.rows * layer.groups()));
-  SKIM_ASSERT(layer.zero.size() == layer.scale.size());
-  UniformLayer shape;  // column_groups needs only the grouping fields
-  shape.cols = n;
-  shape.group_size = layer.group_size;
-  shape.perm = layer.perm;
-  const std::vector<int32_t> group = column_groups(shape);
-#pragma omp parallel
-  {
-    std::vector<uint8_t> codes(static_cast<size_t>(n));
-    std::vector<float> w(static_cast<size_t>(n));
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < layer.rows; ++i) {
-      unpack_row(layer.codes.data() + i * row_bytes, n, layer.bits, codes.data());
-      const int64_t g0 = i * layer.groups();
-      for (int64_t j = 0; j < n; ++j) {
-        const auto k = static_cast<size_t>(g0 + group[static_cast<size_t>(j)]);
-        w[static_cast<size_t>(j)] =
-            half_to_float(layer.scale[k]) *
-            (static_cast<float>(codes[static_cast<size_t>(j)]) - half_to_float(layer.zero[k]));
-      }
-      for (int64_t b = 0; b < batch; ++b) {
-        const float* xb = x + b * n;
-        float acc = 0.0f;
-        for (int64_t j = 0; j < n; ++j) acc += w[static_cast<size_t>(j)] * xb[j];
-        y[b * layer.rows + i] = acc;
-      }
-    }
-  }
+  check_uniform_layout(layer);
+  const UniformDecoder decode(layer);
+  tiled_gemm(layer.rows, layer.cols, x, batch, y, decode);
 }
 
 }  // namespace skim::quant

@@ -90,12 +90,12 @@ inline int64_t stored_bits(const PackedUniformLayer& layer) {
 // y[rows] = W^ x[cols], computed from the packed form: x is divided by alpha once, then each row
 // looks its labels up in its own LUT. OpenMP over rows.
 void gemv(const PackedLutLayer& layer, const float* x, float* y);
-// Y[batch, rows] = X[batch, cols] W^T. Per row, the inputs are summed per LUT entry (partial sums
-// S[k][b] = sum of X[b][j] / alpha_j over the columns j labelled k), then Y[b][i] = sum_k
-// LUT_i[k] S[k][b]: one multiply per LUT entry instead of one per weight. No dense copy of W^.
+// Y[batch, rows] = X[batch, cols] W^T. W^ is decoded one tile of rows at a time (at most 4 MiB
+// of fp32) and multiplied by one sgemm per tile: never a dense copy of the whole W^. Results do
+// not depend on the thread count.
 void gemm(const PackedLutLayer& layer, const float* x, int64_t batch, float* y);
 
-// The same products for a packed uniform layer (per row: decode, scale per group, dot).
+// The same products for a packed uniform layer (w = s * (q - z) per group; gemm tiled as above).
 void gemv(const PackedUniformLayer& layer, const float* x, float* y);
 void gemm(const PackedUniformLayer& layer, const float* x, int64_t batch, float* y);
 

@@ -191,11 +191,13 @@ std::vector<double> dense_uniform(const UniformLayer& u) {
 
 TEST(PackedUniform, RoundTripAndProducts) {
   for (int bits : {2, 3, 5, 8}) {
-    for (int64_t gs : {0, 16}) {
+    // gs 64 without a permutation: the per-group table path of the products (whole runs of 8
+    // columns per group); gs 16 with an act-order style permutation; 0: one group per row.
+    for (int64_t gs : {0, 16, 64}) {
       const int64_t rows = 21, cols = 99;
       const Tensor w({rows, cols}, testing::synthetic_weights(rows, cols, 10 + bits));
       UniformLayer u = rtn_quantize(w, {.bits = bits, .group_size = gs});
-      if (gs > 0) {  // an act-order style permutation: reversed columns
+      if (gs == 16) {  // an act-order style permutation: reversed columns
         u.perm.resize(cols);
         for (int64_t k = 0; k < cols; ++k) u.perm[k] = static_cast<int32_t>(cols - 1 - k);
       }
