@@ -1,6 +1,7 @@
 // Times SKIM on one synthetic layer per shape, by phase: error tables (K-means at every level +
 // error GEMMs), allocation, grouping K-means, scale training, LUT refinement; plus the kmeans
 // baseline. Writes bench/results/quant_layer-<host>.json with the machine and git commit.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -40,6 +41,19 @@ std::string host_name() {
   return buf;
 }
 
+// CPU seconds of the whole process (all threads): on a shared machine the wall time depends on
+// the load, this much less.
+double process_cpu_s() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+std::string load_average() {
+  return command_output("cut -d' ' -f1-3 /proc/loadavg");
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -71,7 +85,10 @@ int main(int argc, char** argv) {
   report["machine"] = {
       {"host", host},
       {"cpu", command_output("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'")},
-      {"hardware_threads", std::thread::hardware_concurrency()}};
+      {"hardware_threads", std::thread::hardware_concurrency()},
+      {"omp_wait_policy", command_output("printenv OMP_WAIT_POLICY")},
+      {"omp_num_threads", command_output("printenv OMP_NUM_THREADS")},
+      {"openblas_num_threads", command_output("printenv OPENBLAS_NUM_THREADS")}};
   report["git_commit"] =
       command_output(std::string("git -C ") + SKIM_SOURCE_DIR + " rev-parse HEAD 2>/dev/null");
   report["settings"] = {{"bits", bits}, {"steps", steps}, {"refine", refine},
@@ -101,9 +118,12 @@ int main(int argc, char** argv) {
       opt.scale.steps = steps;
       opt.scale.refine_full_hessian = refine;
       std::cerr << "shape " << s << ": skim\n";
+      const std::string load_before = load_average();
+      const double cpu0 = process_cpu_s();
       t0 = std::chrono::steady_clock::now();
       const SkimLayerResult r = quantize_skim_layer(w, h, opt);
       const double total_s = seconds_since(t0);
+      const double cpu_s = process_cpu_s() - cpu0;
       const double err = layer_error(w, dequantize(r.layer), h);
       nlohmann::json j = {
           {"shape", s},
@@ -115,6 +135,9 @@ int main(int argc, char** argv) {
           {"kmeans_baseline_3bit_bits",
            static_cast<double>(lut_stored_bits(km)) / static_cast<double>(w.numel())},
           {"skim_total_s", total_s},
+          {"skim_cpu_s", cpu_s},
+          {"load_average_before", load_before},
+          {"load_average_after", load_average()},
           {"error_table_s", r.times.error_table_s},
           {"allocation_s", r.times.allocation_s},
           {"grouping_kmeans_s", r.times.kmeans_s},

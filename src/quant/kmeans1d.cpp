@@ -12,6 +12,8 @@ namespace skim::quant {
 namespace {
 
 constexpr int kMaxLloydIterations = 200;
+// Candidate ranges at least this long go through the vectorised cost loop.
+constexpr int64_t kVectorRange = 16;
 
 // The row sorted ascending (ties by index) with prefix sums of g, g v, g v^2. Values are shifted
 // by their weighted mean first, so the variance formula loses little to cancellation.
@@ -97,6 +99,23 @@ KMeans1dResult from_boundaries(const SortedRow& r, const std::vector<int64_t>& b
   return out;
 }
 
+// The DP's candidate costs prev[j] + cost(j, i) for j in [jlo, jhi], also compiled for AVX-512
+// and AVX2 (the divisions vectorise); no FMA contraction, so every version rounds alike.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"),
+               optimize("fp-contract=off")))
+#endif
+void candidate_costs(const double* q0, const double* q1, const double* q2, const double* prev,
+                     int64_t i, int64_t jlo, int64_t jhi, double* out) {
+  const double a0 = q0[i], a1 = q1[i], a2 = q2[i];
+  for (int64_t j = jlo; j <= jhi; ++j) {
+    const double s0 = a0 - q0[j];
+    const double s1 = a1 - q1[j];
+    const double v = (a2 - q2[j]) - s1 * s1 / s0;
+    out[j] = prev[j] + (s0 <= 0.0 ? 0.0 : (v > 0.0 ? v : 0.0));
+  }
+}
+
 // Exact DP over split points restricted to `edges` (sorted positions, edges[0] = 0, back = n),
 // up to kmax segments. Row kk of `opt` holds, for each prefix of edges, where the last of kk + 1
 // segments starts; the DP for kk + 1 segments does not depend on kmax, so one table serves every
@@ -120,25 +139,41 @@ class ExactDp {
     for (int64_t i = 1; i <= n; ++i) prev[i] = seg_cost(0, i);
     for (int kk = 1; kk < kmax; ++kk) {  // kk + 1 segments
       std::fill(cur.begin(), cur.end(), inf);
-      auto best_for = [&](int64_t i, int64_t jlo, int64_t jhi) {  // j in [jlo, jhi]
-        // The costs first (a loop the compiler vectorises), then the first minimum.
-        const double a0 = q0_[i], a1 = q1_[i], a2 = q2_[i];
-        for (int64_t j = jlo; j <= jhi; ++j) {
-          const double s0 = a0 - q0_[j];
-          const double s1 = a1 - q1_[j];
-          const double v = (a2 - q2_[j]) - s1 * s1 / s0;
-          cost[j] = prev[j] + (s0 <= 0.0 ? 0.0 : (v > 0.0 ? v : 0.0));
-        }
+      const double* q0 = q0_.data();
+      const double* q1 = q1_.data();
+      const double* q2 = q2_.data();
+      const double* pv = prev.data();
+      double* cv = cur.data();
+      int32_t* ov = opt_[kk].data();
+      // The first minimum over j in [jlo, jhi] of prev[j] + cost(j, i). Plain pointers: the
+      // loop reloads nothing per iteration.
+      double* cb = cost.data();
+      auto best_for = [q0, q1, q2, pv, cv, ov, cb, inf](int64_t i, int64_t jlo, int64_t jhi) {
         double best = inf;
         int64_t arg = jlo;
-        for (int64_t j = jlo; j <= jhi; ++j) {
-          if (cost[j] < best) {
-            best = cost[j];
-            arg = j;
+        if (jhi - jlo >= kVectorRange) {
+          candidate_costs(q0, q1, q2, pv, i, jlo, jhi, cb);
+          for (int64_t j = jlo; j <= jhi; ++j) {
+            if (cb[j] < best) {
+              best = cb[j];
+              arg = j;
+            }
+          }
+        } else {
+          const double a0 = q0[i], a1 = q1[i], a2 = q2[i];
+          for (int64_t j = jlo; j <= jhi; ++j) {
+            const double s0 = a0 - q0[j];
+            const double s1 = a1 - q1[j];
+            const double v = (a2 - q2[j]) - s1 * s1 / s0;
+            const double c = pv[j] + (s0 <= 0.0 ? 0.0 : (v > 0.0 ? v : 0.0));
+            if (c < best) {
+              best = c;
+              arg = j;
+            }
           }
         }
-        cur[i] = best;
-        opt_[kk][i] = static_cast<int32_t>(arg);
+        cv[i] = best;
+        ov[i] = static_cast<int32_t>(arg);
         return arg;
       };
       if (naive) {

@@ -81,6 +81,49 @@ namespace {
 // added in the same order whatever the number of threads.
 constexpr int64_t kGradChunk = 16;
 
+// The fp32 per-element loops below are also compiled for AVX-512 and AVX2 and picked at run
+// time (their table look-ups become gathers). Without contraction into FMAs every version
+// computes each element with the same roundings, so the result does not depend on the CPU.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define SKIM_VECTOR_CLONES                                                     \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), \
+                 optimize("fp-contract=off")))
+#else
+#define SKIM_VECTOR_CLONES
+#endif
+
+// d_j = c[l_j] / alpha_j - w_j.
+SKIM_VECTOR_CLONES void residual_row(const float* w, const uint8_t* labels, const double* c,
+                                     const double* inva, int64_t n, float* d) {
+  for (int64_t j = 0; j < n; ++j)
+    d[j] = static_cast<float>(c[labels[j]] * inva[j] - static_cast<double>(w[j]));
+}
+void residual_row(const double* w, const uint8_t* labels, const double* c, const double* inva,
+                  int64_t n, double* d) {
+  for (int64_t j = 0; j < n; ++j) d[j] = c[labels[j]] * inva[j] - w[j];
+}
+
+// part_j += g_j / alpha_j * tp[l_j] + w_j * fa_j * tr[l_j] + fa2_j * tq[l_j]: one row's share
+// of the gradient in log alpha.
+SKIM_VECTOR_CLONES void gradient_row(const float* g, const float* w, const uint8_t* labels,
+                                     const double* inva, const double* fa, const double* fa2,
+                                     const double* tp, const double* tq, const double* tr,
+                                     int64_t n, double* part) {
+  for (int64_t j = 0; j < n; ++j) {
+    const int l = labels[j];
+    part[j] += static_cast<double>(g[j]) * inva[j] * tp[l] +
+               static_cast<double>(w[j]) * fa[j] * tr[l] + fa2[j] * tq[l];
+  }
+}
+void gradient_row(const double* g, const double* w, const uint8_t* labels, const double* inva,
+                  const double* fa, const double* fa2, const double* tp, const double* tq,
+                  const double* tr, int64_t n, double* part) {
+  for (int64_t j = 0; j < n; ++j) {
+    const int l = labels[j];
+    part[j] += g[j] * inva[j] * tp[l] + w[j] * fa[j] * tr[l] + fa2[j] * tq[l];
+  }
+}
+
 // Scatter-adds x[j] into bins[labels[j]] with four interleaved copies of the bins, so a run
 // of equal labels does not serialise on one memory location; the copies are summed in a fixed
 // order. bins: [4 * k], zeroed by the caller; out: [k].
@@ -158,8 +201,7 @@ class ScaleObjective {
           const uint8_t* li = p_.labels + row * cols;
           const double* ci = c_.data() + off_[row];
           T* di = d_.data() + i * cols;
-          for (int64_t j = 0; j < cols; ++j)
-            di[j] = static_cast<T>(ci[li[j]] * inva_[j] - static_cast<double>(wi[j]));
+          residual_row(wi, li, ci, inva_.data(), cols, di);
         }
       }
       // g = (W^ - W) H: the one GEMM of the step; the gradient of the loss in W^ is 2 g.
@@ -205,11 +247,8 @@ class ScaleObjective {
             const double* rfa = row_weights(row, fa, fa2);
             const double* rfa2 = shared_f ? fa2_.data() : fa2.data();
             const T* wi = p_.w + row * cols;
-            for (int64_t t = 0; t < cols; ++t) {
-              const int l = li[t];
-              part[t] += static_cast<double>(gi[t]) * inva_[t] * tp[l] +
-                         static_cast<double>(wi[t]) * rfa[t] * tr[l] + rfa2[t] * tq[l];
-            }
+            gradient_row(gi, wi, li, inva_.data(), rfa, rfa2, tp.data(), tq.data(), tr.data(), cols,
+                         part);
           }
         }
       }
