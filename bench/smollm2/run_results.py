@@ -26,6 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CONFIGS = {
     "skim-2.5": ("skim", 2.5, []),
     "skim-3": ("skim", 3, []),
+    "skim-3.2": ("skim", 3.2, []),
     "skim-3.25": ("skim", 3.25, []),
     "skim-4": ("skim", 4, []),
     "kmeans-2": ("kmeans", 2, []),
@@ -44,8 +45,9 @@ CONFIGS = {
     "skim-3-noscale": ("skim", 3, ["--no-scale"]),
     "skim-3-norefine": ("skim", 3, ["--no-refine"]),
 }
-DEFAULT = ["skim-2.5", "skim-3", "skim-4", "kmeans-2", "kmeans-3", "kmeans-4", "gptq-2-g128",
-           "gptq-3", "gptq-4", "rtn-2-g128", "rtn-3", "rtn-4", "skim-3-global", "skim-3-quantized"]
+DEFAULT = ["skim-3", "rtn-3", "gptq-3", "kmeans-3", "skim-2.5", "rtn-2-g128", "gptq-2-g128",
+           "kmeans-2", "skim-4", "rtn-4", "gptq-4", "kmeans-4", "skim-3-global",
+           "skim-3-quantized"]
 
 
 def machine():
@@ -117,6 +119,8 @@ def main():
     p.add_argument("--eval-windows", type=int, default=16)
     p.add_argument("--configs", default=",".join(DEFAULT))
     p.add_argument("--doc", default=os.path.join(ROOT, "docs", "RESULTS.md"))
+    p.add_argument("--append", action="store_true",
+                   help="add these runs to the existing JSON of this host (same settings)")
     args = p.parse_args()
 
     env = dict(os.environ, OMP_WAIT_POLICY="passive")
@@ -124,9 +128,14 @@ def main():
               "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
               "args": vars(args), "runs": []}
     result["json"] = os.path.join(ROOT, "bench", "results", f"smollm2-{platform.node()}.json")
-    fp = evaluate(args.bin, args.model, args.eval_text, args.eval_seq_len, args.eval_windows)
-    result["fp_perplexity"] = fp["perplexity"]
-    print(f"full precision: {fp['perplexity']:.3f}", flush=True)
+    if args.append and os.path.exists(result["json"]):
+        previous = json.load(open(result["json"]))
+        result["runs"] = previous["runs"]
+        result["fp_perplexity"] = previous["fp_perplexity"]
+    else:
+        fp = evaluate(args.bin, args.model, args.eval_text, args.eval_seq_len, args.eval_windows)
+        result["fp_perplexity"] = fp["perplexity"]
+    print(f"full precision: {result['fp_perplexity']:.3f}", flush=True)
     work = tempfile.mkdtemp(prefix="skim-results-")
     try:
         for name in args.configs.split(","):
