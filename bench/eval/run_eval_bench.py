@@ -77,7 +77,7 @@ def main():
                     # Other work on the machine skews the numbers: the 1-minute load average.
                     "load_average_before": load_before,
                     "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")},
-        "command": " ".join(cmd),
+        "command": " ".join(os.path.relpath(c, ROOT) if os.path.isabs(c) else c for c in cmd),
         "model": os.path.relpath(args.model, ROOT),
         "text": os.path.relpath(args.text, ROOT),
         "seq_len": ev["seq_len"],

@@ -102,8 +102,15 @@ def write_markdown(result, path):
     lines += ["", "`-global`: one bit budget over the whole model instead of per linear layer;",
               "`-quantized`: each layer calibrated on the quantized outputs of the layers before it;",
               "`-g128`: quantizer groups of 128 columns.", ""]
+    # Hand-written reading of the numbers below the marker survives a rerun.
+    marker = "<!-- notes: kept when this page is regenerated -->"
+    notes = ""
+    if os.path.exists(path):
+        old = open(path).read()
+        if marker in old:
+            notes = old[old.index(marker):]
     with open(path, "w") as f:
-        f.write("\n".join(lines))
+        f.write("\n".join(lines) + ("\n" + notes if notes else ""))
 
 
 def main():
@@ -126,10 +133,13 @@ def main():
     env = dict(os.environ, OMP_WAIT_POLICY="passive")
     result = {"machine": machine(), "commit": commit(),
               "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
-              "args": vars(args), "runs": []}
-    result["json"] = os.path.join(ROOT, "bench", "results", f"smollm2-{platform.node()}.json")
-    if args.append and os.path.exists(result["json"]):
-        previous = json.load(open(result["json"]))
+              "args": {k: (os.path.relpath(v, ROOT) if isinstance(v, str) and os.path.isabs(v) else v)
+                       for k, v in vars(args).items()},
+              "runs": []}
+    json_path = os.path.join(ROOT, "bench", "results", f"smollm2-{platform.node()}.json")
+    result["json"] = os.path.relpath(json_path, ROOT)
+    if args.append and os.path.exists(json_path):
+        previous = json.load(open(json_path))
         result["runs"] = previous["runs"]
         result["fp_perplexity"] = previous["fp_perplexity"]
     else:
@@ -162,7 +172,7 @@ def main():
             print(f"{name}: {run['average_bits']:.3f} bits, ppl {run['perplexity']:.3f}, "
                   f"{seconds:.1f} s", flush=True)
             shutil.rmtree(out)
-            with open(result["json"], "w") as f:  # after every run: partial results survive
+            with open(json_path, "w") as f:  # after every run: partial results survive
                 json.dump(result, f, indent=1)
     finally:
         shutil.rmtree(work, ignore_errors=True)
