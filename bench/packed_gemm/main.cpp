@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/common/machine_info.h"
 #include "src/core/error.h"
 #include "src/core/half.h"
 #include "src/quant/packed_layer.h"
@@ -27,22 +28,8 @@ namespace {
 using namespace skim;
 using namespace skim::quant;
 
-std::string command_output(const std::string& cmd) {
-  std::string out;
-  if (FILE* p = popen(cmd.c_str(), "r")) {
-    char buf[256];
-    while (fgets(buf, sizeof buf, p)) out += buf;
-    pclose(p);
-  }
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  return out;
-}
-
-std::string host_name() {
-  char buf[256] = {};
-  gethostname(buf, sizeof buf - 1);
-  return buf;
-}
+using skim::bench::command_output;
+using skim::bench::host_name;
 
 std::string load_average() {
   return command_output("cut -d' ' -f1-3 /proc/loadavg");

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/common/machine_info.h"
 #include "src/core/error.h"
 #include "src/quant/hessian.h"
 #include "src/quant/layer_error.h"
@@ -24,22 +25,8 @@
 
 namespace {
 
-std::string command_output(const std::string& cmd) {
-  std::string out;
-  if (FILE* p = popen(cmd.c_str(), "r")) {
-    char buf[256];
-    while (fgets(buf, sizeof buf, p)) out += buf;
-    pclose(p);
-  }
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  return out;
-}
-
-std::string host_name() {
-  char buf[256] = {};
-  gethostname(buf, sizeof buf - 1);
-  return buf;
-}
+using skim::bench::command_output;
+using skim::bench::host_name;
 
 // CPU seconds of the whole process (all threads): on a shared machine the wall time depends on
 // the load, this much less.
