@@ -8,17 +8,12 @@
 
 #include "io/model_source.h"
 #include "src/core/error.h"
+#include "src/core/stopwatch.h"
 #include "src/model/kv_cache.h"
 
 namespace skim::pipeline {
 
-namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-}  // namespace
+namespace {}  // namespace
 
 double GenerateResult::prefill_tokens_per_second() const {
   return prefill_seconds > 0 ? static_cast<double>(prompt_ids.size()) / prefill_seconds : 0.0;

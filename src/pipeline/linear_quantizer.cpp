@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "src/core/error.h"
+#include "src/core/stopwatch.h"
 #include "src/pipeline/byte_stream.h"
 #include "src/quant/gptq.h"
 #include "src/quant/hessian.h"
@@ -15,10 +16,6 @@
 
 namespace skim::pipeline {
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 int integer_bits(const QuantizeOptions& o) {
   const double b = std::round(o.bits);

@@ -7,18 +7,16 @@
 #include <sstream>
 
 #include "io/model_source.h"
+#include "io/text_file.h"
 #include "kernels/cpu/model_ops.h"
 #include "src/core/error.h"
+#include "src/core/stopwatch.h"
 #include "src/model/llama_model.h"
 
 namespace skim::pipeline {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 void check_options(const io::ModelSource& source, const PerplexityOptions& options) {
   const ModelConfig& c = source.config();
@@ -129,12 +127,8 @@ PerplexityResult perplexity_of_text(const io::ModelSource& source, std::string_v
 PerplexityResult perplexity_of_file(const io::ModelSource& source, const std::string& text_path,
                                     const PerplexityOptions& options) {
   const auto start = Clock::now();
-  std::ifstream in(text_path, std::ios::binary);
-  if (!in) fail(ErrorKind::kIo, "cannot open text file {}", text_path);
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  if (in.bad()) fail(ErrorKind::kIo, "cannot read text file {}", text_path);
-  PerplexityResult result = perplexity_of_text(source, buffer.str(), text_path, options);
+  PerplexityResult result =
+      perplexity_of_text(source, io::read_text_file(text_path, "text"), text_path, options);
   result.seconds = seconds_since(start);
   return result;
 }

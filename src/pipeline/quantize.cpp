@@ -17,7 +17,9 @@
 #include "io/hf_config.h"
 #include "io/model_source.h"
 #include "io/packed_format.h"
+#include "io/text_file.h"
 #include "src/core/error.h"
+#include "src/core/stopwatch.h"
 #include "src/model/llama_layer.h"
 #include "src/model/llama_model.h"
 #include "src/pipeline/byte_stream.h"
@@ -40,10 +42,6 @@ namespace {
 constexpr const auto& kKinds = model::kLinearKinds;
 constexpr int kGroups = 4;
 
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
 std::string linear_name(int64_t layer, model::LinearKind kind) {
   return fmt::format("model.layers.{}.{}", layer, model::linear_kind_name(kind));
 }
@@ -65,12 +63,6 @@ int64_t peak_rss_bytes() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   return static_cast<int64_t>(ru.ru_maxrss) * 1024;
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(ErrorKind::kIo, "{}: cannot read the calibration text", path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 void check_options(const QuantizeOptions& o) {
@@ -145,7 +137,7 @@ class QuantizeRun {
     source_ = io::open_model(o_.model);
     config_ = source_->config();
     work_ = o_.out + ".partial";
-    const std::string calib_text = read_text(o_.calib);
+    const std::string calib_text = io::read_text_file(o_.calib, "calibration text");
     fingerprint_ = run_fingerprint(o_, calib_text);
 
     // Rank 0 decides where to start; the others follow its broadcast.

@@ -9,6 +9,7 @@
 #include "kernels/cpu/blas.h"
 #include "src/core/error.h"
 #include "src/core/half.h"
+#include "src/core/stopwatch.h"
 #include "src/quant/layer_error.h"
 
 namespace skim::quant {
@@ -19,10 +20,6 @@ namespace {
 constexpr int64_t kParallelMinWork = int64_t{1} << 20;
 // Rows per GEMM: the whole layer when it is small, else blocks of about this many elements.
 constexpr int64_t kBlockElements = int64_t{1} << 23;
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 float round_half(double v) {
   return half_to_float(float_to_half(static_cast<float>(v)));

@@ -4,6 +4,7 @@
 
 #include "src/core/error.h"
 #include "src/core/half.h"
+#include "src/core/stopwatch.h"
 
 namespace skim::quant {
 namespace {
@@ -11,10 +12,6 @@ namespace {
 // Below this much work a parallel region costs more than it saves: idle OpenBLAS and OpenMP
 // threads spin, and on few cores they steal each other's time.
 constexpr int64_t kParallelMinWork = int64_t{1} << 20;
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 void check_layer(const Tensor& w, const Tensor& h) {
   if (w.ndim() != 2 || h.ndim() != 2 || h.dim(0) != w.dim(1) || h.dim(1) != w.dim(1))
