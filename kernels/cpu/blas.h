@@ -1,6 +1,11 @@
 #pragma once
-// Thin row-major wrappers over CBLAS, so callers never spell out CBLAS enums or int casts.
-// Never call these from inside an OpenMP parallel region: OpenBLAS threads itself.
+// Row-major wrappers over CBLAS, so callers never spell out CBLAS enums or int casts.
+//
+// Results do not depend on the thread count: the output is cut into tiles of a fixed size, each
+// one single-threaded BLAS call, and OpenMP spreads the tiles over the threads. (OpenBLAS's own
+// threading moves a row or column between its main and edge kernels, which round differently on
+// some processors, e.g. its SkylakeX kernels; the pipeline promises the same bytes for any thread
+// and rank count.) Never call these from inside an OpenMP parallel region.
 #include <cstdint>
 
 namespace skim::kernels {
@@ -18,7 +23,7 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double al
 void syrk_ata(int64_t n, int64_t k, float alpha, const float* a, int64_t lda, float* c,
               int64_t ldc);
 
-// Sets the number of BLAS threads (used when several ranks share a node).
+// Sets the threads of BLAS calls made outside these wrappers (LAPACK); the wrappers use OpenMP's.
 void set_blas_threads(int threads);
 
 }  // namespace skim::kernels
