@@ -10,6 +10,7 @@
 #include "launch/fault_injection.h"
 #include "launch/logger.h"
 #include "launch/runtime.h"
+#include "launch/stop_request.h"
 #include "src/core/error.h"
 #include "src/pipeline/quantize.h"
 
@@ -44,6 +45,8 @@ void run_quantize_command(QuantizeArgs& a) {
 
   PipelineHooks hooks;
   hooks.fault_point = [](const char* stage) { fault_point(stage); };
+  install_stop_handlers();
+  hooks.stop_requested = [] { return stop_requested(); };
   const bool json = o.progress == ProgressFormat::kJson;
   hooks.progress_line = [json](const std::string& line) {
     if (json) {

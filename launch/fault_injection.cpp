@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cstdlib>
+#include <thread>
 
 #include "launch/logger.h"
 #include "src/core/error.h"
@@ -54,9 +56,16 @@ FaultSpec parse_fault_spec(std::string_view text) {
         fail(ErrorKind::kUsage, "SKIM_FAULT_INJECT='{}': hit '{}' is not a count >= 1", text,
              value);
       }
+    } else if (key == "delay") {
+      const auto [end, ec] =
+          std::from_chars(value.data(), value.data() + value.size(), spec.delay_s);
+      if (ec != std::errc() || end != value.data() + value.size() || !(spec.delay_s > 0)) {
+        fail(ErrorKind::kUsage, "SKIM_FAULT_INJECT='{}': delay '{}' is not seconds > 0", text,
+             value);
+      }
     } else {
-      fail(ErrorKind::kUsage, "SKIM_FAULT_INJECT='{}': unknown key '{}' (expected rank, at, hit)",
-           text, key);
+      fail(ErrorKind::kUsage,
+           "SKIM_FAULT_INJECT='{}': unknown key '{}' (expected rank, at, hit, delay)", text, key);
     }
   }
   if (!have_rank || spec.stage.empty()) {
@@ -83,6 +92,10 @@ void fault_point(const char* stage) {
   if (spec->rank != -1 && spec->rank != identity().rank) return;
   static int reached = 0;  // times this process reached the named stage
   if (++reached < spec->hit) return;
+  if (spec->delay_s > 0) {
+    std::this_thread::sleep_for(std::chrono::duration<double>(spec->delay_s));
+    return;
+  }
   fail(ErrorKind::kInternal, "injected fault at stage '{}' on {} (SKIM_FAULT_INJECT)", stage,
        rank_tag());
 }

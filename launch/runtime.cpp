@@ -220,6 +220,13 @@ int run_guarded(CommChoice choice, const std::function<void(Runtime&)>& body) {
     rt.reset();
     return 0;
   } catch (const Error& e) {
+    if (e.kind() == ErrorKind::kStopped) {
+      // Every rank agreed on this stop in a collective: no rank is left waiting, so no abort.
+      log::info("{}", e.what());
+      g_current = nullptr;
+      rt.reset();
+      return exit_status(e.kind());
+    }
     return report(e.what(), exit_status(e.kind()));
   } catch (const std::exception& e) {
     return report(fmt::format("internal error: {}", e.what()), 3);

@@ -73,7 +73,8 @@ Runtime& runtime();
 // Builds the Runtime, passes fault_point("startup"), runs `body`. On an error from any of it:
 // prints "host:rank: error: <message>", and when there are other ranks aborts them all through
 // the communicator (they exit non-zero within seconds instead of waiting in a collective).
-// Returns the exit status: 0, or skim::exit_status of the error (3 for other exceptions).
+// Returns the exit status: 0, or skim::exit_status of the error (3 for other exceptions). A
+// kStopped error is a collective, orderly stop: logged on rank 0, no abort, exit 75.
 int run_guarded(CommChoice choice, const std::function<void(Runtime&)>& body);
 
 }  // namespace skim::launch

@@ -16,11 +16,14 @@ const char* error_kind_name(ErrorKind kind) {
       return "communication";
     case ErrorKind::kInternal:
       return "internal";
+    case ErrorKind::kStopped:
+      return "stopped";
   }
   return "unknown";
 }
 
 int exit_status(ErrorKind kind) {
+  if (kind == ErrorKind::kStopped) return kExitResumable;
   return (kind == ErrorKind::kUsage || kind == ErrorKind::kBadInput) ? 2 : 3;
 }
 

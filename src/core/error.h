@@ -16,11 +16,17 @@ enum class ErrorKind {
   kNumeric,   // a computation failed: non-positive-definite matrix, divergence
   kComm,      // a collective failed or another rank aborted
   kInternal,  // a bug: an invariant broke
+  kStopped,   // not a failure: every rank agreed to stop at a safe point (SIGTERM / SIGUSR1);
+              // the work is checkpointed and --resume continues it
 };
 
 const char* error_kind_name(ErrorKind kind);
 
-// Exit status for the kind: 2 for usage and bad input, 3 for everything else.
+// "Stopped on request, checkpoint written, rerun with --resume" (EX_TEMPFAIL of sysexits.h).
+inline constexpr int kExitResumable = 75;
+
+// Exit status for the kind: 2 for usage and bad input, kExitResumable for a requested stop, 3 for
+// everything else.
 int exit_status(ErrorKind kind);
 
 class Error : public std::runtime_error {

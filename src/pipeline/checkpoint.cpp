@@ -1,7 +1,5 @@
 #include "src/pipeline/checkpoint.h"
 
-#include <fmt/format.h>
-
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -74,10 +72,6 @@ std::vector<uint8_t> read_bytes_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(ErrorKind::kIo, "{}: cannot read", path);
   return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
-}
-
-std::string hidden_state_file(const std::string& work_dir, int rank) {
-  return (fs::path(work_dir) / fmt::format("hidden-rank-{}.bin", rank)).string();
 }
 
 }  // namespace skim::pipeline

@@ -3,10 +3,12 @@
 // files already written. Every file is written under a temporary name and renamed, so a run
 // killed at any point leaves either the previous state or the next one, never half of one.
 //
-//   state.json              {fingerprint, world, phase, completed}
-//   hidden-rank-R.bin       rank R's calibration hidden states entering layer `completed`
-//   layer-report-N.json     what layer N's quantization reported (rank 0)
-//   (global allocation)     hessian-N-G.bin, etable-N.bin, bits.bin
+//   state.json                 {fingerprint, world, phase, completed}
+//   hidden-rank-R-layer-N.bin  rank R's calibration hidden states entering layer N = `completed`
+//                              (a run on another rank count re-shards them by sample)
+//   layer-report-N.json        what layer N's quantization reported (rank 0)
+//   linear-N-K.bin             linear K of layer N, finished before a requested stop
+//   (global allocation)        hessian-N-G.bin, etable-N.bin, bits.bin; etable-N-K.bin as above
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -33,7 +35,5 @@ Tensor read_tensor_file(const std::string& path);
 
 void write_bytes_file(const std::string& path, const std::vector<uint8_t>& bytes);
 std::vector<uint8_t> read_bytes_file(const std::string& path);
-
-std::string hidden_state_file(const std::string& work_dir, int rank);
 
 }  // namespace skim::pipeline

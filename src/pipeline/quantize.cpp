@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <filesystem>
@@ -140,7 +141,7 @@ class QuantizeRun {
     fingerprint_ = run_fingerprint(o_, calib_text);
 
     // Rank 0 decides where to start; the others follow its broadcast.
-    int64_t start[2] = {0, 0};  // phase (0 layers/stats, 1 quantize), completed
+    int64_t start[3] = {0, 0, world_};  // phase (0 layers/stats, 1 quantize), completed, world
     if (rank_ == 0) {
       std::error_code ec;
       if (fs::exists(o_.out, ec) && !o_.overwrite)
@@ -153,11 +154,9 @@ class QuantizeRun {
                "{}: the checkpoint was made with another model, calibration text or options "
                "(fingerprint {} here, {} there); remove it or rerun with the original options",
                work_, fingerprint_, state->fingerprint);
-        if (state->world != world_)
-          fail(ErrorKind::kUsage, "{}: the checkpoint was written by {} ranks; resume with {}",
-               work_, state->world, state->world);
         start[0] = state->phase == "quantize" ? 1 : 0;
         start[1] = state->completed;
+        start[2] = state->world;
       } else {
         fs::remove_all(work_);
       }
@@ -165,12 +164,14 @@ class QuantizeRun {
       if (!state || !o_.resume)
         write_checkpoint_state(work_, {fingerprint_, world_, first_phase(), 0});
     }
-    comm_.broadcast(std::span<int64_t>(start, 2), 0);
+    comm_.broadcast(std::span<int64_t>(start, 3), 0);
     resume_phase_ = start[0];
     resume_completed_ = start[1];
+    checkpoint_world_ = static_cast<int>(start[2]);
     if (rank_ == 0 && (resume_phase_ > 0 || resume_completed_ > 0))
-      hooks_.progress_line(fmt::format("resuming {} from layer {} of {}", work_, resume_completed_,
-                                       config_.num_layers));
+      hooks_.progress_line(fmt::format("resuming {} from layer {} of {} (checkpoint of {} ranks)",
+                                       work_, resume_completed_, config_.num_layers,
+                                       checkpoint_world_));
 
     hooks_.fault_point("calibration");
     auto tokenizer = source_->tokenizer();
@@ -195,20 +196,41 @@ class QuantizeRun {
       hidden_ = Tensor({block_.count * L, d});
       ends.embed(calib_.tokens.data() + block_.first * L, block_.count * L, hidden_.data());
     } else {
-      hidden_ = read_tensor_file(hidden_file(layer));
-      if (hidden_.shape() != std::vector<int64_t>{block_.count * L, d})
-        fail(ErrorKind::kBadInput, "{}: hidden states of shape {}, expected [{}, {}]",
-             hidden_file(layer), hidden_.shape_string(), block_.count * L, d);
+      // The checkpoint may come from another rank count: take this rank's samples from the
+      // blocks of the ranks that wrote them.
+      hidden_ = Tensor({block_.count * L, d});
+      for (int r = 0; r < checkpoint_world_; ++r) {
+        const auto b = comm::group_block(calib_.samples(), r, checkpoint_world_);
+        const int64_t lo = std::max(b.first, block_.first);
+        const int64_t hi = std::min(b.first + b.count, block_.first + block_.count);
+        if (lo >= hi) continue;
+        const std::string path = hidden_file(r, layer);
+        const Tensor part = read_tensor_file(path);
+        if (part.shape() != std::vector<int64_t>{b.count * L, d})
+          fail(ErrorKind::kBadInput, "{}: hidden states of shape {}, expected [{}, {}]", path,
+               part.shape_string(), b.count * L, d);
+        std::copy_n(part.data() + (lo - b.first) * L * d, (hi - lo) * L * d,
+                    hidden_.data() + (lo - block_.first) * L * d);
+      }
     }
   }
 
-  std::string hidden_file(int64_t layer) const {
-    return (fs::path(work_) / fmt::format("hidden-rank-{}-layer-{:05d}.bin", rank_, layer))
-        .string();
+  std::string hidden_file(int rank, int64_t layer) const {
+    return (fs::path(work_) / fmt::format("hidden-rank-{}-layer-{:05d}.bin", rank, layer)).string();
   }
+  std::string hidden_file(int64_t layer) const { return hidden_file(rank_, layer); }
   std::string work_file(const std::string& name) const { return (fs::path(work_) / name).string(); }
 
   // ---- one layer ----------------------------------------------------------------------------
+
+  // hidden_ through `layer`, one sample per call: a sample's result then does not depend on how
+  // many samples its rank holds (BLAS kernels may round a row differently in calls of another
+  // size), so the output bytes do not depend on the rank count.
+  void forward_samples(const model::DecoderLayer& layer, const model::CaptureHook& capture = {}) {
+    const int64_t step = calib_.seq_len * config_.hidden_size;
+    for (int64_t s = 0; s < block_.count; ++s)
+      layer.forward(hidden_.data() + s * step, 1, calib_.seq_len, capture);
+  }
 
   // Runs the local samples through `layer` (hidden_ updated in place) and returns the reduced
   // Hessians of its four linear inputs.
@@ -216,11 +238,12 @@ class QuantizeRun {
     std::array<std::vector<float>, kGroups> stash;
     const auto capture = [&](model::LinearGroup g, const float* x, int64_t tokens,
                              int64_t features) {
-      stash[static_cast<size_t>(g)].assign(x, x + tokens * features);
+      auto& v = stash[static_cast<size_t>(g)];
+      v.insert(v.end(), x, x + tokens * features);
     };
     hooks_.fault_point("layer_forward");
     const auto t0 = Clock::now();
-    if (block_.count > 0) layer.forward(hidden_.data(), block_.count, calib_.seq_len, capture);
+    forward_samples(layer, capture);
     times_["forward"] = seconds_since(t0);
 
     hooks_.fault_point("hessian");
@@ -244,6 +267,66 @@ class QuantizeRun {
       costs.push_back(static_cast<double>(s.out) * static_cast<double>(s.in));
     }
     return assign_by_cost(costs, world_);
+  }
+
+  // ---- stopping at safe points --------------------------------------------------------------
+
+  // A safe point: one all-reduce of (stop asked, work done). Every rank stops here together when
+  // a signal reached any of them, once this run has done some work (so a signal at start-up
+  // still lets each requeued run progress). `save` runs on every rank before the stop.
+  void safe_point(bool did_work, const std::function<void()>& save = {}) {
+    int64_t v[2] = {hooks_.stop_requested() != 0 ? 1 : 0, did_work ? 1 : 0};
+    comm_.all_reduce_sum(v, 2);
+    progressed_ = progressed_ || v[1] > 0;
+    if (v[0] == 0 || !progressed_) return;
+    if (save) save();
+    comm_.barrier();  // every rank's saved work is on disk before any rank reports the stop
+    fail(ErrorKind::kStopped,
+         "stopped at a safe point on request (signal on {} rank(s)); checkpoint in {}: rerun "
+         "with --resume (on any number of ranks) to continue",
+         v[0], work_);
+  }
+
+  std::string task_file(const char* tag, int64_t layer, size_t k) const {
+    return work_file(fmt::format("{}-{:05d}-{}.bin", tag, layer, k));
+  }
+
+  // This rank's share of a layer's per-linear tasks (error tables or quantization), in rounds:
+  // round i runs every rank's i-th task, then a safe point. On a stop each rank saves what it
+  // finished as `TAG-LAYER-K.bin`; a resumed run reads those back instead of recomputing (any
+  // rank count: the files are named by linear). Returns the owned results in task order.
+  std::vector<std::vector<uint8_t>> run_owned_tasks(
+      const char* tag, int64_t layer, const std::vector<int>& own,
+      const std::function<std::vector<uint8_t>(size_t k)>& task) {
+    std::vector<size_t> mine;
+    std::vector<int64_t> per_rank(static_cast<size_t>(world_), 0);
+    for (size_t k = 0; k < own.size(); ++k) {
+      ++per_rank[static_cast<size_t>(own[k])];
+      if (own[k] == rank_) mine.push_back(k);
+    }
+    const int64_t rounds = *std::max_element(per_rank.begin(), per_rank.end());
+    std::vector<std::vector<uint8_t>> out(mine.size());
+    std::vector<bool> saved(mine.size(), false);
+    for (int64_t i = 0; i < rounds; ++i) {
+      const auto u = static_cast<size_t>(i);
+      bool computed = false;
+      if (u < mine.size()) {
+        const std::string path = task_file(tag, layer, mine[u]);
+        saved[u] = fs::exists(path);
+        if (saved[u]) {
+          out[u] = read_bytes_file(path);
+        } else {
+          hooks_.fault_point("linear_task");
+          out[u] = task(mine[u]);
+          computed = true;
+        }
+      }
+      safe_point(computed, [&] {
+        for (size_t j = 0; j <= u && j < mine.size(); ++j)
+          if (!saved[j]) write_bytes_file(task_file(tag, layer, mine[j]), out[j]);
+      });
+    }
+    return out;
   }
 
   // Each rank's blobs (length-prefixed, in task order) to rank 0, or to every rank.
@@ -280,15 +363,13 @@ class QuantizeRun {
       const std::array<Tensor, kGroups>& h, const std::vector<std::vector<uint8_t>>* bits,
       bool everyone) {
     const auto own = owners();
-    std::vector<std::vector<uint8_t>> mine;
-    for (size_t k = 0; k < kKinds.size(); ++k) {
-      if (own[k] != rank_) continue;
+    const auto mine = run_owned_tasks("linear", layer, own, [&](size_t k) {
       const auto kind = kKinds[k];
       const Tensor& hk = h[static_cast<size_t>(model::linear_group(kind))];
       std::span<const uint8_t> b;
       if (bits != nullptr) b = (*bits)[k];
-      mine.push_back(serialize(quantize_linear(linear_name(layer, kind), weight(kind), hk, o_, b)));
-    }
+      return serialize(quantize_linear(linear_name(layer, kind), weight(kind), hk, o_, b));
+    });
     hooks_.fault_point("quantize_rows");
     const auto blobs = exchange(mine, own, everyone);
     hooks_.fault_point("gather_rows");
@@ -332,13 +413,22 @@ class QuantizeRun {
                           report.dump(1) + "\n");
   }
 
+  // Layer `completed - 1` is done: its state, then (the state no longer needs them) the files it
+  // replaces, written by this run's ranks or by the ranks of the checkpoint it resumed from.
+  // Ends in a safe point: a stop here loses nothing.
   void checkpoint(const std::string& phase, int64_t completed, bool with_hidden) {
     hooks_.fault_point("checkpoint");
     if (with_hidden) write_tensor_file(hidden_file(completed), hidden_);
     comm_.barrier();
-    if (rank_ == 0) write_checkpoint_state(work_, {fingerprint_, world_, phase, completed});
+    if (rank_ == 0) {
+      write_checkpoint_state(work_, {fingerprint_, world_, phase, completed});
+      for (int r = 0; r < std::max(world_, checkpoint_world_); ++r)
+        fs::remove(hidden_file(r, completed - 1));
+      for (const char* tag : {"linear", "etable"})
+        for (size_t k = 0; k < kKinds.size(); ++k) fs::remove(task_file(tag, completed - 1, k));
+    }
     comm_.barrier();
-    if (with_hidden) fs::remove(hidden_file(completed - 1));
+    safe_point(true);
   }
 
   void progress(const char* phase, int64_t layer, double layer_seconds, int64_t remaining) {
@@ -376,6 +466,7 @@ class QuantizeRun {
       Tensor input;
       if (o_.propagation == Propagation::kQuantized) input = hidden_;
       const auto h = forward_and_hessians(layer);
+      safe_point(false);  // nothing to save: a resumed run redoes this layer's forward
       const auto t1 = Clock::now();
       const auto weight = [&](model::LinearKind k) {
         return dynamic_cast<const model::DenseLinear&>(layer.linear(k)).weight();
@@ -391,7 +482,7 @@ class QuantizeRun {
               kKinds[k], std::make_unique<model::DenseLinear>(dequantize(q[k]), dense.bias()));
         }
         hidden_ = std::move(input);
-        if (block_.count > 0) layer.forward(hidden_.data(), block_.count, calib_.seq_len);
+        forward_samples(layer);
       }
       if (rank_ == 0) write_layer(l, q);
       checkpoint("layers", l + 1, true);
@@ -410,11 +501,10 @@ class QuantizeRun {
         hooks_.fault_point("layer_load");
         model::DecoderLayer layer = model::DecoderLayer::load(*source_, l);
         const auto h = forward_and_hessians(layer);
+        safe_point(false);
         hooks_.fault_point("error_table");
         const auto own = owners();
-        std::vector<std::vector<uint8_t>> mine;
-        for (size_t k = 0; k < kKinds.size(); ++k) {
-          if (own[k] != rank_) continue;
+        const auto mine = run_owned_tasks("etable", l, own, [&](size_t k) {
           const auto& w = dynamic_cast<const model::DenseLinear&>(layer.linear(kKinds[k])).weight();
           double energy = 0.0;
           const auto table = linear_error_table(
@@ -425,8 +515,8 @@ class QuantizeRun {
           bw.put(table.b_min);
           bw.put(table.b_max);
           bw.put_vector(table.e);
-          mine.push_back(std::move(bw.bytes()));
-        }
+          return std::move(bw.bytes());
+        });
         const auto blobs = exchange(mine, own, false);
         if (rank_ == 0) {
           ByteWriter all;
@@ -631,6 +721,8 @@ class QuantizeRun {
   std::string fingerprint_;
   int64_t resume_phase_ = 0;
   int64_t resume_completed_ = 0;
+  int checkpoint_world_ = 1;  // ranks that wrote the checkpoint resumed from (else this run's)
+  bool progressed_ = false;   // this run has computed something (agreed at safe points)
   CalibrationSet calib_;
   int64_t calib_tokens_ = 0;
   comm::GroupBlock block_;

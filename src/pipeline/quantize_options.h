@@ -44,10 +44,11 @@ struct QuantizeOptions {
   double damp = 0.01;
 };
 
-// Callbacks into launch/ (which the pipeline may not include): fault injection and the line
-// printer for progress.
+// Callbacks into launch/ (which the pipeline may not include): fault injection, the line printer
+// for progress, and whether a signal asked this rank to stop (0, or the signal's number).
 struct PipelineHooks {
   std::function<void(const char* stage)> fault_point = [](const char*) {};
+  std::function<int()> stop_requested = [] { return 0; };
   std::function<void(const std::string& line)> progress_line = [](const std::string&) {};
 };
 

@@ -81,8 +81,13 @@ TEST(FaultSpec, Parses) {
   const FaultSpec b = parse_fault_spec("at=startup,rank=*");
   EXPECT_EQ(b.rank, -1);
   EXPECT_EQ(b.stage, "startup");
+  EXPECT_EQ(b.delay_s, 0.0);
+  const FaultSpec c = parse_fault_spec("rank=*,at=linear_task,delay=2.5,hit=3");
+  EXPECT_EQ(c.delay_s, 2.5);
+  EXPECT_EQ(c.hit, 3);
   for (const char* bad : {"rank=1", "at=hessian", "rank=one,at=hessian", "rank=1,at=nowhere",
-                          "rank=1,at=hessian,when=now", "rank1,at=hessian"}) {
+                          "rank=1,at=hessian,when=now", "rank1,at=hessian",
+                          "rank=1,at=hessian,delay=0", "rank=1,at=hessian,delay=x"}) {
     EXPECT_THROW(parse_fault_spec(bad), Error) << bad;
   }
 }
@@ -131,6 +136,9 @@ TEST(RunGuarded, ExitStatusesInOneProcess) {
                         [](Runtime&) { fail(ErrorKind::kNumeric, "not positive definite"); }),
             3);
   EXPECT_EQ(run_guarded(CommChoice::kNone, [](Runtime&) { throw std::runtime_error("boom"); }), 3);
+  EXPECT_EQ(run_guarded(CommChoice::kNone,
+                        [](Runtime&) { fail(ErrorKind::kStopped, "stopped at a safe point"); }),
+            75);
 }
 
 }  // namespace

@@ -28,6 +28,7 @@ TEST(Errors, ExitStatusByKind) {
   EXPECT_EQ(exit_status(ErrorKind::kUsage), 2);
   EXPECT_EQ(exit_status(ErrorKind::kIo), 3);
   EXPECT_EQ(exit_status(ErrorKind::kInternal), 3);
+  EXPECT_EQ(exit_status(ErrorKind::kStopped), 75);  // EX_TEMPFAIL: resumable
 }
 
 }  // namespace

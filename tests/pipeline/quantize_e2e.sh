@@ -7,6 +7,10 @@
 #   resume    a run killed at the second layer's checkpoint, resumed, writes the same bytes as an
 #             uninterrupted run; a changed option refuses the checkpoint
 #   failure   one failing rank ends a 2-rank job within 30 s, every rank non-zero
+#   stop      SIGUSR1 / SIGTERM in the middle of a layer: exit 75 at the next safe point, the
+#             finished linears saved, --resume writes the same bytes as an uninterrupted run
+#   reshard   checkpoints resumed on another rank count (2 -> 3, 3 -> 2, 2 -> 1; a signal to one
+#             rank of three stops all of them): the same bytes as an uninterrupted run
 #   smollm2   the real SmolLM2-135M at 3 bits on 2 ranks (slow): bits within budget, perplexity
 #             after quantization finite and within 3x of the full-precision perplexity
 set -euo pipefail
@@ -42,6 +46,47 @@ same_model() {
 mpi() {
   local np=$1; shift
   "$mpiexec" -np "$np" --oversubscribe --allow-run-as-root --bind-to none "$@"
+}
+
+# The skim-dist processes under process $1 (the ranks that mpirun started).
+rank_pids() {
+  local c
+  for c in $(pgrep -P "$1"); do
+    [ "$(ps -o comm= -p "$c")" = skim-dist ] && echo "$c"
+    rank_pids "$c"
+  done
+  return 0
+}
+
+# Starts "$@" in the background with every linear task slowed by 1 s, sends signal $1 to the
+# process $2 ("self": the started process; "child": one of the MPI ranks under it) once the
+# run is inside its first layer's linear tasks, and waits. Sets rc.
+interrupted_run() {
+  local sig=$1 target=$2; shift 2
+  SKIM_FAULT_INJECT=rank=*,at=linear_task,delay=1 "$@" 2>"$work/err" &
+  local pid=$!
+  sleep 4
+  local victim=$pid
+  if [ "$target" = child ]; then
+    local ranks
+    ranks=$(rank_pids "$pid")
+    victim=${ranks%%$'\n'*}
+  fi
+  [ -n "$victim" ] || fail "no rank process under $pid"
+  kill -s "$sig" "$victim"
+  set +e
+  wait "$pid"
+  rc=$?
+  set -e
+}
+
+# A stopped run: exit 75, a checkpoint, no final output, the message says how to go on.
+check_stopped() {
+  local out=$1
+  [ "$rc" -eq 75 ] || fail "$out: exit $rc after the signal, expected 75: $(cat "$work/err")"
+  [ ! -e "$out" ] || fail "$out: a stopped run left a final-looking output"
+  [ -s "$out.partial/state.json" ] || fail "$out: no checkpoint state"
+  grep -q "rerun with --resume" "$work/err" || fail "$out: message $(cat "$work/err")"
 }
 
 case "$scenario" in
@@ -126,6 +171,60 @@ PY
       python3 -c "import json,sys; assert json.load(open(sys.argv[1]))['resumed']" \
         "$work/cut-$alloc/report.json" || fail "$alloc: report does not say resumed"
     done
+    ;;
+  stop)
+    for alloc in layer global; do
+      "$bin" quantize "${common[@]}" --bits 3 --allocation "$alloc" --out "$work/full-$alloc" \
+        --comm none
+    done
+    interrupted_run USR1 self "$bin" quantize "${common[@]}" --bits 3 --out "$work/layer" \
+      --comm none
+    check_stopped "$work/layer"
+    ls "$work/layer.partial"/linear-00000-*.bin >/dev/null 2>&1 \
+      || fail "layer: the linears finished before the stop were not saved"
+    "$bin" quantize "${common[@]}" --bits 3 --out "$work/layer" --resume --comm none
+    same_model "$work/full-layer" "$work/layer"
+    interrupted_run TERM self "$bin" quantize "${common[@]}" --bits 3 --allocation global \
+      --out "$work/global" --comm none
+    check_stopped "$work/global"
+    ls "$work/global.partial"/etable-00000-*.bin >/dev/null 2>&1 \
+      || fail "global: the error tables finished before the stop were not saved"
+    "$bin" quantize "${common[@]}" --bits 3 --allocation global --out "$work/global" --resume \
+      --comm none
+    same_model "$work/full-global" "$work/global"
+    ;;
+  reshard)
+    for alloc in layer global; do
+      "$bin" quantize "${common[@]}" --bits 3 --allocation "$alloc" --out "$work/full-$alloc" \
+        --comm none
+      # Killed by a fault after the second layer's checkpoint on 2 ranks, resumed on 3.
+      set +e
+      SKIM_FAULT_INJECT=rank=0,at=checkpoint,hit=2 mpi 2 "$bin" quantize "${common[@]}" \
+        --bits 3 --allocation "$alloc" --out "$work/cut-$alloc" --comm mpi 2>"$work/err"
+      rc=$?
+      set -e
+      [ "$rc" -ne 0 ] || fail "$alloc: the injected fault did not stop the run"
+      mpi 3 "$bin" quantize "${common[@]}" --bits 3 --allocation "$alloc" \
+        --out "$work/cut-$alloc" --resume --comm mpi
+      same_model "$work/full-$alloc" "$work/cut-$alloc"
+      # A signal to one rank of three stops all three in the middle of a layer; resumed on 2.
+      interrupted_run USR1 child mpi 3 "$bin" quantize "${common[@]}" --bits 3 \
+        --allocation "$alloc" --out "$work/sig-$alloc" --comm mpi
+      check_stopped "$work/sig-$alloc"
+      mpi 2 "$bin" quantize "${common[@]}" --bits 3 --allocation "$alloc" \
+        --out "$work/sig-$alloc" --resume --comm mpi
+      same_model "$work/full-$alloc" "$work/sig-$alloc"
+    done
+    # 2 -> 1: the hidden states of two ranks merged into one.
+    set +e
+    SKIM_FAULT_INJECT=rank=1,at=checkpoint,hit=2 mpi 2 "$bin" quantize "${common[@]}" --bits 3 \
+      --propagation quantized --out "$work/q" --comm mpi 2>"$work/err"
+    set -e
+    "$bin" quantize "${common[@]}" --bits 3 --propagation quantized --out "$work/full-q" \
+      --comm none
+    "$bin" quantize "${common[@]}" --bits 3 --propagation quantized --out "$work/q" --resume \
+      --comm none
+    same_model "$work/full-q" "$work/q"
     ;;
   failure)
     start=$(date +%s)
