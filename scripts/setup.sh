@@ -8,10 +8,13 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 build_dir="${SKIM_BUILD_DIR:-build}"
 
-packages=(cmake g++ pkg-config python3 python3-pip
+# Every program a script of ours runs comes from one of these (gcc and make: cmake's compilers and
+# generator; bible-kjv: the `bible` program, bible-kjv-text: its data; r-base-core: Rscript;
+# procps: pgrep and ps in the tests).
+packages=(cmake make gcc g++ pkg-config python3 python3-pip procps
           libopenblas-dev liblapacke-dev libopenmpi-dev openmpi-bin
           libsentencepiece-dev libpcre2-dev nlohmann-json3-dev libcli11-dev libfmt-dev
-          libgtest-dev libgmock-dev r-cran-janeaustenr bible-kjv-text)
+          libgtest-dev libgmock-dev r-cran-janeaustenr r-base-core bible-kjv bible-kjv-text)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
