@@ -45,7 +45,6 @@ void run_quantize_command(QuantizeArgs& a) {
 
   PipelineHooks hooks;
   hooks.fault_point = [](const char* stage) { fault_point(stage); };
-  install_stop_handlers();
   hooks.stop_requested = [] { return stop_requested(); };
   const bool json = o.progress == ProgressFormat::kJson;
   hooks.progress_line = [json](const std::string& line) {
@@ -104,7 +103,11 @@ void add_quantize_command(CLI::App& root, Action& action) {
                   "gptq/rtn: columns per quantization group (0: row)");
   cmd->add_flag("--act-order", o.act_order, "gptq: columns by descending Hessian diagonal");
   cmd->add_option("--damp", o.damp, "relative Hessian damping");
-  cmd->callback([&action, a] { action = [a] { run_quantize_command(*a); }; });
+  cmd->callback([&action, a] {
+    // Now, before MPI starts: a stop asked for while the job comes up must not kill the rank.
+    install_stop_handlers();
+    action = [a] { run_quantize_command(*a); };
+  });
 }
 
 }  // namespace skim::launch

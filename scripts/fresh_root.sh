@@ -6,8 +6,8 @@
 # The root is made with mmdebstrap (minbase, bookworm). Into it go what this machine's package
 # clients need to reach the package registries, read from this machine at run time (apt sources
 # and its Acquire settings, the CA bundle and local CAs, the pip configuration and PIP_* and proxy
-# variables), and a copy of the checkout (without build/, data/, out/). /proc, /sys, /dev and
-# /dev/shm are bound; the CUDA toolkit, the one prerequisite that is no Debian package, is bound
+# variables, /etc/hosts), and a copy of the checkout (without build/, data/, out/). /proc, /sys,
+# /dev and /dev/shm are bound (with the mounts below them); the CUDA toolkit, the one prerequisite that is no Debian package, is bound
 # read-only when this machine has one. Needs root. The root is unmounted and deleted at the end.
 #   SKIM_FRESH_ROOT_KEEP=1   keep the root (its path is printed) for a look after a failure
 set -euo pipefail
@@ -25,7 +25,9 @@ root="$(mktemp -d "${TMPDIR:-/tmp}/skim-fresh-root.XXXXXX")"
 mounted=()
 cleanup() {
   local i
-  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount "${mounted[i]}" || umount -l "${mounted[i]}"; done
+  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
+    umount -R "${mounted[i]}" || umount -R -l "${mounted[i]}"
+  done
   if [ -n "${SKIM_FRESH_ROOT_KEEP:-}" ]; then
     echo "fresh_root: kept $root" >&2
   elif grep -q " $root" /proc/mounts; then
@@ -36,9 +38,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-bind() {  # bind SOURCE [ro]: SOURCE at the same path inside the root
+bind() {  # bind SOURCE [ro]: SOURCE and the mounts below it at the same path inside the root
   mkdir -p "$root$1"
-  mount --bind "$1" "$root$1"
+  mount --rbind "$1" "$root$1"
+  mount --make-rslave "$root$1"  # unmounting ours must not unmount the machine's
   mounted+=("$root$1")
   [ "${2:-}" != ro ] || mount -o remount,bind,ro "$root$1"
 }
@@ -67,12 +70,12 @@ for f in /etc/pip.conf /etc/xdg/pip/pip.conf "$HOME/.pip/pip.conf" "$HOME/.confi
   mkdir -p "$(dirname "$dest")"
   cp "$f" "$dest"
 done
-cp /etc/resolv.conf "$root/etc/resolv.conf"
+# Name resolution as on this machine (slurmd and munged look up the host's own name).
+cp /etc/resolv.conf /etc/hosts /etc/hostname "$root/etc/" 2>/dev/null || true
 
 bind /proc
-bind /sys ro
-bind /dev
-bind /dev/shm
+bind /sys ro  # with /sys/fs/cgroup below it, which slurmd checks for
+bind /dev     # with /dev/shm and /dev/pts
 path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 cuda="$(dirname "$(dirname "$(readlink -f "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)")")")"
 if [ -x "$cuda/bin/nvcc" ]; then

@@ -6,7 +6,8 @@
 #   ranks     1, 2 and 4 ranks write byte-identical models (layer and global allocation)
 #   resume    a run killed at the second layer's checkpoint, resumed, writes the same bytes as an
 #             uninterrupted run; a changed option refuses the checkpoint
-#   failure   one failing rank ends a 2-rank job within 30 s, every rank non-zero
+#   failure   one failing rank ends a 2-rank job within 30 s, every rank non-zero; so does a
+#             rank killed with SIGKILL in the middle of a layer
 #   stop      SIGUSR1 / SIGTERM in the middle of a layer: exit 75 at the next safe point, the
 #             finished linears saved, --resume writes the same bytes as an uninterrupted run
 #   reshard   checkpoints resumed on another rank count (2 -> 3, 3 -> 2, 2 -> 1; a signal to one
@@ -58,14 +59,25 @@ rank_pids() {
   return 0
 }
 
+# Waits until every rank of the run logging to $work/err is up (rank 0 has logged the run), then
+# 3 s more: into the first layers' linear tasks when each is slowed by 1 s.
+wait_until_running() {
+  local i
+  for i in $(seq 1 120); do
+    grep -q "quantize .* -> " "$work/err" 2>/dev/null && break
+    sleep 0.5
+  done
+  sleep 3
+}
+
 # Starts "$@" in the background with every linear task slowed by 1 s, sends signal $1 to the
 # process $2 ("self": the started process; "child": one of the MPI ranks under it) once the
-# run is inside its first layer's linear tasks, and waits. Sets rc.
+# run is inside its first layers' linear tasks, and waits. Sets rc.
 interrupted_run() {
   local sig=$1 target=$2; shift 2
   SKIM_FAULT_INJECT=rank=*,at=linear_task,delay=1 "$@" 2>"$work/err" &
   local pid=$!
-  sleep 4
+  wait_until_running
   local victim=$pid
   if [ "$target" = child ]; then
     local ranks
@@ -241,6 +253,28 @@ PY
     grep -q ":1: error: injected fault at stage 'quantize_rows'" "$work/err" \
       || fail "message: $(cat "$work/err")"
     [ ! -e "$work/failed" ] || fail "a failed job left a final-looking output"
+
+    # A rank killed by SIGKILL in the middle of a layer (an out-of-memory kill, a lost node): no
+    # handler runs, mpirun must notice and end the job.
+    SKIM_FAULT_INJECT=rank=*,at=linear_task,delay=1 timeout 60 \
+      "$mpiexec" -np 2 --oversubscribe --allow-run-as-root --bind-to none \
+      "$bin" quantize "${common[@]}" --bits 3 --out "$work/killed" --comm mpi 2>"$work/err" &
+    pid=$!
+    wait_until_running
+    ranks=$(rank_pids "$pid")
+    [ -n "$ranks" ] || fail "no rank process to kill"
+    kill -9 "${ranks##*$'\n'}"
+    start=$(date +%s)
+    set +e
+    wait "$pid"
+    rc=$?
+    set -e
+    elapsed=$(( $(date +%s) - start ))
+    [ "$rc" -ne 0 ] || fail "the job succeeded despite a killed rank"
+    [ "$rc" -ne 124 ] || fail "the job hung after a rank was killed (killed by timeout)"
+    [ "$elapsed" -le 30 ] || fail "the job took ${elapsed}s to stop after a rank was killed"
+    [ ! -e "$work/killed" ] || fail "a killed job left a final-looking output"
+    echo "SIGKILL to one rank: the job ended ${elapsed}s later, exit $rc"
     ;;
   smollm2)
     root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"

@@ -8,6 +8,8 @@
 #              injected delay, first_run_slow.sh): Slurm's USR1 before the limit, a stop at a safe
 #              point, exit 75, a requeue, a resume (Slurm holds a requeued job about 2 minutes);
 #              requeued at least once, output identical to an uninterrupted run
+#   kill       one rank killed with SIGKILL in the middle of a layer (srun --kill-on-bad-exit):
+#              the job ends within 30 s, non-zero, without a final output
 set -euo pipefail
 scenario=$1 bin=$2 maker=$3 mpiexec=$4
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -88,6 +90,32 @@ case "$scenario" in
     [ ! -e "$work/requeued.partial" ] || fail "requeue: the work folder is left behind"
     same_model "$work/direct" "$work/requeued"
     echo "requeue: $runs runs, ${elapsed}s in all"
+    ;;
+  kill)
+    jobid=$(SKIM="$bin" MODEL="$work/model" CALIB="$work/calib.txt" OUT="$work/killed" BITS=3 \
+      SKIM_ARGS="$args" LAUNCHER=srun SKIM_FAULT_INJECT=rank=*,at=linear_task,delay=1 \
+      sbatch --parsable --export=ALL --output="$work/job-killed.out" --ntasks=2 \
+      --job-name=skim-kill "$template")
+    victim=
+    for _ in $(seq 1 60); do  # until both ranks run
+      ranks=$(for p in $(pgrep -f -- "--out $work/killed"); do
+                [ "$(ps -o comm= -p "$p")" = skim-dist ] && echo "$p"; done || true)
+      [ "$(echo "$ranks" | grep -c .)" -ge 2 ] && { sleep 2; victim=${ranks%%$'\n'*}; break; }
+      sleep 1
+    done
+    [ -n "$victim" ] || fail "kill: the ranks did not start"
+    kill -9 "$victim"
+    start=$(date +%s)
+    # Poll the job's state (sbatch --wait polls with growing pauses and would blur the time).
+    for _ in $(seq 1 240); do
+      state=$(scontrol -o show job "$jobid" | grep -o 'JobState=[A-Z_]*' | cut -d= -f2)
+      case "$state" in PENDING | CONFIGURING | RUNNING | COMPLETING) sleep 0.5 ;; *) break ;; esac
+    done
+    elapsed=$(( $(date +%s) - start ))
+    [ "$state" = FAILED ] || fail "kill: job state $state after a rank was killed, expected FAILED"
+    [ "$elapsed" -le 30 ] || fail "kill: the job took ${elapsed}s to end after a rank was killed"
+    [ ! -e "$work/killed" ] || fail "kill: a killed job left a final-looking output"
+    echo "kill: SIGKILL to one rank, the job ended (FAILED) ${elapsed}s later"
     ;;
   *) fail "unknown scenario $scenario" ;;
 esac
