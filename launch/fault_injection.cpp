@@ -1,6 +1,7 @@
 #include "launch/fault_injection.h"
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <chrono>
 #include <cstdlib>
@@ -90,7 +91,7 @@ void fault_point(const char* stage) {
   const auto& spec = fault_spec_from_env();
   if (!spec || spec->stage != stage) return;
   if (spec->rank != -1 && spec->rank != identity().rank) return;
-  static int reached = 0;  // times this process reached the named stage
+  static std::atomic<int> reached{0};  // times this process reached the named stage (any thread)
   if (++reached < spec->hit) return;
   if (spec->delay_s > 0) {
     std::this_thread::sleep_for(std::chrono::duration<double>(spec->delay_s));

@@ -15,6 +15,7 @@
 #include "launch/fault_injection.h"
 #include "launch/logger.h"
 #include "src/core/error.h"
+#include "src/core/fault_hook.h"
 
 namespace skim::launch {
 
@@ -211,6 +212,7 @@ int run_guarded(CommChoice choice, const std::function<void(Runtime&)>& body) {
     }
     return status;
   };
+  set_fault_hook(&fault_point);  // fault points below the pipeline (src/core/fault_hook.h)
   try {
     rt = std::make_unique<Runtime>(choice);
     g_current = rt.get();

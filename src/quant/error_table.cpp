@@ -3,7 +3,9 @@
 #include <algorithm>
 
 #include "src/core/error.h"
+#include "src/core/fault_hook.h"
 #include "src/core/half.h"
+#include "src/core/parallel_errors.h"
 #include "src/quant/layer_error.h"
 
 namespace skim::quant {
@@ -45,16 +47,21 @@ ErrorTable build_error_table(const Tensor& w, const Tensor& h, ImportanceView f,
   std::vector<double> e(static_cast<size_t>(block));
   for (int64_t r0 = 0; r0 < rows; r0 += kRowBlock) {
     const int64_t nr = std::min(kRowBlock, rows - r0);
+    ParallelErrors errors;
 #pragma omp parallel for schedule(dynamic, 4) if (nr * cols >= kParallelMinWork)
     for (int64_t i = 0; i < nr; ++i) {
-      const auto wi = w.row(r0 + i);
-      const auto km = kmeans1d_levels(wi, f.row(r0 + i, cols), ks, solver);
-      for (int l = 0; l < levels; ++l) {
-        float* d = dw.data() + (l * block + i) * cols;
-        kmeans_dequantized_row(wi, km[l], d);
-        for (int64_t j = 0; j < cols; ++j) d[j] -= wi[j];
-      }
+      errors.run([&] {
+        fault_hook("row_kmeans");
+        const auto wi = w.row(r0 + i);
+        const auto km = kmeans1d_levels(wi, f.row(r0 + i, cols), ks, solver);
+        for (int l = 0; l < levels; ++l) {
+          float* d = dw.data() + (l * block + i) * cols;
+          kmeans_dequantized_row(wi, km[l], d);
+          for (int64_t j = 0; j < cols; ++j) d[j] -= wi[j];
+        }
+      });
     }
+    errors.rethrow();
     for (int l = 0; l < levels; ++l) {
       row_quadratic_forms(dw.data() + l * block * cols, nr, cols, h.data(), e.data());
       for (int64_t i = 0; i < nr; ++i) t.at(r0 + i, b_min + l) = e[i];

@@ -9,6 +9,7 @@
 #include "kernels/cpu/blas.h"
 #include "src/core/error.h"
 #include "src/core/half.h"
+#include "src/core/parallel_errors.h"
 #include "src/core/stopwatch.h"
 #include "src/quant/layer_error.h"
 
@@ -37,22 +38,26 @@ Grouping group_rows(const Tensor& w, ImportanceView f, std::span<const int> k,
   Grouping g;
   g.labels.resize(static_cast<size_t>(rows * cols));
   g.lut.resize(static_cast<size_t>(rows));
+  ParallelErrors errors;
 #pragma omp parallel if (rows * cols >= kParallelMinWork)
   {
     std::vector<float> u(cols), gw(cols);
 #pragma omp for schedule(dynamic, 8)
     for (int64_t i = 0; i < rows; ++i) {
-      const auto wi = w.row(i);
-      const auto fi = f.row(i, cols);
-      for (int64_t j = 0; j < cols; ++j) {
-        u[j] = alpha[j] * wi[j];
-        gw[j] = fi[j] / (alpha[j] * alpha[j]);
-      }
-      const auto km = kmeans1d(u, gw, k[i], solver);
-      std::copy(km.labels.begin(), km.labels.end(), g.labels.begin() + i * cols);
-      g.lut[i].assign(km.centroids.begin(), km.centroids.end());
+      errors.run([&] {
+        const auto wi = w.row(i);
+        const auto fi = f.row(i, cols);
+        for (int64_t j = 0; j < cols; ++j) {
+          u[j] = alpha[j] * wi[j];
+          gw[j] = fi[j] / (alpha[j] * alpha[j]);
+        }
+        const auto km = kmeans1d(u, gw, k[i], solver);
+        std::copy(km.labels.begin(), km.labels.end(), g.labels.begin() + i * cols);
+        g.lut[i].assign(km.centroids.begin(), km.centroids.end());
+      });
     }
   }
+  errors.rethrow();
   return g;
 }
 

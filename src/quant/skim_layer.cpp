@@ -4,6 +4,7 @@
 
 #include "src/core/error.h"
 #include "src/core/half.h"
+#include "src/core/parallel_errors.h"
 #include "src/core/stopwatch.h"
 
 namespace skim::quant {
@@ -77,12 +78,16 @@ LutLayer quantize_kmeans_layer(const Tensor& w, const Tensor& h, int bits,
   for (int64_t i = 0; i <= rows; ++i) out.codebook_offset[i] = i * k;
   out.codebook.resize(static_cast<size_t>(rows * k));
   out.labels.resize(static_cast<size_t>(rows * cols));
+  ParallelErrors errors;
 #pragma omp parallel for schedule(dynamic, 8) if (rows * cols >= kParallelMinWork)
   for (int64_t i = 0; i < rows; ++i) {
-    const auto km = kmeans1d(w.row(i), f, k, solver);
-    for (int q = 0; q < k; ++q) out.codebook[i * k + q] = float_to_half(km.centroids[q]);
-    std::copy(km.labels.begin(), km.labels.end(), out.labels.begin() + i * cols);
+    errors.run([&] {
+      const auto km = kmeans1d(w.row(i), f, k, solver);
+      for (int q = 0; q < k; ++q) out.codebook[i * k + q] = float_to_half(km.centroids[q]);
+      std::copy(km.labels.begin(), km.labels.end(), out.labels.begin() + i * cols);
+    });
   }
+  errors.rethrow();
   return out;
 }
 

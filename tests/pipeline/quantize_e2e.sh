@@ -6,8 +6,8 @@
 #   ranks     1, 2 and 4 ranks write byte-identical models (layer and global allocation)
 #   resume    a run killed at the second layer's checkpoint, resumed, writes the same bytes as an
 #             uninterrupted run; a changed option refuses the checkpoint
-#   failure   one failing rank ends a 2-rank job within 30 s, every rank non-zero; so does a
-#             rank killed with SIGKILL in the middle of a layer
+#   failure   one failing rank ends a 2-rank job within 30 s, every rank non-zero; so do an error
+#             inside an OpenMP parallel region and a rank killed with SIGKILL mid-layer
 #   stop      SIGUSR1 / SIGTERM in the middle of a layer: exit 75 at the next safe point, the
 #             finished linears saved, --resume writes the same bytes as an uninterrupted run
 #   reshard   checkpoints resumed on another rank count (2 -> 3, 3 -> 2, 2 -> 1; a signal to one
@@ -253,6 +253,24 @@ PY
     grep -q ":1: error: injected fault at stage 'quantize_rows'" "$work/err" \
       || fail "message: $(cat "$work/err")"
     [ ! -e "$work/failed" ] || fail "a failed job left a final-looking output"
+
+    # An error thrown inside an OpenMP parallel region (one row's K-means) on one rank reaches
+    # the catch site: the job aborts as for any error, nothing calls std::terminate.
+    start=$(date +%s)
+    set +e
+    SKIM_FAULT_INJECT=rank=1,at=row_kmeans OMP_NUM_THREADS=2 timeout 60 \
+      "$mpiexec" -np 2 --oversubscribe --allow-run-as-root --bind-to none -x OMP_NUM_THREADS \
+      "$bin" quantize "${common[@]}" --bits 3 --out "$work/failed-omp" --comm mpi 2>"$work/err"
+    rc=$?
+    set -e
+    elapsed=$(( $(date +%s) - start ))
+    [ "$rc" -ne 0 ] || fail "parallel region: the job succeeded despite a failing rank"
+    [ "$rc" -ne 124 ] || fail "parallel region: the job hung (killed by timeout)"
+    [ "$elapsed" -le 30 ] || fail "parallel region: the job took ${elapsed}s to stop"
+    grep -q ":1: error: injected fault at stage 'row_kmeans'" "$work/err" \
+      || fail "parallel region: message $(cat "$work/err")"
+    ! grep -q "terminate called" "$work/err" || fail "parallel region: std::terminate was called"
+    [ ! -e "$work/failed-omp" ] || fail "parallel region: a failed job left a final output"
 
     # A rank killed by SIGKILL in the middle of a layer (an out-of-memory kill, a lost node): no
     # handler runs, mpirun must notice and end the job.
