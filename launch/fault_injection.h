@@ -16,23 +16,25 @@
 namespace skim::launch {
 
 // Where the pipeline calls fault_point, in the order a quantize run reaches them.
-inline constexpr std::array<std::string_view, 16> kFaultStages = {
-    "startup",        // launch: the Runtime and communicator are up
-    "open_model",     // the model files are mapped and checked
-    "calibration",    // calibration windows drawn and embedded
-    "layer_load",     // one decoder layer's weights loaded
-    "layer_forward",  // a layer run over the local samples
-    "hessian",        // Hessians accumulated, before their reduction
-    "error_table",    // error tables of the owned rows
-    "linear_task",    // one linear's error table or quantization starts
-    "row_kmeans",     // one row's K-means in the error tables (inside a parallel region)
-    "allocation",     // bit allocation on rank 0
-    "quantize_rows",  // owned rows quantized
-    "gather_rows",    // quantized rows gathered
-    "write_layer",    // a packed layer written
-    "checkpoint",     // a checkpoint written
-    "write_output",   // config, tokenizer, report written
-    "eval",           // perplexity evaluation
+inline constexpr std::array<std::string_view, 18> kFaultStages = {
+    "startup",         // launch: the Runtime and communicator are up
+    "open_model",      // the model files are mapped and checked
+    "calibration",     // calibration windows drawn and embedded
+    "layer_load",      // one decoder layer's weights loaded
+    "layer_forward",   // a layer run over the local samples
+    "hessian",         // Hessians accumulated, before their reduction
+    "error_table",     // error tables of the owned rows
+    "linear_task",     // one linear's error table or quantization starts
+    "row_kmeans",      // one row's K-means in the error tables (inside a parallel region)
+    "allocation",      // bit allocation on rank 0
+    "quantize_rows",   // owned rows quantized
+    "gather_rows",     // quantized rows gathered
+    "write_layer",     // a packed layer written
+    "checkpoint",      // a checkpoint written
+    "write_output",    // config, tokenizer, report written
+    "finish_cleanup",  // outputs complete; checkpoint files about to go
+    "finish_rename",   // checkpoint files gone; DIR.partial about to become DIR
+    "eval",            // perplexity evaluation
 };
 
 struct FaultSpec {

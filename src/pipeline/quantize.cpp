@@ -41,6 +41,7 @@ namespace {
 
 constexpr const auto& kKinds = model::kLinearKinds;
 constexpr int kGroups = 4;
+constexpr const char* kReportFile = "report.json";
 
 std::string linear_name(int64_t layer, model::LinearKind kind) {
   return fmt::format("model.layers.{}.{}", layer, model::linear_kind_name(kind));
@@ -122,7 +123,9 @@ class QuantizeRun {
     start_ = Clock::now();
     check_options(o_);
     prepare();
-    if (o_.allocation == Allocation::kLayer)
+    if (finished_)
+      ;  // a run stopped while finishing: its outputs are complete, only the finish is left
+    else if (o_.allocation == Allocation::kLayer)
       layer_mode();
     else
       global_mode();
@@ -141,14 +144,22 @@ class QuantizeRun {
     fingerprint_ = run_fingerprint(o_, calib_text);
 
     // Rank 0 decides where to start; the others follow its broadcast.
-    int64_t start[3] = {0, 0, world_};  // phase (0 layers/stats, 1 quantize), completed, world
+    // phase (0 layers/stats, 1 quantize, 2 finished), completed, world
+    int64_t start[3] = {0, 0, world_};
     if (rank_ == 0) {
       std::error_code ec;
       if (fs::exists(o_.out, ec) && !o_.overwrite)
         fail(ErrorKind::kUsage, "{}: output exists; remove it, choose another --out or --overwrite",
              o_.out);
+      if (!o_.resume && !o_.overwrite && fs::exists(work_, ec))
+        fail(ErrorKind::kUsage,
+             "{}: a checkpoint of an earlier run; --resume to continue it, --overwrite to discard "
+             "it",
+             work_);
       std::optional<CheckpointState> state = read_checkpoint_state(work_);
-      if (o_.resume && state) {
+      if (o_.resume && !state && fs::exists(work_file(kReportFile), ec)) {
+        start[0] = 2;  // stopped while finishing, after the outputs were complete
+      } else if (o_.resume && state) {
         if (state->fingerprint != fingerprint_)
           fail(ErrorKind::kUsage,
                "{}: the checkpoint was made with another model, calibration text or options "
@@ -165,8 +176,9 @@ class QuantizeRun {
         write_checkpoint_state(work_, {fingerprint_, world_, first_phase(), 0});
     }
     comm_.broadcast(std::span<int64_t>(start, 3), 0);
-    resume_phase_ = start[0];
-    resume_completed_ = start[1];
+    finished_ = start[0] == 2;
+    resume_phase_ = finished_ ? 1 : start[0];
+    resume_completed_ = finished_ ? config_.num_layers : start[1];
     checkpoint_world_ = static_cast<int>(start[2]);
     if (rank_ == 0 && (resume_phase_ > 0 || resume_completed_ > 0))
       hooks_.progress_line(fmt::format("resuming {} from layer {} of {} (checkpoint of {} ranks)",
@@ -457,7 +469,7 @@ class QuantizeRun {
 
   void layer_mode() {
     const int64_t n = config_.num_layers;
-    load_hidden(resume_completed_);
+    if (resume_completed_ < n) load_hidden(resume_completed_);
     for (int64_t l = resume_completed_; l < n; ++l) {
       const auto t0 = Clock::now();
       times_.clear();
@@ -494,7 +506,7 @@ class QuantizeRun {
   void global_mode() {
     const int64_t n = config_.num_layers;
     if (resume_phase_ == 0) {
-      load_hidden(resume_completed_);
+      if (resume_completed_ < n) load_hidden(resume_completed_);
       for (int64_t l = resume_completed_; l < n; ++l) {
         const auto t0 = Clock::now();
         times_.clear();
@@ -608,102 +620,120 @@ class QuantizeRun {
 
   // ---- output -------------------------------------------------------------------------------
 
+  // Rank 0: the dense tensors, config, tokenizer, index, and report.json last: its presence says
+  // the outputs are complete (a resumed run then only finishes).
+  void write_outputs(const std::vector<int64_t>& rss) {
+    hooks_.fault_point("write_output");
+    const int64_t d = config_.hidden_size, v = config_.vocab_size;
+    io::PackedModel dense;
+    dense.method = method_name(o_.method);
+    dense.dense_dtype = io::StDtype::kF16;
+    dense.dense["model.embed_tokens.weight"] = source_->load("model.embed_tokens.weight", {v, d});
+    dense.dense["model.norm.weight"] = source_->load("model.norm.weight", {d});
+    if (!config_.tie_word_embeddings)
+      dense.dense["lm_head.weight"] = source_->load("lm_head.weight", {v, d});
+    io::write_packed_model(work_file(kPackedDenseFile), dense);
+    io::write_hf_config(work_file("config.json"), config_);
+    source_->write_tokenizer(work_);
+
+    // Totals from the per-layer reports (they survive a resume).
+    json layers = json::array();
+    std::map<int, int64_t> hist;
+    int64_t stored = 0, weights = 0;
+    double error_sum = 0.0;
+    for (int64_t l = 0; l < config_.num_layers; ++l) {
+      std::ifstream in(work_file(fmt::format("layer-report-{:05d}.json", l)));
+      json lr = json::parse(in);
+      for (const auto& x : lr["linears"]) {
+        stored += x["stored_bits"].get<int64_t>();
+        weights += x["rows"].get<int64_t>() * x["cols"].get<int64_t>();
+        error_sum += x["relative_error"].get<double>();
+        for (const auto& [b, c] : x["bits_histogram"].items())
+          hist[std::stoi(b)] += c.get<int64_t>();
+      }
+      layers.push_back(std::move(lr));
+    }
+    const double average_bits = weights > 0 ? static_cast<double>(stored) / weights : 0.0;
+    const std::string tokenizer_file =
+        fs::exists(work_file("tokenizer.json")) ? "tokenizer.json" : "tokenizer.model";
+    json files = json::array();
+    for (int64_t l = 0; l < config_.num_layers; ++l) files.push_back(packed_layer_file(l));
+    const json index = {{"format", "skim-dist"},
+                        {"format_version", 1},
+                        {"method", method_name(o_.method)},
+                        {"num_layers", config_.num_layers},
+                        {"bits_per_weight", average_bits},
+                        {"dense_file", kPackedDenseFile},
+                        {"layer_files", files},
+                        {"tokenizer", tokenizer_file}};
+    io::write_file_atomic(work_file(kPackedIndexFile), index.dump(2) + "\n");
+
+    json rss_mb = json::array();
+    for (int64_t r : rss) rss_mb.push_back(static_cast<double>(r) / (1 << 20));
+    const json report = {
+        {"options",
+         {{"model", o_.model},
+          {"method", method_name(o_.method)},
+          {"bits", o_.bits},
+          {"calib", o_.calib},
+          {"calib_samples", o_.calib_samples},
+          {"calib_seq_len", o_.calib_seq_len},
+          {"seed", o_.seed},
+          {"allocation", allocation_name(o_.allocation)},
+          {"propagation", propagation_name(o_.propagation)},
+          {"b_min", o_.b_min},
+          {"b_max", o_.b_max},
+          {"train_scale", o_.train_scale},
+          {"refine_luts", o_.refine_luts},
+          {"exact_kmeans", o_.exact_kmeans},
+          {"group_size", o_.group_size},
+          {"act_order", o_.act_order},
+          {"damp", o_.damp}}},
+        {"fingerprint", fingerprint_},
+        {"ranks", world_},
+        {"calibration_tokens", calib_tokens_},
+        {"average_bits", average_bits},
+        {"stored_bits", stored},
+        {"quantized_weights", weights},
+        {"mean_relative_error", error_sum / std::max<size_t>(1, layers.size() * kKinds.size())},
+        {"bits_histogram", histogram_json(hist)},
+        {"peak_rss_mb", rss_mb},
+        {"seconds", seconds_since(start_)},
+        {"resumed", resume_phase_ > 0 || resume_completed_ > 0},
+        {"layers", layers}};
+    io::write_file_atomic(work_file(kReportFile), report.dump(1) + "\n");
+  }
+
+  // The folder becomes final without a hole: a stop at any step leaves either the output or a
+  // work folder that --resume completes (state.json, or else a complete report.json).
   QuantizeSummary finish() {
     const auto rss = comm_.all_gather_value<int64_t>(peak_rss_bytes());
     QuantizeSummary summary;
     summary.layers = config_.num_layers;
     if (rank_ == 0) {
-      hooks_.fault_point("write_output");
-      const int64_t d = config_.hidden_size, v = config_.vocab_size;
-      io::PackedModel dense;
-      dense.method = method_name(o_.method);
-      dense.dense_dtype = io::StDtype::kF16;
-      dense.dense["model.embed_tokens.weight"] = source_->load("model.embed_tokens.weight", {v, d});
-      dense.dense["model.norm.weight"] = source_->load("model.norm.weight", {d});
-      if (!config_.tie_word_embeddings)
-        dense.dense["lm_head.weight"] = source_->load("lm_head.weight", {v, d});
-      io::write_packed_model(work_file(kPackedDenseFile), dense);
-      io::write_hf_config(work_file("config.json"), config_);
-      source_->write_tokenizer(work_);
+      if (!finished_) write_outputs(rss);
+      std::ifstream report_in(work_file(kReportFile));
+      summary.average_bits = json::parse(report_in).at("average_bits").get<double>();
 
-      // Totals from the per-layer reports (they survive a resume).
-      json layers = json::array();
-      std::map<int, int64_t> hist;
-      int64_t stored = 0, weights = 0;
-      double error_sum = 0.0;
-      for (int64_t l = 0; l < config_.num_layers; ++l) {
-        std::ifstream in(work_file(fmt::format("layer-report-{:05d}.json", l)));
-        json lr = json::parse(in);
-        for (const auto& x : lr["linears"]) {
-          stored += x["stored_bits"].get<int64_t>();
-          weights += x["rows"].get<int64_t>() * x["cols"].get<int64_t>();
-          error_sum += x["relative_error"].get<double>();
-          for (const auto& [b, c] : x["bits_histogram"].items())
-            hist[std::stoi(b)] += c.get<int64_t>();
-        }
-        layers.push_back(std::move(lr));
-      }
-      summary.average_bits = weights > 0 ? static_cast<double>(stored) / weights : 0.0;
-      const std::string tokenizer_file =
-          fs::exists(work_file("tokenizer.json")) ? "tokenizer.json" : "tokenizer.model";
-      json files = json::array();
-      for (int64_t l = 0; l < config_.num_layers; ++l) files.push_back(packed_layer_file(l));
-      const json index = {{"format", "skim-dist"},
-                          {"format_version", 1},
-                          {"method", method_name(o_.method)},
-                          {"num_layers", config_.num_layers},
-                          {"bits_per_weight", summary.average_bits},
-                          {"dense_file", kPackedDenseFile},
-                          {"layer_files", files},
-                          {"tokenizer", tokenizer_file}};
-      io::write_file_atomic(work_file(kPackedIndexFile), index.dump(2) + "\n");
-
-      summary.seconds = seconds_since(start_);
-      json rss_mb = json::array();
-      for (int64_t r : rss) rss_mb.push_back(static_cast<double>(r) / (1 << 20));
-      const json report = {
-          {"options",
-           {{"model", o_.model},
-            {"method", method_name(o_.method)},
-            {"bits", o_.bits},
-            {"calib", o_.calib},
-            {"calib_samples", o_.calib_samples},
-            {"calib_seq_len", o_.calib_seq_len},
-            {"seed", o_.seed},
-            {"allocation", allocation_name(o_.allocation)},
-            {"propagation", propagation_name(o_.propagation)},
-            {"b_min", o_.b_min},
-            {"b_max", o_.b_max},
-            {"train_scale", o_.train_scale},
-            {"refine_luts", o_.refine_luts},
-            {"exact_kmeans", o_.exact_kmeans},
-            {"group_size", o_.group_size},
-            {"act_order", o_.act_order},
-            {"damp", o_.damp}}},
-          {"fingerprint", fingerprint_},
-          {"ranks", world_},
-          {"calibration_tokens", calib_tokens_},
-          {"average_bits", summary.average_bits},
-          {"stored_bits", stored},
-          {"quantized_weights", weights},
-          {"mean_relative_error", error_sum / std::max<size_t>(1, layers.size() * kKinds.size())},
-          {"bits_histogram", histogram_json(hist)},
-          {"peak_rss_mb", rss_mb},
-          {"seconds", summary.seconds},
-          {"resumed", resume_phase_ > 0 || resume_completed_ > 0},
-          {"layers", layers}};
-      io::write_file_atomic(work_file("report.json"), report.dump(1) + "\n");
-
-      // Checkpoint-only files go; the folder becomes final by one rename.
-      for (const auto& e : fs::directory_iterator(work_)) {
+      // Checkpoint-only files go, state.json first (from here on report.json marks the folder),
+      // and temporary files a killed process may have left (io::AtomicFile's ".NAME.tmp.*").
+      hooks_.fault_point("finish_cleanup");
+      fs::remove(work_file("state.json"));
+      std::vector<fs::path> leftovers;
+      for (const auto& e : fs::recursive_directory_iterator(work_)) {
         const std::string name = e.path().filename().string();
-        if (name == "state.json" || name.ends_with(".bin") || name.starts_with("layer-report-"))
-          fs::remove(e.path());
+        const bool top = e.path().parent_path() == fs::path(work_);
+        if (name.starts_with(".") ||
+            (top && (name.ends_with(".bin") || name.starts_with("layer-report-"))))
+          leftovers.push_back(e.path());
       }
+      for (const auto& path : leftovers) fs::remove_all(path);
+      hooks_.fault_point("finish_rename");
       if (fs::exists(o_.out)) fs::remove_all(o_.out);
       fs::rename(work_, o_.out);
       io::fsync_directory(fs::absolute(o_.out).parent_path().string());
     }
+    summary.seconds = seconds_since(start_);
     comm_.barrier();
     comm_.broadcast(std::span<double>(&summary.average_bits, 1), 0);
     return summary;
@@ -721,6 +751,7 @@ class QuantizeRun {
   std::string fingerprint_;
   int64_t resume_phase_ = 0;
   int64_t resume_completed_ = 0;
+  bool finished_ = false;     // resumed after the outputs were complete: only the finish is left
   int checkpoint_world_ = 1;  // ranks that wrote the checkpoint resumed from (else this run's)
   bool progressed_ = false;   // this run has computed something (agreed at safe points)
   CalibrationSet calib_;

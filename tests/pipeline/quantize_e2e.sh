@@ -5,7 +5,8 @@
 #   methods   every method writes a complete folder that eval reads; bits within budget
 #   ranks     1, 2 and 4 ranks write byte-identical models (layer and global allocation)
 #   resume    a run killed at the second layer's checkpoint, resumed, writes the same bytes as an
-#             uninterrupted run; a changed option refuses the checkpoint
+#             uninterrupted run; a changed option refuses the checkpoint; a run killed at each
+#             step of finishing is completed by --resume; a checkpoint is never wiped silently
 #   failure   one failing rank ends a 2-rank job within 30 s, every rank non-zero; so do an error
 #             inside an OpenMP parallel region and a rank killed with SIGKILL mid-layer
 #   stop      SIGUSR1 / SIGTERM in the middle of a layer: exit 75 at the next safe point, the
@@ -183,6 +184,33 @@ PY
       python3 -c "import json,sys; assert json.load(open(sys.argv[1]))['resumed']" \
         "$work/cut-$alloc/report.json" || fail "$alloc: report does not say resumed"
     done
+    # Killed at each step of finishing: never a final-looking output, always resumable.
+    for stage in write_output finish_cleanup finish_rename; do
+      out="$work/fin-$stage"
+      set +e
+      SKIM_FAULT_INJECT=rank=0,at=$stage "$bin" quantize "${common[@]}" --bits 3 --out "$out" \
+        --comm none 2>"$work/err"
+      rc=$?
+      set -e
+      [ "$rc" -ne 0 ] || fail "$stage: the injected fault did not stop the run"
+      [ ! -e "$out" ] || fail "$stage: a killed run left a final-looking output"
+      : > "$out.partial/.stray.tmp.1.0"  # what a killed writer leaves behind
+      "$bin" quantize "${common[@]}" --bits 3 --out "$out" --resume --comm none
+      same_model "$work/full-layer" "$out"
+      [ ! -e "$out.partial" ] || fail "$stage: the work folder is left behind"
+    done
+    # A checkpoint is not wiped by a run without --resume: refused unless --overwrite.
+    set +e
+    SKIM_FAULT_INJECT=rank=0,at=checkpoint,hit=2 "$bin" quantize "${common[@]}" --bits 3 \
+      --out "$work/kept" --comm none 2>/dev/null
+    "$bin" quantize "${common[@]}" --bits 3 --out "$work/kept" --comm none 2>"$work/err"
+    rc=$?
+    set -e
+    [ "$rc" -eq 2 ] || fail "a run without --resume over a checkpoint: exit $rc, expected 2"
+    grep -q "checkpoint of an earlier run" "$work/err" || fail "message $(cat "$work/err")"
+    [ -s "$work/kept.partial/state.json" ] || fail "the checkpoint was touched"
+    "$bin" quantize "${common[@]}" --bits 3 --out "$work/kept" --overwrite --comm none
+    same_model "$work/full-layer" "$work/kept"
     ;;
   stop)
     for alloc in layer global; do
