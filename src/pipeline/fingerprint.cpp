@@ -7,6 +7,7 @@
 #include <fstream>
 #include <vector>
 
+#include "io/packed_format.h"
 #include "src/core/error.h"
 
 namespace skim::pipeline {
@@ -23,24 +24,40 @@ uint64_t fnv1a64(std::string_view bytes, uint64_t seed) {
 
 namespace {
 
+// Name, size, modification time, the first and last MiB, and kSampledBlocks blocks spread evenly
+// over the whole file: a change anywhere in a block, or of the size or time, is seen, without
+// reading a 140 GB model whole.
 uint64_t file_identity(const fs::path& path, uint64_t h) {
   constexpr std::streamsize kEdge = 1 << 20;
   const auto size = static_cast<std::streamsize>(fs::file_size(path));
-  h = fnv1a64(fmt::format("{}:{};", path.filename().string(), size), h);
+  const auto mtime = fs::last_write_time(path).time_since_epoch().count();
+  h = fnv1a64(fmt::format("{}:{}:{};", path.filename().string(), size, mtime), h);
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(ErrorKind::kIo, "{}: cannot read", path.string());
-  std::string buf(static_cast<size_t>(std::min(size, kEdge)), '\0');
-  in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-  h = fnv1a64(buf, h);
-  if (size > kEdge) {
-    in.seekg(size - kEdge);
-    in.read(buf.data(), kEdge);
+  const auto hash_range = [&](std::streamsize offset, std::streamsize length) {
+    std::string buf(static_cast<size_t>(length), '\0');
+    in.seekg(offset);
+    in.read(buf.data(), length);
+    if (in.gcount() != length) fail(ErrorKind::kIo, "{}: read failed at {}", path.string(), offset);
     h = fnv1a64(buf, h);
+  };
+  hash_range(0, std::min(size, kEdge));
+  if (size > kEdge) hash_range(size - kEdge, kEdge);
+  if (size > 2 * kEdge) {
+    for (const int64_t offset : sampled_block_offsets(size)) hash_range(offset, kSampledBlock);
   }
   return h;
 }
 
 }  // namespace
+
+std::vector<int64_t> sampled_block_offsets(int64_t size) {
+  std::vector<int64_t> offsets;
+  if (size < kSampledBlock) return offsets;
+  for (int i = 0; i < kSampledBlocks; ++i)
+    offsets.push_back((size - kSampledBlock) / (kSampledBlocks - 1) * i);
+  return offsets;
+}
 
 uint64_t model_identity(const std::string& path) {
   std::error_code ec;
@@ -58,10 +75,11 @@ uint64_t model_identity(const std::string& path) {
 std::string run_fingerprint(const QuantizeOptions& o, std::string_view calib_text) {
   const std::string opts = fmt::format(
       "method={};bits={:.17g};samples={};seq={};seed={};alloc={};prop={};bmin={};bmax={};"
-      "scale={};refine={};exact={};group={};act={};damp={:.17g};format=1",
+      "scale={};refine={};exact={};group={};act={};damp={:.17g};format={};program={}",
       method_name(o.method), o.bits, o.calib_samples, o.calib_seq_len, o.seed,
       allocation_name(o.allocation), propagation_name(o.propagation), o.b_min, o.b_max,
-      o.train_scale, o.refine_luts, o.exact_kmeans, o.group_size, o.act_order, o.damp);
+      o.train_scale, o.refine_luts, o.exact_kmeans, o.group_size, o.act_order, o.damp,
+      io::kPackedFormatVersion, SKIM_VERSION);
   uint64_t h = fnv1a64(opts);
   h = fnv1a64(calib_text, h ^ model_identity(o.model));
   return fmt::format("{:016x}", h);
