@@ -13,6 +13,9 @@
 #             finished linears saved, --resume writes the same bytes as an uninterrupted run
 #   reshard   checkpoints resumed on another rank count (2 -> 3, 3 -> 2, 2 -> 1; a signal to one
 #             rank of three stops all of them): the same bytes as an uninterrupted run
+#   disk      the output on a small file system that fills during the run: a one-line error
+#             naming the path, exit 3, the checkpoint intact; once space is freed, --resume
+#             writes the same bytes as an uninterrupted run (root: mounts a tmpfs; else exit 77)
 #   smollm2   the real SmolLM2-135M at 3 bits on 2 ranks (slow): bits within budget, perplexity
 #             after quantization finite and within 3x of the full-precision perplexity
 set -euo pipefail
@@ -321,6 +324,30 @@ PY
     [ "$elapsed" -le 30 ] || fail "the job took ${elapsed}s to stop after a rank was killed"
     [ ! -e "$work/killed" ] || fail "a killed job left a final-looking output"
     echo "SIGKILL to one rank: the job ended ${elapsed}s later, exit $rc"
+    ;;
+  disk)
+    [ "$(id -u)" -eq 0 ] || { echo "SKIP: disk needs root to mount a small tmpfs"; exit 77; }
+    "$bin" quantize "${common[@]}" --bits 3 --out "$work/full" --comm none
+    mnt="$work/small"
+    mkdir -p "$mnt"
+    mount -t tmpfs -o size=2m tmpfs "$mnt"
+    trap 'umount "$mnt"; rm -rf "$work"' EXIT
+    # Room for one layer's checkpoint and not two (a layer's hidden states are 128 KiB here).
+    dd if=/dev/zero of="$mnt/filler" bs=1k count=$((2048 - 200)) status=none
+    set +e
+    "$bin" quantize "${common[@]}" --bits 3 --out "$mnt/out" --comm none 2>"$work/err"
+    rc=$?
+    set -e
+    [ "$rc" -eq 3 ] || fail "full disk: exit $rc, expected 3: $(cat "$work/err")"
+    grep -q "error: $mnt/out.partial/.*No space left on device" "$work/err" \
+      || fail "full disk: the message does not name the path and the cause: $(cat "$work/err")"
+    [ "$(grep -c "error:" "$work/err")" -eq 1 ] || fail "full disk: not one error line"
+    [ ! -e "$mnt/out" ] || fail "full disk: a final-looking output"
+    python3 -c "import json,sys; json.load(open(sys.argv[1]))" "$mnt/out.partial/state.json" \
+      || fail "full disk: the checkpoint state is damaged"
+    rm "$mnt/filler"
+    "$bin" quantize "${common[@]}" --bits 3 --out "$mnt/out" --resume --comm none
+    same_model "$work/full" "$mnt/out"
     ;;
   smollm2)
     root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
