@@ -15,10 +15,13 @@ int blas_int(int64_t v, const char* what) {
   return static_cast<int>(v);
 }
 
-// Output tiles: large enough that a single-threaded call runs at full speed, small enough that a
-// decode step (one row) still spreads over the threads by its columns.
+// Output tiles: large enough that a single-threaded call runs at full speed; for a few rows (a
+// decode step) narrow, so that the columns spread evenly over the threads. The tile size depends
+// only on the shape, never on the thread count.
 constexpr int64_t kTileRows = 256;
 constexpr int64_t kTileCols = 512;
+constexpr int64_t kFewRows = 32;
+constexpr int64_t kFewRowsTileCols = 64;
 
 // OpenBLAS single-threaded while the tiles run on OpenMP's threads; restored after.
 class SingleThreadedBlas {
@@ -63,7 +66,8 @@ void tiled_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T a
             ildc = blas_int(ldc, "ldc");
   blas_int(m, "m");
   blas_int(n, "n");
-  for_each_tile(m, n, kTileRows, kTileCols,
+  const int64_t tile_cols = m < kFewRows ? kFewRowsTileCols : kTileCols;
+  for_each_tile(m, n, kTileRows, tile_cols,
                 [&](int64_t i0, int64_t j0, int64_t rows, int64_t cols) {
                   // Row i0 of op(A) and column j0 of op(B).
                   const T* at = trans_a ? a + i0 : a + i0 * lda;
