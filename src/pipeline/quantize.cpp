@@ -303,41 +303,37 @@ class QuantizeRun {
     return work_file(fmt::format("{}-{:05d}-{}.bin", tag, layer, k));
   }
 
-  // This rank's share of a layer's per-linear tasks (error tables or quantization), in rounds:
-  // round i runs every rank's i-th task, then a safe point. On a stop each rank saves what it
-  // finished as `TAG-LAYER-K.bin`; a resumed run reads those back instead of recomputing (any
-  // rank count: the files are named by linear). Returns the owned results in task order.
+  // This rank's share of a layer's per-linear tasks (error tables or quantization), then one safe
+  // point for all. No collective between tasks (ranks' tasks differ in length, and waiting for
+  // each other per task cost 1.5x on SmolLM2): a rank that has the signal finishes its current
+  // task and skips the rest of its share, once this run has computed something; the safe point
+  // then stops every rank, each saving what it finished as `TAG-LAYER-K.bin`. A resumed run reads
+  // those back instead of recomputing (any rank count: the files are named by linear). Returns
+  // the owned results in task order.
   std::vector<std::vector<uint8_t>> run_owned_tasks(
       const char* tag, int64_t layer, const std::vector<int>& own,
       const std::function<std::vector<uint8_t>(size_t k)>& task) {
     std::vector<size_t> mine;
-    std::vector<int64_t> per_rank(static_cast<size_t>(world_), 0);
-    for (size_t k = 0; k < own.size(); ++k) {
-      ++per_rank[static_cast<size_t>(own[k])];
+    for (size_t k = 0; k < own.size(); ++k)
       if (own[k] == rank_) mine.push_back(k);
-    }
-    const int64_t rounds = *std::max_element(per_rank.begin(), per_rank.end());
     std::vector<std::vector<uint8_t>> out(mine.size());
-    std::vector<bool> saved(mine.size(), false);
-    for (int64_t i = 0; i < rounds; ++i) {
-      const auto u = static_cast<size_t>(i);
-      bool computed = false;
-      if (u < mine.size()) {
-        const std::string path = task_file(tag, layer, mine[u]);
-        saved[u] = fs::exists(path);
-        if (saved[u]) {
-          out[u] = read_bytes_file(path);
-        } else {
-          hooks_.fault_point("linear_task");
-          out[u] = task(mine[u]);
-          computed = true;
-        }
+    std::vector<bool> computed(mine.size(), false);
+    bool any = false;
+    for (size_t u = 0; u < mine.size(); ++u) {
+      const std::string path = task_file(tag, layer, mine[u]);
+      if (fs::exists(path)) {
+        out[u] = read_bytes_file(path);
+        continue;
       }
-      safe_point(computed, [&] {
-        for (size_t j = 0; j <= u && j < mine.size(); ++j)
-          if (!saved[j]) write_bytes_file(task_file(tag, layer, mine[j]), out[j]);
-      });
+      if (hooks_.stop_requested() != 0 && (progressed_ || any)) break;  // the layer stops
+      hooks_.fault_point("linear_task");
+      out[u] = task(mine[u]);
+      computed[u] = any = true;
     }
+    safe_point(any, [&] {
+      for (size_t u = 0; u < mine.size(); ++u)
+        if (computed[u]) write_bytes_file(task_file(tag, layer, mine[u]), out[u]);
+    });
     return out;
   }
 
