@@ -64,8 +64,6 @@ void tiled_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T a
   if (m == 0 || n == 0) return;
   const int ik = blas_int(k, "k"), ilda = blas_int(lda, "lda"), ildb = blas_int(ldb, "ldb"),
             ildc = blas_int(ldc, "ldc");
-  blas_int(m, "m");
-  blas_int(n, "n");
   const int64_t tile_cols = m < kFewRows ? kFewRowsTileCols : kTileCols;
   for_each_tile(m, n, kTileRows, tile_cols,
                 [&](int64_t i0, int64_t j0, int64_t rows, int64_t cols) {
@@ -94,7 +92,6 @@ void syrk_ata(int64_t n, int64_t k, float alpha, const float* a, int64_t lda, fl
               int64_t ldc) {
   if (n == 0 || k == 0) return;
   const int ik = blas_int(k, "k"), ilda = blas_int(lda, "lda"), ildc = blas_int(ldc, "ldc");
-  blas_int(n, "n");
   // The upper triangle by square tiles: SSYRK on the diagonal, A_i^T A_j above it.
   for_each_tile(n, n, kTileRows, kTileRows,
                 [&](int64_t i0, int64_t j0, int64_t rows, int64_t cols) {

@@ -123,12 +123,13 @@ class QuantizeRun {
     start_ = Clock::now();
     check_options(o_);
     prepare();
-    if (finished_)
-      ;  // a run stopped while finishing: its outputs are complete, only the finish is left
-    else if (o_.allocation == Allocation::kLayer)
-      layer_mode();
-    else
-      global_mode();
+    // A run stopped while finishing has complete outputs: only the finish is left.
+    if (!finished_) {
+      if (o_.allocation == Allocation::kLayer)
+        layer_mode();
+      else
+        global_mode();
+    }
     return finish();
   }
 
