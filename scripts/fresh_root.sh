@@ -77,8 +77,18 @@ bind /proc
 bind /sys ro  # with /sys/fs/cgroup below it, which slurmd checks for
 bind /dev     # with /dev/shm and /dev/pts
 path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-cuda="$(dirname "$(dirname "$(readlink -f "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)")")")"
-if [ -x "$cuda/bin/nvcc" ]; then
+# The toolkit's own folder, as nvcc reports it: nvcc on PATH may be a wrapper script in a shared
+# folder such as /usr/local/bin, and binding that folder would hide the root's own.
+cuda=""
+if command -v nvcc >/dev/null; then
+  cuda="$(nvcc -dryrun -x cu /dev/null 2>&1 | sed -n 's/^#\$ TOP=//p' | head -n 1)"
+  [ -z "$cuda" ] || cuda="$(readlink -f "$cuda")"
+fi
+[ -n "$cuda" ] || cuda="$(readlink -f /usr/local/cuda 2>/dev/null || true)"
+case "$cuda" in
+  / | /usr | /usr/local | /opt) cuda="" ;;  # a shared folder, not a toolkit of its own
+esac
+if [ -n "$cuda" ] && [ -x "$cuda/bin/nvcc" ]; then
   bind "$cuda" ro
   [ "$cuda" = /usr/local/cuda ] || ln -sfn "$cuda" "$root/usr/local/cuda"
   path="$cuda/bin:$path"
