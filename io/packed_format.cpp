@@ -57,9 +57,10 @@ std::string uq_tensor(const std::string& layer, const char* part) {
   return layer + ".uq." + part;
 }
 
-// Content checks shared by the writer (before writing) and the reader (after reading). `where`
-// is the file path; messages name the layer and, where one is at fault, its tensor.
-void check_lut(const PackedLutLayer& l, const std::string& name, const std::string& where) {
+}  // namespace
+
+void check_packed_layer(const PackedLutLayer& l, const std::string& name,
+                        const std::string& where) {
   if (l.rows <= 0 || l.cols <= 0)
     fail(ErrorKind::kBadInput, "{}: layer {}: empty shape [{}, {}]", where, name, l.rows, l.cols);
   if (l.bits.size() != static_cast<size_t>(l.rows))
@@ -93,7 +94,8 @@ void check_lut(const PackedLutLayer& l, const std::string& name, const std::stri
   }
 }
 
-void check_uniform(const PackedUniformLayer& l, const std::string& name, const std::string& where) {
+void check_packed_layer(const PackedUniformLayer& l, const std::string& name,
+                        const std::string& where) {
   if (l.rows <= 0 || l.cols <= 0)
     fail(ErrorKind::kBadInput, "{}: layer {}: empty shape [{}, {}]", where, name, l.rows, l.cols);
   if (l.bits < 1 || l.bits > 8 || l.group_size < 0)
@@ -130,6 +132,8 @@ void check_uniform(const PackedUniformLayer& l, const std::string& name, const s
            uq_tensor(name, "perm"), l.cols);
   }
 }
+
+namespace {
 
 // Adds a raw tensor and records its CRC.
 template <typename T>
@@ -210,7 +214,7 @@ void write_packed_model(const std::string& path, const PackedModel& model) {
   Json layers = Json::object();
   Json crc = Json::object();
   for (const auto& [name, l] : model.lut_layers) {
-    check_lut(l, name, path);
+    check_packed_layer(l, name, path);
     layers[name] = {
         {"kind", "lut"}, {"rows", l.rows}, {"cols", l.cols}, {"alpha", !l.alpha.empty()}};
     add_tensor(w, crc, lut_tensor(name, "bits"), StDtype::kU8, {l.rows}, l.bits);
@@ -224,7 +228,7 @@ void write_packed_model(const std::string& path, const PackedModel& model) {
   for (const auto& [name, l] : model.uniform_layers) {
     if (layers.contains(name))
       fail(ErrorKind::kBadInput, "{}: layer {} is both a LUT and a uniform layer", path, name);
-    check_uniform(l, name, path);
+    check_packed_layer(l, name, path);
     layers[name] = {
         {"kind", "uniform"},          {"rows", l.rows},         {"cols", l.cols}, {"bits", l.bits},
         {"group_size", l.group_size}, {"perm", !l.perm.empty()}};
@@ -318,7 +322,7 @@ PackedModel read_packed_model(const std::string& path) {
           read_tensor<uint8_t>(*r, lut_tensor(name, "labels"), StDtype::kU8, {o.label.back()});
       if (json_bool(entry, "alpha", path, name))
         l.alpha = read_tensor<uint16_t>(*r, lut_tensor(name, "alpha"), StDtype::kF16, {cols});
-      check_lut(l, name, path);
+      check_packed_layer(l, name, path);
       for (const char* part : {"bits", "codebook", "labels"})
         layer_tensor[lut_tensor(name, part)] = true;
       if (!l.alpha.empty()) layer_tensor[lut_tensor(name, "alpha")] = true;
@@ -341,7 +345,7 @@ PackedModel read_packed_model(const std::string& path) {
           read_tensor<uint16_t>(*r, uq_tensor(name, "zero"), StDtype::kF16, {rows, l.groups()});
       if (json_bool(entry, "perm", path, name))
         l.perm = read_tensor<int32_t>(*r, uq_tensor(name, "perm"), StDtype::kI32, {cols});
-      check_uniform(l, name, path);
+      check_packed_layer(l, name, path);
       for (const char* part : {"codes", "scale", "zero"})
         layer_tensor[uq_tensor(name, part)] = true;
       if (!l.perm.empty()) layer_tensor[uq_tensor(name, "perm")] = true;

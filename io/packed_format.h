@@ -40,4 +40,12 @@ void write_packed_model(const std::string& path, const PackedModel& model);
 // Reads and checks a file written by write_packed_model.
 PackedModel read_packed_model(const std::string& path);
 
+// The content checks of one layer that the writer and the reader make (shapes, row widths, sizes
+// of every part, finite LUT entries and scales, a true permutation): throws kBadInput naming
+// `where` (a file or message), the layer and the tensor at fault.
+void check_packed_layer(const quant::PackedLutLayer& layer, const std::string& name,
+                        const std::string& where);
+void check_packed_layer(const quant::PackedUniformLayer& layer, const std::string& name,
+                        const std::string& where);
+
 }  // namespace skim::io

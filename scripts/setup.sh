@@ -15,17 +15,7 @@ packages=(cmake make gcc g++ pkg-config python3 python3-pip procps
           libopenblas-dev liblapacke-dev libopenmpi-dev openmpi-bin
           libsentencepiece-dev libpcre2-dev nlohmann-json3-dev libcli11-dev libfmt-dev
           libgtest-dev libgmock-dev r-cran-janeaustenr r-base-core bible-kjv bible-kjv-text)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup: installing ${missing[*]}"
-  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}" >/dev/null
-fi
+"$root/scripts/apt_install.sh" "${packages[@]}"
 
 "$root/scripts/fetch_data.sh"
 

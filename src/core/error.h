@@ -5,6 +5,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace skim {
@@ -29,10 +30,16 @@ inline constexpr int kExitResumable = 75;
 // everything else.
 int exit_status(ErrorKind kind);
 
+// `message` made fit for one line of a terminal: control bytes (a newline, an escape sequence
+// copied from a corrupt file's key or tensor name) become \xNN, and past kMaxMessageBytes it is
+// cut with "...". Every Error message goes through it, so the one catch site prints one line.
+inline constexpr size_t kMaxMessageBytes = 2000;
+std::string one_line(std::string_view message);
+
 class Error : public std::runtime_error {
  public:
-  Error(ErrorKind kind, std::string message)
-      : std::runtime_error(std::move(message)), kind_(kind) {}
+  Error(ErrorKind kind, std::string_view message)
+      : std::runtime_error(one_line(message)), kind_(kind) {}
   ErrorKind kind() const noexcept { return kind_; }
 
  private:

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "io/packed_format.h"
 #include "src/core/error.h"
 #include "src/core/stopwatch.h"
 #include "src/pipeline/byte_stream.h"
@@ -147,8 +148,9 @@ std::vector<uint8_t> serialize(const QuantizedLinear& q) {
   return std::move(w.bytes());
 }
 
-QuantizedLinear deserialize_quantized_linear(const uint8_t* data, size_t size) {
-  ByteReader r(data, size, "quantized layer message");
+QuantizedLinear deserialize_quantized_linear(const uint8_t* data, size_t size,
+                                             const std::string& what) {
+  ByteReader r(data, size, what);
   QuantizedLinear q;
   q.name = r.get_string();
   q.is_lut = r.get<uint8_t>() != 0;
@@ -173,8 +175,45 @@ QuantizedLinear deserialize_quantized_linear(const uint8_t* data, size_t size) {
                     &q.seconds_allocation, &q.seconds_kmeans, &q.seconds_scale, &q.seconds_total})
     *v = r.get<double>();
   q.stored_bits = r.get<int64_t>();
-  if (!r.done()) fail(ErrorKind::kBadInput, "quantized layer message: trailing bytes");
+  if (!r.done()) fail(ErrorKind::kBadInput, "{}: trailing bytes", what);
+  if (q.is_lut)
+    io::check_packed_layer(q.lut, q.name, what);
+  else
+    io::check_packed_layer(q.uniform, q.name, what);
   return q;
+}
+
+std::vector<uint8_t> serialize(const LinearErrorTable& t) {
+  ByteWriter w;
+  w.put(t.energy);
+  w.put(t.table.rows);
+  w.put(t.table.b_min);
+  w.put(t.table.b_max);
+  w.put_vector(t.table.e);
+  return std::move(w.bytes());
+}
+
+LinearErrorTable deserialize_error_table(const uint8_t* data, size_t size,
+                                         const std::string& what) {
+  ByteReader r(data, size, what);
+  LinearErrorTable t;
+  t.energy = r.get<double>();
+  t.table.rows = r.get<int64_t>();
+  t.table.b_min = r.get<int>();
+  t.table.b_max = r.get<int>();
+  t.table.e = r.get_vector<double>();
+  if (!r.done()) fail(ErrorKind::kBadInput, "{}: trailing bytes", what);
+  const auto& tb = t.table;
+  if (tb.b_min < 1 || tb.b_max > 8 || tb.b_min > tb.b_max || tb.rows <= 0 ||
+      static_cast<uint64_t>(tb.rows) != tb.e.size() / static_cast<uint64_t>(tb.levels()) ||
+      tb.e.size() % static_cast<uint64_t>(tb.levels()) != 0)
+    fail(ErrorKind::kBadInput, "{}: error table of {} rows, bits {}..{} and {} entries", what,
+         tb.rows, tb.b_min, tb.b_max, tb.e.size());
+  for (double e : tb.e)
+    if (!std::isfinite(e)) fail(ErrorKind::kBadInput, "{}: error {} in the table", what, e);
+  if (!std::isfinite(t.energy))
+    fail(ErrorKind::kBadInput, "{}: energy {} in the table", what, t.energy);
+  return t;
 }
 
 }  // namespace skim::pipeline

@@ -43,7 +43,19 @@ quant::ErrorTable linear_error_table(const Tensor& w, const Tensor& h,
 // The dequantized matrix of a packed result (for quantized propagation and errors).
 Tensor dequantize(const QuantizedLinear& q);
 
+// Blobs moved between ranks and kept in checkpoint files (linear-N-K.bin, etable-N-K.bin). The
+// readers check what they read (sizes, row widths, table shape) and throw kBadInput naming
+// `what` (the file or message), so a damaged file is refused, never used.
 std::vector<uint8_t> serialize(const QuantizedLinear& q);
-QuantizedLinear deserialize_quantized_linear(const uint8_t* data, size_t size);
+QuantizedLinear deserialize_quantized_linear(const uint8_t* data, size_t size,
+                                             const std::string& what);
+
+// Global allocation's statistics of one linear: its error table and tr(W H W^T).
+struct LinearErrorTable {
+  quant::ErrorTable table;
+  double energy = 0.0;
+};
+std::vector<uint8_t> serialize(const LinearErrorTable& t);
+LinearErrorTable deserialize_error_table(const uint8_t* data, size_t size, const std::string& what);
 
 }  // namespace skim::pipeline

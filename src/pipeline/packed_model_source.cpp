@@ -172,7 +172,8 @@ model::DecoderLayer PackedModelSource::load_layer(int64_t i) const {
   std::vector<std::unique_ptr<model::Linear>> linears;
   for (int k = 0; k < model::kLinearKindCount; ++k) {
     const auto kind = static_cast<model::LinearKind>(k);
-    const auto [out, in] = model::linear_shape(c, kind);
+    const model::LinearShape shape = model::linear_shape(c, kind);
+    const int64_t out = shape.out, in = shape.in;  // plain names: lambdas capture them
     const std::string key = prefix + model::linear_kind_name(kind);
     Tensor bias;
     if (c.attention_bias && model::linear_group(kind) == model::LinearGroup::kQkv)
