@@ -76,7 +76,10 @@ void add_quantize_command(CLI::App& root, Action& action) {
       ->required();
   cmd->add_option("--method", a->method, "skim, kmeans, gptq or rtn")
       ->check(CLI::IsMember({"skim", "kmeans", "gptq", "rtn"}));
-  cmd->add_option("--calib", o.calib, "calibration text file (UTF-8)")->required();
+  cmd->add_option("--calib", o.calib,
+                  "calibration text: a UTF-8 file, a folder of text files, or JSON Lines (.jsonl, "
+                  "one document per line in field \"text\")")
+      ->required();
   cmd->add_option("--calib-samples", o.calib_samples, "calibration windows")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--calib-seq-len", o.calib_seq_len, "tokens per calibration window")

@@ -14,10 +14,10 @@
 
 #include "comm/ordered_sum.h"
 #include "io/atomic_file.h"
+#include "io/calibration_documents.h"
 #include "io/hf_config.h"
 #include "io/model_source.h"
 #include "io/packed_format.h"
-#include "io/text_file.h"
 #include "src/core/error.h"
 #include "src/core/stopwatch.h"
 #include "src/model/llama_layer.h"
@@ -45,6 +45,44 @@ constexpr const char* kReportFile = "report.json";
 
 std::string linear_name(int64_t layer, model::LinearKind kind) {
   return fmt::format("model.layers.{}.{}", layer, model::linear_kind_name(kind));
+}
+
+// A task file that a stopped run saved is used again only if it parses: a damaged one is refused
+// naming it.
+void check_saved_task(const char* tag, const std::vector<uint8_t>& bytes, const std::string& path) {
+  if (std::string_view(tag) == "linear")
+    deserialize_quantized_linear(bytes.data(), bytes.size(), path);
+  else
+    deserialize_error_table(bytes.data(), bytes.size(), path);
+}
+
+// What identifies the calibration data in the run fingerprint: a plain-text file by its text,
+// several documents by their names and texts.
+std::string calibration_identity(const io::CalibrationDocuments& c) {
+  if (c.format == "text") return c.documents.front().text;
+  std::string id = c.format;
+  for (const auto& d : c.documents) {
+    id += '\0' + d.name + '\0';
+    id += d.text;
+  }
+  return id;
+}
+
+// report.json's "calibration": the documents given, and those the windows start in.
+json calibration_report(const io::CalibrationDocuments& c, const CalibrationStream& stream,
+                        const CalibrationSet& set) {
+  std::map<int64_t, int64_t> windows;  // document -> windows starting in it
+  for (int64_t d : window_documents(set, stream)) ++windows[d];
+  json used = json::array();
+  for (const auto& [d, n] : windows)
+    used.push_back({{"document", c.documents[static_cast<size_t>(d)].name}, {"windows", n}});
+  return {{"format", c.format},
+          {"documents", c.documents.size()},
+          {"tokens", stream.tokens.size()},
+          {"segments", stream.segment_starts.size() - 1},
+          {"windows", set.samples()},
+          {"window_tokens", set.samples() * set.seq_len},
+          {"windows_by_document", std::move(used)}};
 }
 
 int64_t group_width(const ModelConfig& c, model::LinearGroup g) {
@@ -141,8 +179,8 @@ class QuantizeRun {
     source_ = io::open_model(o_.model);
     config_ = source_->config();
     work_ = o_.out + ".partial";
-    const std::string calib_text = io::read_text_file(o_.calib, "calibration text");
-    fingerprint_ = run_fingerprint(o_, calib_text);
+    const io::CalibrationDocuments calib_docs = io::read_calibration_documents(o_.calib);
+    fingerprint_ = run_fingerprint(o_, calibration_identity(calib_docs));
 
     // Rank 0 decides where to start; the others follow its broadcast.
     // phase (0 layers/stats, 1 quantize, 2 finished), completed, world
@@ -188,13 +226,19 @@ class QuantizeRun {
 
     hooks_.fault_point("calibration");
     auto tokenizer = source_->tokenizer();
-    std::vector<int32_t> stream;
-    if (tokenizer->add_bos() && tokenizer->bos_id() >= 0) stream.push_back(tokenizer->bos_id());
-    const auto ids = tokenizer->encode(calib_text);
-    stream.insert(stream.end(), ids.begin(), ids.end());
-    calib_tokens_ = static_cast<int64_t>(stream.size());
+    std::vector<std::vector<int32_t>> documents;
+    for (const auto& doc : calib_docs.documents) {
+      std::vector<int32_t> ids;
+      if (tokenizer->add_bos() && tokenizer->bos_id() >= 0) ids.push_back(tokenizer->bos_id());
+      const auto text_ids = tokenizer->encode(doc.text);
+      ids.insert(ids.end(), text_ids.begin(), text_ids.end());
+      documents.push_back(std::move(ids));
+    }
+    const CalibrationStream stream = join_documents(documents, o_.calib_seq_len);
+    calib_tokens_ = static_cast<int64_t>(stream.tokens.size());
     calib_ = draw_calibration(stream, o_.calib_samples, o_.calib_seq_len, o_.seed, o_.calib);
     block_ = comm::group_block(calib_.samples(), rank_, world_);
+    calib_report_ = calibration_report(calib_docs, stream, calib_);
   }
 
   std::string first_phase() const {
@@ -324,6 +368,7 @@ class QuantizeRun {
       const std::string path = task_file(tag, layer, mine[u]);
       if (fs::exists(path)) {
         out[u] = read_bytes_file(path);
+        check_saved_task(tag, out[u], path);
         continue;
       }
       if (hooks_.stop_requested() != 0 && (progressed_ || any)) break;  // the layer stops
@@ -383,8 +428,11 @@ class QuantizeRun {
     const auto blobs = exchange(mine, own, everyone);
     hooks_.fault_point("gather_rows");
     std::vector<QuantizedLinear> out;
-    for (const auto& b : blobs)
-      if (!b.empty()) out.push_back(deserialize_quantized_linear(b.data(), b.size()));
+    for (size_t k = 0; k < blobs.size(); ++k)
+      if (!blobs[k].empty())
+        out.push_back(deserialize_quantized_linear(
+            blobs[k].data(), blobs[k].size(),
+            fmt::format("{} from rank {}", linear_name(layer, kKinds[k]), own[k])));
     return out;
   }
 
@@ -515,16 +563,10 @@ class QuantizeRun {
         const auto own = owners();
         const auto mine = run_owned_tasks("etable", l, own, [&](size_t k) {
           const auto& w = dynamic_cast<const model::DenseLinear&>(layer.linear(kKinds[k])).weight();
-          double energy = 0.0;
-          const auto table = linear_error_table(
-              w, h[static_cast<size_t>(model::linear_group(kKinds[k]))], o_, &energy);
-          ByteWriter bw;
-          bw.put(energy);
-          bw.put(table.rows);
-          bw.put(table.b_min);
-          bw.put(table.b_max);
-          bw.put_vector(table.e);
-          return std::move(bw.bytes());
+          LinearErrorTable t;
+          t.table = linear_error_table(w, h[static_cast<size_t>(model::linear_group(kKinds[k]))],
+                                       o_, &t.energy);
+          return serialize(t);
         });
         const auto blobs = exchange(mine, own, false);
         if (rank_ == 0) {
@@ -578,20 +620,18 @@ class QuantizeRun {
         std::vector<quant::LayerErrors> layers;
         tables.reserve(static_cast<size_t>(n) * kKinds.size());
         for (int64_t l = 0; l < n; ++l) {
-          const auto bytes = read_bytes_file(work_file(fmt::format("etable-{:05d}.bin", l)));
-          ByteReader all(bytes.data(), bytes.size(), "error tables");
+          const std::string path = work_file(fmt::format("etable-{:05d}.bin", l));
+          const auto bytes = read_bytes_file(path);
+          ByteReader all(bytes.data(), bytes.size(), path);
           for (size_t k = 0; k < kKinds.size(); ++k) {
             const auto b = all.get_vector<uint8_t>();
-            ByteReader r(b.data(), b.size(), "error table");
-            const double energy = r.get<double>();
-            quant::ErrorTable t;
-            t.rows = r.get<int64_t>();
-            t.b_min = r.get<int>();
-            t.b_max = r.get<int>();
-            t.e = r.get_vector<double>();
-            tables.push_back(std::move(t));
+            auto t = deserialize_error_table(b.data(), b.size(), path);
+            if (t.table.rows != model::linear_shape(config_, kKinds[k]).out)
+              fail(ErrorKind::kBadInput, "{}: error table of {} rows for {}", path, t.table.rows,
+                   linear_name(l, kKinds[k]));
+            tables.push_back(std::move(t.table));
             layers.push_back({nullptr, model::linear_shape(config_, kKinds[k]).in, true,
-                              energy > 0 ? 1.0 / energy : 1.0});
+                              t.energy > 0 ? 1.0 / t.energy : 1.0});
           }
         }
         for (size_t i = 0; i < layers.size(); ++i) layers[i].table = &tables[i];
@@ -689,6 +729,7 @@ class QuantizeRun {
         {"fingerprint", fingerprint_},
         {"ranks", world_},
         {"calibration_tokens", calib_tokens_},
+        {"calibration", calib_report_},
         {"average_bits", average_bits},
         {"stored_bits", stored},
         {"quantized_weights", weights},
@@ -753,6 +794,7 @@ class QuantizeRun {
   bool progressed_ = false;   // this run has computed something (agreed at safe points)
   CalibrationSet calib_;
   int64_t calib_tokens_ = 0;
+  json calib_report_;
   comm::GroupBlock block_;
   Tensor hidden_;
   std::map<std::string, double> times_;

@@ -2,7 +2,10 @@
 # End-to-end tests of `skim-dist quantize` on a tiny random model (tests/pipeline/make_tiny_model).
 #   quantize_e2e.sh SCENARIO SKIM_DIST MAKE_TINY_MODEL [MPIEXEC]
 # Scenarios:
-#   methods   every method writes a complete folder that eval reads; bits within budget
+#   methods   every method writes a complete folder that eval reads; bits within budget;
+#             inspect reads back the bits, histograms and errors the run reported
+#   calibration  --calib as a file, a folder or JSON Lines: one document gives the same model
+#             in each form; many documents are reported; a bad line is an input error
 #   ranks     1, 2 and 4 ranks write byte-identical models (layer and global allocation)
 #   resume    a run killed at the second layer's checkpoint, resumed, writes the same bytes as an
 #             uninterrupted run; a changed option refuses the checkpoint; a run killed at each
@@ -136,7 +139,35 @@ PY
         > "$work/eval.json" || fail "$m: eval of the packed folder"
       python3 -c "import json,math,sys; p=json.load(open(sys.argv[1]))['perplexity']; sys.exit(0 if math.isfinite(p) and p > 1 else 1)" \
         "$work/eval.json" || fail "$m: perplexity not finite"
+      # inspect reads the folder back: the same bits, histograms and errors as the run reported.
+      "$bin" inspect "$out" --json > "$work/inspect.json" || fail "$m: inspect"
+      python3 - "$work/inspect.json" "$out/report.json" <<'PY' || fail "$m: inspect check"
+import json, sys
+d = json.load(open(sys.argv[1])); r = json.load(open(sys.argv[2]))
+assert d["format"] == "skim-dist" and d["method"] == r["options"]["method"]
+assert abs(d["bits_per_weight"] - r["average_bits"]) < 1e-12, (d["bits_per_weight"], r["average_bits"])
+assert d["bits_histogram"] == r["bits_histogram"], (d["bits_histogram"], r["bits_histogram"])
+assert d["options"] == r["options"] and d["fingerprint"] == r["fingerprint"]
+for dl, rl in zip(d["layers"], r["layers"], strict=True):
+    for a, b in zip(dl["linears"], rl["linears"], strict=True):
+        assert a["name"] == b["name"] and a["bits_histogram"] == b["bits_histogram"], (a, b)
+        assert abs(a["relative_error"] - b["error"] / b["energy"]) < 1e-12, (a, b)
+PY
     done
+    # inspect of the Hugging Face folder: parameters as the config's shapes give them.
+    "$bin" inspect "$work/model" --json > "$work/inspect.json" || fail "inspect of the model"
+    python3 - "$work/inspect.json" "$work/model/config.json" <<'PY' || fail "inspect of the model"
+import json, sys
+d = json.load(open(sys.argv[1])); c = json.load(open(sys.argv[2]))
+h, f, v, n = c["hidden_size"], c["intermediate_size"], c["vocab_size"], c["num_hidden_layers"]
+kv = h // c["num_attention_heads"] * c["num_key_value_heads"]
+layer = 2 * h * h + 2 * h * kv + 3 * h * f + 2 * h
+head = 0 if c.get("tie_word_embeddings") else v * h
+assert d["format"] == "huggingface" and d["config"]["num_layers"] == n
+assert d["parameters"] == v * h + n * layer + h + head, (d["parameters"], v * h + n * layer + h + head)
+PY
+    "$bin" inspect "$work/model" | grep -q "layers, hidden $(python3 -c "import json;print(json.load(open('$work/model/config.json'))['hidden_size'])")" \
+      || fail "inspect text"
     # An existing output folder is refused without --overwrite (exit 2).
     set +e
     "$bin" quantize "${common[@]}" --bits 3 --out "$work/out-skim-3" --comm none 2>"$work/err"
@@ -144,6 +175,43 @@ PY
     set -e
     [ "$rc" -eq 2 ] || fail "existing output: exit $rc, expected 2"
     grep -q "exists" "$work/err" || fail "existing output: message $(cat "$work/err")"
+    ;;
+  calibration)
+    # One document as a plain file, in a folder, and as one JSON line: the same windows, the
+    # same model bytes.
+    mkdir -p "$work/one" "$work/many"
+    cp "$work/calib.txt" "$work/one/doc.txt"
+    python3 -c 'import json,sys; print(json.dumps({"text": open(sys.argv[1]).read()}))' \
+      "$work/calib.txt" > "$work/one.jsonl"
+    opts=(--model "$work/model" --calib-samples 8 --calib-seq-len 64 --progress none --bits 3
+          --comm none)
+    "$bin" quantize "${opts[@]}" --calib "$work/calib.txt" --out "$work/c-plain"
+    "$bin" quantize "${opts[@]}" --calib "$work/one" --out "$work/c-folder"
+    "$bin" quantize "${opts[@]}" --calib "$work/one.jsonl" --out "$work/c-jsonl"
+    same_model "$work/c-plain" "$work/c-folder"
+    same_model "$work/c-plain" "$work/c-jsonl"
+    # Many documents: 40 short lines (joined) and two long texts; the report names the
+    # documents the windows came from.
+    head -c 20000 "$work/calib.txt" > "$work/many/a-long.txt"
+    head -c 15000 "$work/eval.txt" > "$work/many/b-long.txt"
+    for i in $(seq 1 40); do echo "Short note $i." > "$work/many/note-$i.txt"; done
+    "$bin" quantize "${opts[@]}" --calib "$work/many" --out "$work/c-many"
+    python3 - "$work/c-many/report.json" <<'PY' || fail "calibration report"
+import json, sys
+c = json.load(open(sys.argv[1]))["calibration"]
+assert c["format"] == "folder" and c["documents"] == 42, c
+assert c["windows"] == 8 and c["window_tokens"] == 8 * 64, c
+assert sum(d["windows"] for d in c["windows_by_document"]) == 8, c
+assert all(d["document"].split("/")[-1].endswith(".txt") for d in c["windows_by_document"]), c
+assert 2 <= c["segments"] <= 42, c
+PY
+    printf '{"text": "fine"}\nnot json\n' > "$work/bad.jsonl"
+    set +e
+    "$bin" quantize "${opts[@]}" --calib "$work/bad.jsonl" --out "$work/c-bad" 2>"$work/err"
+    rc=$?
+    set -e
+    [ "$rc" -eq 2 ] || fail "bad JSON Lines: exit $rc, expected 2"
+    grep -q "bad.jsonl:2" "$work/err" || fail "bad JSON Lines: message $(cat "$work/err")"
     ;;
   ranks)
     for alloc in layer global; do
