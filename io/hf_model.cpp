@@ -25,7 +25,7 @@ class HfModelSource final : public ModelSource {
     if (!fs::is_regular_file(config))
       fail(ErrorKind::kBadInput, "{}: no config.json in the model folder", folder);
     config_ = load_hf_config(config.string());
-    reader_ = SafetensorsReader::open(weights_path(dir));
+    reader_ = SafetensorsReader::open(hf_weights_path(dir.string()));
   }
 
   const ModelConfig& config() const override { return config_; }
@@ -58,28 +58,29 @@ class HfModelSource final : public ModelSource {
   std::string path() const override { return folder_; }
 
  private:
-  static std::string weights_path(const fs::path& dir) {
-    const fs::path index = dir / "model.safetensors.index.json";
-    if (fs::is_regular_file(index)) return index.string();
-    const fs::path single = dir / "model.safetensors";
-    if (fs::is_regular_file(single)) return single.string();
-    // Some repositories name their single file differently; accept exactly one.
-    std::vector<fs::path> found;
-    for (const fs::directory_entry& e : fs::directory_iterator(dir))
-      if (e.is_regular_file() && e.path().extension() == ".safetensors") found.push_back(e.path());
-    if (found.size() == 1) return found[0].string();
-    fail(ErrorKind::kBadInput,
-         "{}: no model.safetensors or model.safetensors.index.json in the model folder ({} other "
-         ".safetensors files)",
-         dir.string(), found.size());
-  }
-
   std::string folder_;
   ModelConfig config_;
   std::unique_ptr<SafetensorsReader> reader_;
 };
 
 }  // namespace
+
+std::string hf_weights_path(const std::string& folder) {
+  const fs::path dir(folder);
+  const fs::path index = dir / "model.safetensors.index.json";
+  if (fs::is_regular_file(index)) return index.string();
+  const fs::path single = dir / "model.safetensors";
+  if (fs::is_regular_file(single)) return single.string();
+  // Some repositories name their single file differently; accept exactly one.
+  std::vector<fs::path> found;
+  for (const fs::directory_entry& e : fs::directory_iterator(dir))
+    if (e.is_regular_file() && e.path().extension() == ".safetensors") found.push_back(e.path());
+  if (found.size() == 1) return found[0].string();
+  fail(ErrorKind::kBadInput,
+       "{}: no model.safetensors or model.safetensors.index.json in the model folder ({} other "
+       ".safetensors files)",
+       dir.string(), found.size());
+}
 
 std::unique_ptr<ModelSource> open_hf_model(const std::string& folder) {
   return std::make_unique<HfModelSource>(folder);

@@ -39,4 +39,8 @@ std::unique_ptr<ModelSource> open_model(const std::string& path);
 std::unique_ptr<ModelSource> open_gguf_model(const std::string& path);
 std::unique_ptr<ModelSource> open_hf_model(const std::string& folder);
 
+// The weights of a Hugging Face folder: model.safetensors.index.json, model.safetensors, or the
+// folder's only .safetensors file; kBadInput otherwise.
+std::string hf_weights_path(const std::string& folder);
+
 }  // namespace skim::io

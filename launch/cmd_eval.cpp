@@ -75,12 +75,14 @@ void run_eval(const EvalArgs& args) {
 void add_eval_command(CLI::App& root, Action& action) {
   auto args = std::make_shared<EvalArgs>();
   auto* cmd = root.add_subcommand("eval", "Perplexity of a model on a text");
-  cmd->add_option("--model", args->model, "GGUF file or Hugging Face model folder")->required();
+  cmd->add_option("--model", args->model,
+                  "GGUF file, Hugging Face model folder or quantized folder")
+      ->required();
   cmd->add_option("--text", args->text, "UTF-8 text file to evaluate on")->required();
   cmd->add_option("--seq-len", args->seq_len, "tokens per window")->required();
-  cmd->add_option("--max-windows", args->max_windows, "evaluate only the first W windows");
+  cmd->add_option("--max-windows", args->max_windows, "evaluate only the first W windows (0: all)");
   cmd->add_flag("--json", args->json, "print one JSON object instead of a line");
-  cmd->add_option("--threads", args->threads, "CPU threads (default: all cores)");
+  cmd->add_option("--threads", args->threads, "CPU threads (0: all cores)");
   cmd->callback([&action, args] { action = [args] { run_eval(*args); }; });
 }
 

@@ -90,7 +90,7 @@ void add_generate_command(CLI::App& root, Action& action) {
   cmd->add_option("--temperature", args->temperature, "0 (default): greedy; > 0: sample");
   cmd->add_option("--seed", args->seed, "random seed for sampling (default 0)");
   cmd->add_flag("--json", args->json, "print one JSON object instead of text");
-  cmd->add_option("--threads", args->threads, "CPU threads (default: all cores)");
+  cmd->add_option("--threads", args->threads, "CPU threads (0: all cores)");
   cmd->callback([&action, args] { action = [args] { run_generate(*args); }; });
 }
 

@@ -11,6 +11,7 @@ using Action = std::function<void()>;
 
 void add_eval_command(CLI::App& root, Action& action);
 void add_generate_command(CLI::App& root, Action& action);
+void add_inspect_command(CLI::App& root, Action& action);
 void add_quantize_command(CLI::App& root, Action& action);
 
 }  // namespace skim::launch

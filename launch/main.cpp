@@ -11,6 +11,8 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"skim-dist: mixed-precision K-means quantization of large language models"};
+  // Every option's default shows in --help (subcommands inherit this).
+  app.option_defaults()->always_capture_default();
   app.require_subcommand(1);
   app.fallthrough();  // --comm may also follow the subcommand
   std::string comm = "auto";
@@ -21,7 +23,13 @@ int main(int argc, char** argv) {
   skim::launch::Action action;
   skim::launch::add_eval_command(app, action);
   skim::launch::add_generate_command(app, action);
+  skim::launch::add_inspect_command(app, action);
   skim::launch::add_quantize_command(app, action);
+
+  // A required option has no default to show.
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+    for (CLI::Option* opt : sub->get_options())
+      if (opt->get_required()) opt->default_str("");
 
   try {
     app.parse(argc, argv);
