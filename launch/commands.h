@@ -10,6 +10,7 @@ namespace skim::launch {
 using Action = std::function<void()>;
 
 void add_eval_command(CLI::App& root, Action& action);
+void add_export_command(CLI::App& root, Action& action);
 void add_generate_command(CLI::App& root, Action& action);
 void add_inspect_command(CLI::App& root, Action& action);
 void add_quantize_command(CLI::App& root, Action& action);

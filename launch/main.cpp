@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "mpi", "nccl", "none"}));
   skim::launch::Action action;
   skim::launch::add_eval_command(app, action);
+  skim::launch::add_export_command(app, action);
   skim::launch::add_generate_command(app, action);
   skim::launch::add_inspect_command(app, action);
   skim::launch::add_quantize_command(app, action);

@@ -3,7 +3,8 @@
 #   quantize_e2e.sh SCENARIO SKIM_DIST MAKE_TINY_MODEL [MPIEXEC]
 # Scenarios:
 #   methods   every method writes a complete folder that eval reads; bits within budget;
-#             inspect reads back the bits, histograms and errors the run reported
+#             inspect reads back the bits, histograms and errors the run reported; export
+#             --format hf gives a folder with the same perplexity
 #   calibration  --calib as a file, a folder or JSON Lines: one document gives the same model
 #             in each form; many documents are reported; a bad line is an input error
 #   ranks     1, 2 and 4 ranks write byte-identical models (layer and global allocation)
@@ -154,6 +155,18 @@ for dl, rl in zip(d["layers"], r["layers"], strict=True):
         assert abs(a["relative_error"] - b["error"] / b["energy"]) < 1e-12, (a, b)
 PY
     done
+    # export --format hf: a Hugging Face folder that eval reads, with about the same perplexity
+    # as the packed folder (weights dequantized, rounded to f16).
+    "$bin" export "$work/out-skim-3" --out "$work/hf" --dtype f16 || fail "export"
+    "$bin" eval --model "$work/out-skim-3" --text "$work/eval.txt" --seq-len 64 --json \
+      --comm none > "$work/eval-packed.json"
+    "$bin" eval --model "$work/hf" --text "$work/eval.txt" --seq-len 64 --json --comm none \
+      > "$work/eval-hf.json" || fail "eval of the exported folder"
+    python3 - "$work/eval-packed.json" "$work/eval-hf.json" <<'PY' || fail "exported perplexity"
+import json, sys
+a, b = (json.load(open(f))["perplexity"] for f in sys.argv[1:3])
+assert abs(a - b) <= 0.005 * a, (a, b)
+PY
     # inspect of the Hugging Face folder: parameters as the config's shapes give them.
     "$bin" inspect "$work/model" --json > "$work/inspect.json" || fail "inspect of the model"
     python3 - "$work/inspect.json" "$work/model/config.json" <<'PY' || fail "inspect of the model"
