@@ -107,7 +107,7 @@ void read_config(const std::string& path, BpeSpec& spec,
 
 }  // namespace
 
-std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::string& path) {
+BpeSpec read_hf_tokenizer_spec(const std::string& path) {
   const json root = read_json(path);
   if (!root.is_object()) fail(ErrorKind::kBadInput, "{}: not a tokenizer.json object", path);
   if (!root.contains("model") || !root["model"].is_object()) {
@@ -190,7 +190,11 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::string& path) {
   }
   spec.pre_tokenizer = "tokenizer.json";
   read_config(path, spec, ids);
-  return make_bpe_tokenizer(std::move(spec), path);
+  return spec;
+}
+
+std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::string& path) {
+  return make_bpe_tokenizer(read_hf_tokenizer_spec(path), path);
 }
 
 }  // namespace skim::io

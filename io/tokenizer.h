@@ -39,6 +39,8 @@ struct BpeSpec {
 std::unique_ptr<Tokenizer> make_bpe_tokenizer(BpeSpec spec, const std::string& origin);
 // A Hugging Face tokenizer.json (model.type BPE with a ByteLevel pre-tokenizer).
 std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::string& path);
+// What it is made of (with tokenizer_config.json beside it, when there is one).
+BpeSpec read_hf_tokenizer_spec(const std::string& path);
 // A SentencePiece model file (LLaMA-1/2 tokenizer.model).
 std::unique_ptr<Tokenizer> load_sentencepiece(const std::string& path);
 

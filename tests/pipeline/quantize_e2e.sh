@@ -4,7 +4,8 @@
 # Scenarios:
 #   methods   every method writes a complete folder that eval reads; bits within budget;
 #             inspect reads back the bits, histograms and errors the run reported; export
-#             --format hf gives a folder with the same perplexity
+#             --format hf and gguf give models with the same perplexity, the GGUF checked by
+#             the gguf package of PyPI; plot_report.py draws the report
 #   calibration  --calib as a file, a folder or JSON Lines: one document gives the same model
 #             in each form; many documents are reported; a bad line is an input error
 #   ranks     1, 2 and 4 ranks write byte-identical models (layer and global allocation)
@@ -24,6 +25,7 @@
 #             after quantization finite and within 3x of the full-precision perplexity
 set -euo pipefail
 scenario=$1 bin=$2 maker=$3 mpiexec=${4:-}
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export OMP_WAIT_POLICY=passive
@@ -166,6 +168,60 @@ PY
 import json, sys
 a, b = (json.load(open(f))["perplexity"] for f in sys.argv[1:3])
 assert abs(a - b) <= 0.005 * a, (a, b)
+PY
+    # export --format gguf: read by the gguf package of PyPI (llama.cpp's own reader, an
+    # independent one), the tensors equal the Hugging Face export's, Q and K rows in llama.cpp's
+    # order (its converter's permute, written out here in numpy); eval of the GGUF agrees.
+    "$bin" export "$work/out-skim-3" --format gguf --out "$work/model.gguf" || fail "export gguf"
+    python3 -m pip install --quiet --target "$work/py" --no-deps --break-system-packages \
+      gguf==0.19.0 2>/dev/null || fail "pip install gguf"
+    PYTHONPATH="$work/py" python3 - "$work/model.gguf" "$work/hf" <<'PY' || fail "gguf check"
+import json, struct, sys
+import numpy as np
+from gguf import GGUFReader
+gg = GGUFReader(sys.argv[1])
+def field(name):
+    f = gg.fields[name]
+    return f.parts[f.data[0]]
+heads = int(field("llama.attention.head_count")[0]); kv = int(field("llama.attention.head_count_kv")[0])
+assert bytes(field("tokenizer.ggml.model")).decode() == "gpt2"
+# The Hugging Face export (f16), parsed by hand: 8-byte header length, JSON header, data.
+raw = open(sys.argv[2] + "/model.safetensors", "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+header = json.loads(raw[8:8 + n])
+def hf(name):
+    t = header[name]; b, e = t["data_offsets"]
+    assert t["dtype"] == "F16"
+    return np.frombuffer(raw[8 + n + b:8 + n + e], dtype=np.float16).reshape(t["shape"])
+def permute(w, n_head):  # llama.cpp convert_hf_to_gguf.py
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+tensors = {t.name: np.array(t.data) for t in gg.tensors}
+pairs = {"token_embd.weight": hf("model.embed_tokens.weight"),
+         "blk.1.ffn_down.weight": hf("model.layers.1.mlp.down_proj.weight"),
+         "blk.2.attn_q.weight": permute(hf("model.layers.2.self_attn.q_proj.weight"), heads),
+         "blk.0.attn_k.weight": permute(hf("model.layers.0.self_attn.k_proj.weight"), kv)}
+for name, ref in pairs.items():
+    got = tensors[name].reshape(ref.shape)
+    assert got.dtype == np.float16 and np.array_equal(got, ref), name
+PY
+    "$bin" eval --model "$work/model.gguf" --text "$work/eval.txt" --seq-len 64 --json \
+      --comm none > "$work/eval-gguf.json" || fail "eval of the GGUF export"
+    python3 - "$work/eval-packed.json" "$work/eval-gguf.json" <<'PY' || fail "GGUF perplexity"
+import json, sys
+a, b = (json.load(open(f))["perplexity"] for f in sys.argv[1:3])
+assert abs(a - b) <= 0.005 * a, (a, b)
+PY
+    # plot_report.py draws the report (and the quality benchmark): four PNG files.
+    python3 "$root/scripts/plot_report.py" "$work/out-skim-3" --out "$work/plots" \
+      --bench "$root/bench/results/smollm2-vm.json" > /dev/null || fail "plot_report"
+    python3 - "$work/plots" <<'PY' || fail "plot_report pictures"
+import struct, sys
+from pathlib import Path
+for name in ["bits.png", "error.png", "histogram.png", "quality.png"]:
+    data = (Path(sys.argv[1]) / name).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", name
+    width, height = struct.unpack(">II", data[16:24])
+    assert width >= 300 and height >= 200 and len(data) > 5000, (name, width, height, len(data))
 PY
     # inspect of the Hugging Face folder: parameters as the config's shapes give them.
     "$bin" inspect "$work/model" --json > "$work/inspect.json" || fail "inspect of the model"
@@ -425,7 +481,6 @@ PY
     same_model "$work/full" "$mnt/out"
     ;;
   smollm2)
-    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
     model="$root/data/SmolLM2-135M-Instruct.Q4_1.gguf"
     [ -s "$model" ] || fail "$model missing: run scripts/fetch_data.sh"
     launcher=("$bin")
