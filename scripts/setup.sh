@@ -10,11 +10,12 @@ build_dir="${SKIM_BUILD_DIR:-build}"
 
 # Every program a script of ours runs comes from one of these (gcc and make: cmake's compilers and
 # generator; bible-kjv: the `bible` program, bible-kjv-text: its data; r-base-core: Rscript;
-# procps: pgrep and ps in the tests).
+# procps: pgrep and ps in the tests; python3-matplotlib: scripts/plot_report.py).
 packages=(cmake make gcc g++ pkg-config python3 python3-pip procps
           libopenblas-dev liblapacke-dev libopenmpi-dev openmpi-bin
           libsentencepiece-dev libpcre2-dev nlohmann-json3-dev libcli11-dev libfmt-dev
-          libgtest-dev libgmock-dev r-cran-janeaustenr r-base-core bible-kjv bible-kjv-text)
+          libgtest-dev libgmock-dev r-cran-janeaustenr r-base-core bible-kjv bible-kjv-text
+          python3-matplotlib)
 "$root/scripts/apt_install.sh" "${packages[@]}"
 
 "$root/scripts/fetch_data.sh"
