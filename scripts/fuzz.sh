@@ -12,7 +12,7 @@ seconds="${1:-10}"
 shift || true
 build="$root/build-fuzz"
 all=(fuzz_gguf fuzz_safetensors fuzz_hf_config fuzz_tokenizer_json fuzz_packed_model
-     fuzz_checkpoint)
+     fuzz_checkpoint fuzz_calibration)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 

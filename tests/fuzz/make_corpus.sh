@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Makes the seed corpora of the fuzz targets (tests/fuzz/corpus/TARGET/) from real files: a GGUF
 # cut from SmolLM2 (gguf_seeds.py), the folders skim-dist writes when it quantizes that model with
-# every method, and the work folders of runs stopped or failed mid-way (state.json, hidden states,
-# finished linears, error tables). Needs a main build (scripts/setup.sh). The corpora are
+# every method, the work folders of runs stopped or failed mid-way (state.json, hidden states,
+# finished linears, error tables), and calibration JSON Lines. Needs a main build (scripts/setup.sh). The corpora are
 # committed; rerun this when a format changes.
 #   tests/fuzz/make_corpus.sh [BUILD_DIR]
 set -euo pipefail
@@ -45,7 +45,7 @@ SKIM_FAULT_INJECT=rank=0,at=checkpoint,hit=2 "$skim" quantize --model "$work/tin
   --out "$work/failed" --progress none 2>/dev/null && { echo "make_corpus: no failure" >&2; exit 1; }
 
 rm -rf "$corpus"
-mkdir -p "$corpus"/{fuzz_gguf,fuzz_safetensors,fuzz_hf_config,fuzz_tokenizer_json,fuzz_packed_model,fuzz_checkpoint}
+mkdir -p "$corpus"/{fuzz_gguf,fuzz_safetensors,fuzz_hf_config,fuzz_tokenizer_json,fuzz_packed_model,fuzz_checkpoint,fuzz_calibration}
 cp "$work/gguf/smollm2-cut.gguf" "$work/gguf/types.gguf" "$corpus/fuzz_gguf/"
 cp "$work/skim/model-dense.safetensors" "$corpus/fuzz_safetensors/dense.safetensors"
 cp "$work/skim/config.json" "$corpus/fuzz_hf_config/smollm2-cut.json"
@@ -66,4 +66,17 @@ seed 02 "$work/stop-layer.partial/linear-00000-0.bin" linear-0.bin
 seed 02 "$work/stop-layer.partial/linear-00000-1.bin" linear-1.bin
 seed 03 "$work/stop-global.partial/etable-00000-0.bin" etable-0.bin
 seed 03 "$work/stop-global.partial/etable-00000-1.bin" etable-1.bin
+# fuzz_calibration: JSON Lines as people write them (a blank line, escapes, other fields).
+python3 - "$corpus/fuzz_calibration" <<'PY'
+import json, sys
+texts = ["It is a truth universally acknowledged, that a single man in possession of a good "
+         "fortune, must be in want of a wife.",
+         "Emma Woodhouse, handsome, clever, and rich,\nwith a comfortable home and happy disposition.",
+         "caf\u00e9 \u2014 na\u00efve \U0001F600"]
+lines = [json.dumps({"text": t}) for t in texts]
+lines.insert(1, "")
+open(sys.argv[1] + "/austen.jsonl", "w").write("\n".join(lines) + "\n")
+record = {"id": 7, "text": "short", "meta": {"source": "x", "tags": [1, 2.5, None, True]}}
+open(sys.argv[1] + "/fields.jsonl", "w").write(json.dumps(record) + "\n")
+PY
 du -sh "$corpus"/*
