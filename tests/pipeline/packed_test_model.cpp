@@ -38,6 +38,18 @@ TempFolder::~TempFolder() {
   fs::remove_all(path_, ec);
 }
 
+SyntheticSpec packed_test_spec(uint32_t seed) {
+  SyntheticSpec s;
+  s.layers = 2;
+  s.hidden = 64;
+  s.heads = 4;
+  s.kv_heads = 2;
+  s.ffn = 96;
+  s.vocab = 256;
+  s.seed = seed;
+  return s;
+}
+
 std::map<std::string, Tensor> write_packed_test_model(const SyntheticSource& source,
                                                       const std::string& folder) {
   const ModelConfig& c = source.config();

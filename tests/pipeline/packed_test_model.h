@@ -13,6 +13,10 @@
 
 namespace skim::testing {
 
+// The model the packed-folder tests use: 2 layers, hidden 64, 4 heads (2 kv), ffn 96, vocab 256
+// (one token per byte).
+SyntheticSpec packed_test_spec(uint32_t seed);
+
 // Quantizes every linear of `source` (vocab >= 256): in even layers q/k/v/gate with RTN (4 bits,
 // groups of 16) and o/up/down with K-means (3 bits, a random per-column alpha); odd layers the
 // other way round. Writes skim.json, config.json, a byte-level tokenizer.json (no merges, id =

@@ -23,15 +23,7 @@ using testing::SyntheticSpec;
 using testing::TempFolder;
 
 SyntheticSpec spec() {
-  SyntheticSpec s;
-  s.layers = 2;
-  s.hidden = 64;
-  s.heads = 4;
-  s.kv_heads = 2;
-  s.ffn = 96;
-  s.vocab = 256;
-  s.seed = 9;
-  return s;
+  return testing::packed_test_spec(9);
 }
 
 float rounded(float x, ExportDtype dtype) {

@@ -21,15 +21,7 @@ using testing::SyntheticSpec;
 using testing::TempFolder;
 
 SyntheticSpec spec() {
-  SyntheticSpec s;
-  s.layers = 2;
-  s.hidden = 64;
-  s.heads = 4;
-  s.kv_heads = 2;
-  s.ffn = 96;
-  s.vocab = 256;
-  s.seed = 5;
-  return s;
+  return testing::packed_test_spec(5);
 }
 
 // Stored bits of an RTN layer (4-bit codes, fp16 scale and zero per group of 16) and of a 3-bit

@@ -32,15 +32,7 @@ using testing::SyntheticSpec;
 using testing::TempFolder;
 
 SyntheticSpec spec() {
-  SyntheticSpec s;
-  s.layers = 2;
-  s.hidden = 64;
-  s.heads = 4;
-  s.kv_heads = 2;
-  s.ffn = 96;
-  s.vocab = 256;
-  s.seed = 11;
-  return s;
+  return testing::packed_test_spec(11);
 }
 
 double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
