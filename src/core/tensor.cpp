@@ -7,13 +7,19 @@
 
 namespace skim {
 
-int64_t shape_numel(const std::vector<int64_t>& shape) {
+std::optional<int64_t> checked_numel(const std::vector<int64_t>& shape) {
   int64_t n = 1;
-  for (int64_t d : shape) {
-    if (d < 0) fail(ErrorKind::kInternal, "negative dimension in shape {}", shape_string(shape));
-    n *= d;
-  }
+  for (int64_t d : shape)
+    if (d < 0 || __builtin_mul_overflow(n, d, &n)) return std::nullopt;
   return n;
+}
+
+int64_t shape_numel(const std::vector<int64_t>& shape) {
+  const auto n = checked_numel(shape);
+  if (!n)
+    fail(ErrorKind::kInternal, "shape {} has a negative dimension or too many elements",
+         shape_string(shape));
+  return *n;
 }
 
 std::string shape_string(const std::vector<int64_t>& shape) {

@@ -3,6 +3,7 @@
 // file formats convert to and from it at the io/ boundary.
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -44,6 +45,9 @@ class Tensor {
 };
 
 int64_t shape_numel(const std::vector<int64_t>& shape);
+// The element count, or nullopt for a negative dimension or a count past int64 (a shape read from
+// a file is checked with this before use).
+std::optional<int64_t> checked_numel(const std::vector<int64_t>& shape);
 std::string shape_string(const std::vector<int64_t>& shape);
 
 }  // namespace skim

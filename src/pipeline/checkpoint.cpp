@@ -57,7 +57,8 @@ Tensor read_tensor_file(const std::string& path) {
   auto shape = r.get_vector<int64_t>();
   auto values = r.get_vector<float>();
   if (!r.done()) fail(ErrorKind::kBadInput, "{}: trailing bytes", path);
-  if (shape_numel(shape) != static_cast<int64_t>(values.size()))
+  const auto numel = checked_numel(shape);
+  if (!numel || *numel != static_cast<int64_t>(values.size()))
     fail(ErrorKind::kBadInput, "{}: shape does not match its values", path);
   return Tensor(std::move(shape), std::move(values));
 }

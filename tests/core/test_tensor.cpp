@@ -33,3 +33,20 @@ TEST(Errors, ExitStatusByKind) {
 
 }  // namespace
 }  // namespace skim
+
+namespace skim {
+namespace {
+
+TEST(CheckedNumel, NegativeDimensionsAndOverflowAreRefused) {
+  EXPECT_EQ(checked_numel({}), 1);
+  EXPECT_EQ(checked_numel({3, 0, 5}), 0);
+  EXPECT_EQ(checked_numel({int64_t{1} << 31, int64_t{1} << 31}), int64_t{1} << 62);
+  EXPECT_EQ(checked_numel({2, -1}), std::nullopt);
+  // 2^32 * 2^31 = 2^63 is one past INT64_MAX; the fuzzer's case: two products far past it.
+  EXPECT_EQ(checked_numel({int64_t{1} << 32, int64_t{1} << 31}), std::nullopt);
+  EXPECT_EQ(checked_numel({8070450532247928864, 32772496469221736}), std::nullopt);
+  EXPECT_THROW(shape_numel({int64_t{1} << 40, int64_t{1} << 40}), Error);
+}
+
+}  // namespace
+}  // namespace skim
