@@ -57,12 +57,22 @@ std::string uq_tensor(const std::string& layer, const char* part) {
   return layer + ".uq." + part;
 }
 
+// Far above any real linear (LLaMA-2-70B's largest has 2.3e8 weights), low enough that no size
+// derived from the shape (label bytes, LUT entries, groups) overflows int64.
+constexpr int64_t kMaxLayerWeights = int64_t{1} << 48;
+
+void check_shape(int64_t rows, int64_t cols, const std::string& name, const std::string& where) {
+  const auto n = checked_numel({rows, cols});
+  if (rows <= 0 || cols <= 0 || !n || *n > kMaxLayerWeights)
+    fail(ErrorKind::kBadInput, "{}: layer {}: shape [{}, {}] is empty or out of range", where, name,
+         rows, cols);
+}
+
 }  // namespace
 
 void check_packed_layer(const PackedLutLayer& l, const std::string& name,
                         const std::string& where) {
-  if (l.rows <= 0 || l.cols <= 0)
-    fail(ErrorKind::kBadInput, "{}: layer {}: empty shape [{}, {}]", where, name, l.rows, l.cols);
+  check_shape(l.rows, l.cols, name, where);
   if (l.bits.size() != static_cast<size_t>(l.rows))
     fail(ErrorKind::kBadInput, "{}: tensor {}: {} entries for {} rows", where,
          lut_tensor(name, "bits"), l.bits.size(), l.rows);
@@ -96,8 +106,7 @@ void check_packed_layer(const PackedLutLayer& l, const std::string& name,
 
 void check_packed_layer(const PackedUniformLayer& l, const std::string& name,
                         const std::string& where) {
-  if (l.rows <= 0 || l.cols <= 0)
-    fail(ErrorKind::kBadInput, "{}: layer {}: empty shape [{}, {}]", where, name, l.rows, l.cols);
+  check_shape(l.rows, l.cols, name, where);
   if (l.bits < 1 || l.bits > 8 || l.group_size < 0)
     fail(ErrorKind::kBadInput, "{}: layer {}: bad bits {} or group size {}", where, name, l.bits,
          l.group_size);
@@ -121,7 +130,7 @@ void check_packed_layer(const PackedUniformLayer& l, const std::string& name,
          uq_tensor(name, "codes"), l.codes.size(), l.rows, quant::packed_row_bytes(l.cols, l.bits));
   if (!l.perm.empty()) {
     bool ok = l.perm.size() == static_cast<size_t>(l.cols);
-    std::vector<char> seen(static_cast<size_t>(l.cols), 0);
+    std::vector<char> seen(ok ? l.perm.size() : 0, 0);
     for (size_t k = 0; ok && k < l.perm.size(); ++k) {
       const int32_t j = l.perm[k];
       ok = j >= 0 && j < l.cols && !seen[static_cast<size_t>(j)];

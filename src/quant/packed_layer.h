@@ -66,7 +66,9 @@ struct PackedUniformLayer {
   std::vector<int32_t> perm;    // empty or [cols]
   std::vector<uint8_t> codes;   // [rows * packed_row_bytes(cols, bits)]
 
-  int64_t groups() const { return group_size <= 0 ? 1 : (cols + group_size - 1) / group_size; }
+  int64_t groups() const {
+    return group_size <= 0 || group_size >= cols ? 1 : (cols + group_size - 1) / group_size;
+  }
 };
 
 PackedLutLayer pack(const LutLayer& layer);  // validates first (kBadInput)

@@ -126,6 +126,34 @@ void expect_same(const PackedModel& a, const PackedModel& b) {
   EXPECT_EQ(a.metadata, b.metadata);
 }
 
+// Shapes whose derived sizes would overflow int64 (found by fuzz_checkpoint) are refused before
+// any size is computed from them; a group larger than the row is one group.
+TEST(PackedLayerChecks, ShapesOutOfRangeAreBadInputNotOverflow) {
+  PackedLutLayer lut;
+  lut.rows = 2;
+  lut.cols = int64_t{1} << 62;
+  lut.bits = {8, 8};
+  EXPECT_THROW(check_packed_layer(lut, "l", "blob"), Error);
+  PackedUniformLayer u;
+  u.rows = int64_t{1} << 40;
+  u.cols = int64_t{1} << 40;
+  u.bits = 4;
+  u.perm = {0};
+  try {
+    check_packed_layer(u, "u", "blob");
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kBadInput);
+    EXPECT_NE(std::string(e.what()).find("out of range"), std::string::npos) << e.what();
+  }
+  PackedUniformLayer g;
+  g.cols = 64;
+  g.group_size = INT64_MAX;
+  EXPECT_EQ(g.groups(), 1);
+  g.group_size = 16;
+  EXPECT_EQ(g.groups(), 4);
+}
+
 TEST_F(PackedFormat, RoundTripIsBitExact) {
   for (StDtype dense : {StDtype::kF16, StDtype::kF32, StDtype::kBF16}) {
     PackedModel m = sample_model();
