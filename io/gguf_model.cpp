@@ -5,9 +5,9 @@
 #include <map>
 #include <numbers>
 #include <optional>
-#include <regex>
 
 #include "io/gguf.h"
+#include "io/gguf_names.h"
 #include "io/gguf_tokenizer.h"
 #include "io/model_source.h"
 #include "io/tensor_checks.h"
@@ -19,60 +19,8 @@ namespace {
 
 struct MappedName {
   std::string gguf;
-  enum class Permute { kNone, kQ, kK } permute = Permute::kNone;
+  QkRows rows = QkRows::kNone;
 };
-
-// Hugging Face name of a GGUF tensor name; nullopt for tensors a LLaMA decoder does not use.
-std::optional<std::string> hf_name(const std::string& gguf, MappedName::Permute* permute) {
-  static const std::map<std::string, std::string> kGlobal = {
-      {"token_embd.weight", "model.embed_tokens.weight"},
-      {"output_norm.weight", "model.norm.weight"},
-      {"output.weight", "lm_head.weight"},
-  };
-  static const std::map<std::string, std::string> kLayer = {
-      {"attn_norm.weight", "input_layernorm.weight"},
-      {"attn_q.weight", "self_attn.q_proj.weight"},
-      {"attn_k.weight", "self_attn.k_proj.weight"},
-      {"attn_v.weight", "self_attn.v_proj.weight"},
-      {"attn_q.bias", "self_attn.q_proj.bias"},
-      {"attn_k.bias", "self_attn.k_proj.bias"},
-      {"attn_v.bias", "self_attn.v_proj.bias"},
-      {"attn_output.weight", "self_attn.o_proj.weight"},
-      {"ffn_norm.weight", "post_attention_layernorm.weight"},
-      {"ffn_gate.weight", "mlp.gate_proj.weight"},
-      {"ffn_up.weight", "mlp.up_proj.weight"},
-      {"ffn_down.weight", "mlp.down_proj.weight"},
-  };
-  *permute = MappedName::Permute::kNone;
-  if (auto it = kGlobal.find(gguf); it != kGlobal.end()) return it->second;
-  static const std::regex kBlock(R"(blk\.(\d+)\.(.+))");
-  std::smatch m;
-  if (!std::regex_match(gguf, m, kBlock)) return std::nullopt;
-  auto it = kLayer.find(m[2].str());
-  if (it == kLayer.end()) return std::nullopt;
-  if (it->first.starts_with("attn_q.")) *permute = MappedName::Permute::kQ;
-  if (it->first.starts_with("attn_k.")) *permute = MappedName::Permute::kK;
-  return "model.layers." + m[1].str() + "." + it->second;
-}
-
-// llama.cpp's converter stores Q and K rows of head h as (h, i, p) where Hugging Face has
-// (h, p, i), p the rotary half and i the index inside it. Undo that for the given head count.
-void unpermute_rows(Tensor& t, int64_t n_heads) {
-  const int64_t rows = t.dim(0);
-  const int64_t cols = t.numel() / rows;
-  const int64_t hd = rows / n_heads;
-  const int64_t half = hd / 2;
-  std::vector<float> out(static_cast<size_t>(t.numel()));
-  const float* src = t.data();
-  for (int64_t h = 0; h < n_heads; ++h)
-    for (int64_t p = 0; p < 2; ++p)
-      for (int64_t i = 0; i < half; ++i) {
-        const int64_t hf_row = h * hd + p * half + i;
-        const int64_t gguf_row = h * hd + 2 * i + p;
-        std::copy_n(src + gguf_row * cols, cols, out.data() + hf_row * cols);
-      }
-  t = Tensor(t.shape(), std::move(out));
-}
 
 // The per-frequency factors the converter writes as rope_freqs.weight for llama3 scaling, for
 // the given parameters (mirrors the Hugging Face definition).
@@ -103,8 +51,8 @@ class GgufModelSource final : public ModelSource {
  public:
   explicit GgufModelSource(const std::string& path) : file_(GgufFile::open(path)) {
     for (const auto& t : file_->tensors()) {
-      MappedName::Permute permute;
-      if (auto hf = hf_name(t.name, &permute)) names_[*hf] = {t.name, permute};
+      QkRows rows;
+      if (auto hf = hf_tensor_name(t.name, &rows)) names_[*hf] = {t.name, rows};
     }
     read_config();
   }
@@ -123,13 +71,12 @@ class GgufModelSource final : public ModelSource {
       fail(ErrorKind::kBadInput, "{}: tensor {} has shape {}, expected {}", path(), label,
            shape_string(info.shape()), shape_string(expected_shape));
     Tensor t = file_->dequantize(info);
-    if (permuted_qk_ && m.permute != MappedName::Permute::kNone) {
-      const int64_t heads =
-          m.permute == MappedName::Permute::kQ ? config_.num_heads : config_.num_kv_heads;
+    if (permuted_qk_ && m.rows != QkRows::kNone) {
+      const int64_t heads = m.rows == QkRows::kQ ? config_.num_heads : config_.num_kv_heads;
       if (t.dim(0) % (2 * heads) != 0)
         fail(ErrorKind::kBadInput, "{}: tensor {} has {} rows, not a multiple of 2 * {} heads",
              path(), label, t.dim(0), heads);
-      unpermute_rows(t, heads);
+      t = reorder_qk_rows(t, heads, /*to_gguf=*/false);
     }
     check_loaded_tensor(t, label, expected_shape, path());
     return t;

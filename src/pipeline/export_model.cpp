@@ -2,16 +2,15 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <filesystem>
 #include <functional>
-#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <vector>
 
 #include "io/atomic_file.h"
 #include "io/bpe_tokenizer.h"
+#include "io/gguf_names.h"
 #include "io/gguf_writer.h"
 #include "io/hf_config.h"
 #include "io/packed_format.h"
@@ -21,7 +20,6 @@
 #include "src/model/llama_layer.h"
 #include "src/pipeline/packed_model_dir.h"
 #include "src/pipeline/packed_model_source.h"
-#include "src/quant/packed_layer.h"
 
 namespace skim::pipeline {
 namespace fs = std::filesystem;
@@ -90,14 +88,6 @@ class ShardWriter {
   int64_t total_bytes_ = 0;
 };
 
-Tensor take(io::PackedModel& m, const std::string& name, const std::string& file) {
-  auto it = m.dense.find(name);
-  if (it == m.dense.end()) fail(ErrorKind::kBadInput, "{}: tensor {} is missing", file, name);
-  Tensor t = std::move(it->second);
-  m.dense.erase(it);
-  return t;
-}
-
 // Every tensor of the model in Hugging Face names, in the order the converters write them:
 // embedding; per layer input norm, q (bias), k (bias), v (bias), o, post-attention norm, gate,
 // up, down; final norm; head when untied.
@@ -140,15 +130,9 @@ void for_each_tensor(const std::string& folder, const ModelConfig& c,
         layer = io::read_packed_model(file);
         loaded = i;
       }
-      const std::string key = name.substr(0, name.size() - 7);  // without ".weight"
-      if (auto it = layer.lut_layers.find(key); it != layer.lut_layers.end())
-        t = quant::dequantize(quant::unpack(it->second));
-      else if (auto u = layer.uniform_layers.find(key); u != layer.uniform_layers.end())
-        t = quant::dequantize(quant::unpack(u->second));
-      else
-        t = take(layer, name, file);  // norms, biases, a linear kept dense
+      t = take_tensor(layer, name, file);
     } else {
-      t = take(ends, name, dense_file);
+      t = take_tensor(ends, name, dense_file);
     }
     if (t.shape() != shape)
       fail(ErrorKind::kBadInput, "{}: tensor {} has shape {}, expected {}", file, name,
@@ -162,43 +146,6 @@ void refuse_existing(const std::string& out, bool overwrite) {
   if (fs::exists(out, ec) && !overwrite)
     fail(ErrorKind::kUsage, "{}: output exists; remove it, choose another --out or --overwrite",
          out);
-}
-
-// GGUF name of a Hugging Face tensor name (llama.cpp's converter's map).
-std::string gguf_name(const std::string& hf) {
-  static const std::map<std::string, std::string> kGlobal = {
-      {"model.embed_tokens.weight", "token_embd.weight"},
-      {"model.norm.weight", "output_norm.weight"},
-      {"lm_head.weight", "output.weight"}};
-  static const std::map<std::string, std::string> kLayer = {
-      {"input_layernorm.weight", "attn_norm.weight"},
-      {"self_attn.q_proj.weight", "attn_q.weight"},
-      {"self_attn.k_proj.weight", "attn_k.weight"},
-      {"self_attn.v_proj.weight", "attn_v.weight"},
-      {"self_attn.q_proj.bias", "attn_q.bias"},
-      {"self_attn.k_proj.bias", "attn_k.bias"},
-      {"self_attn.v_proj.bias", "attn_v.bias"},
-      {"self_attn.o_proj.weight", "attn_output.weight"},
-      {"post_attention_layernorm.weight", "ffn_norm.weight"},
-      {"mlp.gate_proj.weight", "ffn_gate.weight"},
-      {"mlp.up_proj.weight", "ffn_up.weight"},
-      {"mlp.down_proj.weight", "ffn_down.weight"}};
-  if (auto it = kGlobal.find(hf); it != kGlobal.end()) return it->second;
-  const size_t dot = hf.find('.', 13);  // after "model.layers.N"
-  return "blk." + hf.substr(13, dot - 13) + "." + kLayer.at(hf.substr(dot + 1));
-}
-
-// llama.cpp's converter stores the Q and K rows of head h in the order (h, i, p), where Hugging
-// Face has (h, p, i): p the rotary half, i the index inside it (io/gguf_model.cpp undoes this).
-Tensor permute_rows(const Tensor& t, int64_t n_heads) {
-  const int64_t rows = t.dim(0), cols = t.numel() / rows, hd = rows / n_heads, half = hd / 2;
-  std::vector<float> out(static_cast<size_t>(t.numel()));
-  for (int64_t h = 0; h < n_heads; ++h)
-    for (int64_t p = 0; p < 2; ++p)
-      for (int64_t i = 0; i < half; ++i)
-        std::copy_n(t.data() + (h * hd + p * half + i) * cols, cols,
-                    out.data() + (h * hd + 2 * i + p) * cols);
-  return Tensor(t.shape(), std::move(out));
 }
 
 // The tokenizer.ggml.pre name whose regexes the tokenizer uses ("" when none has them).
@@ -298,14 +245,16 @@ void export_gguf(const std::string& packed_folder, const std::string& out,
                                    : options.dtype == ExportDtype::kF16 ? io::GgmlType::kF16
                                                                         : io::GgmlType::kBF16;
   for (const auto& [name, shape] : export_tensors(c))
-    w.declare_tensor(gguf_name(name), shape, shape.size() == 1 ? io::GgmlType::kF32 : matrix_type);
+    w.declare_tensor(io::gguf_tensor_name(name), shape,
+                     shape.size() == 1 ? io::GgmlType::kF32 : matrix_type);
   const bool permuted = arch != "qwen2";  // as the reader: qwen2 keeps Hugging Face order
   for_each_tensor(packed_folder, c, [&](const std::string& name, Tensor t) {
-    if (permuted && name.find("self_attn.q_proj.") != std::string::npos)
-      t = permute_rows(t, c.num_heads);
-    if (permuted && name.find("self_attn.k_proj.") != std::string::npos)
-      t = permute_rows(t, c.num_kv_heads);
-    w.write_tensor(gguf_name(name), t.values());
+    io::QkRows rows = io::QkRows::kNone;
+    io::hf_tensor_name(io::gguf_tensor_name(name), &rows);
+    if (permuted && rows != io::QkRows::kNone)
+      t = io::reorder_qk_rows(t, rows == io::QkRows::kQ ? c.num_heads : c.num_kv_heads,
+                              /*to_gguf=*/true);
+    w.write_tensor(io::gguf_tensor_name(name), t.values());
   });
   w.commit();
 }

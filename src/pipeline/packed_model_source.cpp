@@ -139,17 +139,23 @@ Tensor PackedModelSource::load(const std::string& name,
   const std::string file = file_of(name, &layer);
   if (file.empty()) fail(ErrorKind::kBadInput, "{}: no layer file for tensor {}", folder_, name);
   io::PackedModel m = io::read_packed_model(file);
-  if (m.dense.count(name) != 0) return take_dense(m, name, expected_shape, file);
-  const std::string key = name.ends_with(".weight") ? name.substr(0, name.size() - 7) : "";
-  Tensor t;
-  if (auto it = m.lut_layers.find(key); it != m.lut_layers.end())
-    t = quant::dequantize(quant::unpack(it->second));
-  else if (auto it2 = m.uniform_layers.find(key); it2 != m.uniform_layers.end())
-    t = quant::dequantize(quant::unpack(it2->second));
-  else
-    fail(ErrorKind::kBadInput, "{}: tensor {} is missing", file, name);
+  Tensor t = take_tensor(m, name, file);
   io::check_loaded_tensor(t, name, expected_shape, file);
   return t;
+}
+
+Tensor take_tensor(io::PackedModel& m, const std::string& name, const std::string& file) {
+  if (auto it = m.dense.find(name); it != m.dense.end()) {
+    Tensor t = std::move(it->second);
+    m.dense.erase(it);
+    return t;
+  }
+  const std::string key = name.ends_with(".weight") ? name.substr(0, name.size() - 7) : "";
+  if (auto it = m.lut_layers.find(key); it != m.lut_layers.end())
+    return quant::dequantize(quant::unpack(it->second));
+  if (auto it = m.uniform_layers.find(key); it != m.uniform_layers.end())
+    return quant::dequantize(quant::unpack(it->second));
+  fail(ErrorKind::kBadInput, "{}: tensor {} is missing", file, name);
 }
 
 std::unique_ptr<io::Tokenizer> PackedModelSource::tokenizer() const {

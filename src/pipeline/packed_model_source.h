@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "io/model_source.h"
+#include "io/packed_format.h"
 #include "src/model/llama_layer.h"
 
 namespace skim::pipeline {
@@ -51,6 +52,10 @@ class PackedModelSource final : public io::ModelSource {
   std::vector<std::string> layer_files_;
   std::string tokenizer_file_;
 };
+
+// Tensor `name` of a packed file's contents in fp32: a dense tensor (moved out of `m`) or a
+// quantized linear's weight dequantized; kBadInput naming `file` when it holds neither.
+Tensor take_tensor(io::PackedModel& m, const std::string& name, const std::string& file);
 
 // A PackedModelSource when `path` is a quantized model folder (skim.json), else io::open_model.
 std::unique_ptr<io::ModelSource> open_any_model(const std::string& path);
