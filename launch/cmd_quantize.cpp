@@ -84,6 +84,10 @@ void add_quantize_command(CLI::App& root, Action& action) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--calib-seq-len", o.calib_seq_len, "tokens per calibration window")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--micro-batch", o.micro_batch,
+                  "calibration tokens per rank held at once; above it the forward runs twice and "
+                  "holds one sample's inputs (same output, less memory)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--out", o.out, "output folder")->required();
   cmd->add_option("--allocation", a->allocation,
                   "layer: each linear meets --bits; global: one budget")

@@ -18,7 +18,7 @@ int blas_int(int64_t v, const char* what) {
 // Output tiles: large enough that a single-threaded call runs at full speed; for a few rows (a
 // decode step) narrow, so that the columns spread evenly over the threads. The tile size depends
 // only on the shape, never on the thread count.
-constexpr int64_t kTileRows = 256;
+constexpr int64_t kTileRows = 2 * kRowAlign;
 constexpr int64_t kTileCols = 512;
 constexpr int64_t kFewRows = 32;
 constexpr int64_t kFewRowsTileCols = 64;

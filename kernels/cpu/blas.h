@@ -10,6 +10,13 @@
 
 namespace skim::kernels {
 
+// A row of a GEMM's output is rounded the same in every call that puts it at the same place
+// modulo this many rows: OpenBLAS's SGEMM kernels work on panels of 16 (SkylakeX), 24 (Haswell,
+// Zen) or 32 rows, and a row's bits depend on its place in the panel. Callers that must give
+// the same bits for a row whichever rows share its call (row-parallel quantization) start their
+// calls at multiples of it; the wrappers' own row tiles are multiples of it.
+inline constexpr int64_t kRowAlign = 96;
+
 // C[m x n] = alpha * op(A) * op(B) + beta * C, row-major; op(A) is m x k, op(B) is k x n.
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);

@@ -2,65 +2,92 @@
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 #include "kernels/cpu/blas.h"
 #include "src/core/error.h"
 
 namespace skim::pipeline {
-namespace {
 
-// Largest column energy sum_t x_tj^2 of one sample, in double (fixed order: the same bits on
-// any rank).
-double max_column_energy(const float* x, int64_t seq, int64_t cols) {
+double sample_bound(const float* x, int64_t seq, int64_t cols) {
   std::vector<double> energy(static_cast<size_t>(cols), 0.0);
   for (int64_t t = 0; t < seq; ++t) {
     const float* row = x + t * cols;
     for (int64_t j = 0; j < cols; ++j) energy[j] += static_cast<double>(row[j]) * row[j];
   }
-  return energy.empty() ? 0.0 : *std::max_element(energy.begin(), energy.end());
+  // A NaN would vanish in the max (every comparison with it is false): infinity keeps it.
+  double bound = 0.0;
+  for (double e : energy) bound = std::isfinite(e) ? std::max(bound, e) : HUGE_VAL;
+  return bound;
 }
 
-}  // namespace
+std::vector<double> agree_bounds(comm::Communicator& comm, const std::vector<double>& local,
+                                 const std::vector<int64_t>& widths) {
+  SKIM_ASSERT(local.size() == widths.size());
+  const size_t n = local.size();
+  std::vector<double> all(n * static_cast<size_t>(comm.size()));
+  comm.all_gather(std::span<const double>(local), std::span<double>(all));
+  std::vector<double> bound(n, 0.0);
+  for (size_t r = 0; r < static_cast<size_t>(comm.size()); ++r)
+    for (size_t g = 0; g < n; ++g) bound[g] = std::max(bound[g], all[r * n + g]);
+  for (size_t g = 0; g < n; ++g)
+    if (!std::isfinite(bound[g]))
+      fail(ErrorKind::kNumeric, "calibration activations are not finite (hessian of width {})",
+           widths[g]);
+  return bound;
+}
 
-Tensor reduce_hessian(comm::Communicator& comm, const float* x, int64_t local_samples, int64_t seq,
-                      int64_t cols, int64_t total_samples) {
-  SKIM_ASSERT(total_samples > 0 && seq > 0 && cols > 0);
-  const int64_t sample_elems = seq * cols;
-
-  double local_bound = 0.0;
-  for (int64_t s = 0; s < local_samples; ++s)
-    local_bound = std::max(local_bound, max_column_energy(x + s * sample_elems, seq, cols));
-  double bound = 0.0;
-  for (double b : comm.all_gather_value(local_bound)) bound = std::max(bound, b);
-  if (!std::isfinite(bound))
-    fail(ErrorKind::kNumeric, "calibration activations are not finite (hessian of width {})", cols);
-
+ExactHessian::ExactHessian(int64_t cols, double bound, int64_t total_samples)
+    : cols_(cols), total_samples_(total_samples) {
+  SKIM_ASSERT(total_samples > 0 && cols > 0 && bound >= 0.0);
   // |entry of a partial| <= its largest diagonal; fp32 rounding may add a little, hence the margin.
   const double total_bound = bound * 1.001 * static_cast<double>(total_samples);
   int exponent = 0;
   if (total_bound > 0.0) std::frexp(total_bound, &exponent);  // total_bound < 2^exponent
-  const int e = exponent - 62;
+  exponent_ = exponent - 62;
+  acc_.assign(static_cast<size_t>(cols * cols), 0);
+}
 
-  const int64_t n2 = cols * cols;
-  std::vector<int64_t> acc(static_cast<size_t>(n2), 0);
-  std::vector<float> partial(static_cast<size_t>(n2));
-  for (int64_t s = 0; s < local_samples; ++s) {
-    std::fill(partial.begin(), partial.end(), 0.0f);
-    kernels::syrk_ata(cols, seq, 1.0f, x + s * sample_elems, cols, partial.data(), cols);
+void ExactHessian::add_samples(const float* x, int64_t samples, int64_t seq) {
+  const int64_t n2 = cols_ * cols_;
+  partial_.resize(static_cast<size_t>(n2));
+  for (int64_t s = 0; s < samples; ++s) {
+    std::fill(partial_.begin(), partial_.end(), 0.0f);
+    kernels::syrk_ata(cols_, seq, 1.0f, x + s * seq * cols_, cols_, partial_.data(), cols_);
+    const int e = exponent_;
+    int64_t* acc = acc_.data();
+    const float* p = partial_.data();
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n2; ++i)
-      acc[i] += std::llrint(std::ldexp(static_cast<double>(partial[i]), -e));
+      acc[i] += std::llrint(std::ldexp(static_cast<double>(p[i]), -e));
   }
-  comm.all_reduce_sum(acc.data(), n2);
+}
 
-  Tensor h({cols, cols});
-  const double inv_tokens = 1.0 / static_cast<double>(total_samples * seq);
+Tensor ExactHessian::reduce(comm::Communicator& comm, int64_t seq) {
+  const int64_t n2 = cols_ * cols_;
+  std::vector<float>().swap(partial_);
+  comm.all_reduce_sum(acc_.data(), n2);
+  Tensor h({cols_, cols_});
+  const double inv_tokens = 1.0 / static_cast<double>(total_samples_ * seq);
   float* out = h.data();
+  const int64_t* acc = acc_.data();
+  const int e = exponent_;
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n2; ++i)
     out[i] = static_cast<float>(std::ldexp(static_cast<double>(acc[i]), e) * inv_tokens);
+  std::vector<int64_t>().swap(acc_);
   return h;
+}
+
+Tensor reduce_hessian(comm::Communicator& comm, const float* x, int64_t local_samples, int64_t seq,
+                      int64_t cols, int64_t total_samples) {
+  SKIM_ASSERT(total_samples > 0 && seq > 0 && cols > 0);
+  double local = 0.0;
+  for (int64_t s = 0; s < local_samples; ++s)
+    local = std::max(local, sample_bound(x + s * seq * cols, seq, cols));
+  const double bound = agree_bounds(comm, {local}, {cols})[0];
+  ExactHessian h(cols, bound, total_samples);
+  h.add_samples(x, local_samples, seq);
+  return h.reduce(comm, seq);
 }
 
 }  // namespace skim::pipeline

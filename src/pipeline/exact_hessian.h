@@ -9,12 +9,43 @@
 // exact to compute: a max). Integer addition is associative, so the local sums and the int64
 // all-reduce give the same integers for any split, and H = 2^e * sum / N exactly follows. The grid
 // keeps 62 bits below the bound: finer than fp32 for every entry within 2^30 of the largest.
+//
+// The bound must be known before the first sample is added: a caller either holds every local
+// sample (reduce_hessian) or makes one pass for the bounds and another that adds the samples one
+// at a time (bounded memory; the same bits).
 #include <cstdint>
+#include <vector>
 
 #include "comm/communicator.h"
 #include "src/core/tensor.h"
 
 namespace skim::pipeline {
+
+// One sample's bound: its largest column energy sum_t x_tj^2, in double (fixed order); infinity
+// when an activation is not finite.
+double sample_bound(const float* x, int64_t seq, int64_t cols);
+
+// The max over ranks of each local bound (exact). Collective. Throws kNumeric naming the width
+// of a group whose bound is not finite.
+std::vector<double> agree_bounds(comm::Communicator& comm, const std::vector<double>& local,
+                                 const std::vector<int64_t>& widths);
+
+class ExactHessian {
+ public:
+  // `bound`: the agreed max of sample_bound over every rank's samples.
+  ExactHessian(int64_t cols, double bound, int64_t total_samples);
+  // Adds `samples` samples of x [samples * seq, cols], sample-major.
+  void add_samples(const float* x, int64_t samples, int64_t seq);
+  // Sums over ranks (collective) and returns H [cols, cols] fp32 on every rank; frees the sums.
+  Tensor reduce(comm::Communicator& comm, int64_t seq);
+
+ private:
+  int64_t cols_;
+  int64_t total_samples_;
+  int exponent_ = 0;  // the quantum is 2^exponent_
+  std::vector<int64_t> acc_;
+  std::vector<float> partial_;
+};
 
 // x: this rank's activations [local_samples * seq, cols], sample-major. Collective: every rank
 // calls it, also with local_samples == 0. Returns H [cols, cols] fp32 on every rank.

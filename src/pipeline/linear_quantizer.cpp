@@ -11,6 +11,7 @@
 #include "src/quant/hessian.h"
 #include "src/quant/layer_error.h"
 #include "src/quant/lut_layer.h"
+#include "src/quant/row_group.h"
 #include "src/quant/rtn.h"
 #include "src/quant/skim_layer.h"
 #include "src/quant/uniform_layer.h"
@@ -47,38 +48,52 @@ Tensor damped(const Tensor& h, double fraction) {
 }  // namespace
 
 quant::ErrorTable linear_error_table(const Tensor& w, const Tensor& h,
-                                     const QuantizeOptions& options, double* energy) {
-  if (energy != nullptr) *energy = quant::output_energy(w, h);
+                                     const QuantizeOptions& options, double* energy,
+                                     quant::RowGroup& group) {
+  if (energy != nullptr) *energy = quant::sum_over_rows(group, quant::row_energies(w, h));
   return quant::skim_error_table(w, damped(h, options.damp), skim_options(options));
 }
 
 QuantizedLinear quantize_linear(const std::string& name, const Tensor& w, const Tensor& h,
-                                const QuantizeOptions& options, std::span<const uint8_t> bits) {
+                                const QuantizeOptions& options, const std::vector<uint8_t>* bits,
+                                quant::RowGroup& group) {
   const auto t0 = std::chrono::steady_clock::now();
   QuantizedLinear q;
   q.name = name;
   Tensor w_hat;
+  // A rank may hold no row of a small linear: it still takes part in the group's sums.
+  const bool none = w.dim(0) == 0;
   switch (options.method) {
     case Method::kSkim: {
       const Tensor hd = damped(h, options.damp);
       const auto opts = skim_options(options);
-      quant::SkimLayerResult r = bits.empty()
-                                     ? quant::quantize_skim_layer(w, hd, opts)
-                                     : quant::quantize_skim_layer_with_bits(w, hd, bits, opts);
+      quant::SkimLayerResult r;
+      if (bits == nullptr) {
+        r = quant::quantize_skim_layer(w, hd, opts, &group);
+      } else {
+        const auto& b = group.block();
+        if (static_cast<int64_t>(bits->size()) != b.total)
+          fail(ErrorKind::kInternal, "{}: {} row bit-widths for {} rows", name, bits->size(),
+               b.total);
+        const std::span<const uint8_t> mine(bits->data() + b.first, static_cast<size_t>(b.count));
+        r = quant::quantize_skim_layer_with_bits(w, hd, mine, opts, &group);
+      }
       q.seconds_error_table = r.times.error_table_s;
       q.seconds_allocation = r.times.allocation_s;
       q.seconds_kmeans = r.times.kmeans_s;
       q.seconds_scale = r.times.scale_training_s + r.times.refine_s;
       if (r.scale.error_final > 0.0) q.scale_gain = r.scale.error_unscaled / r.scale.error_final;
+      if (none) break;
       w_hat = quant::dequantize(r.layer);
       q.lut = quant::pack(r.layer);
       break;
     }
     case Method::kKmeans: {
+      const int b = integer_bits(options);
+      if (none) break;
       const auto t = std::chrono::steady_clock::now();
       quant::LutLayer layer = quant::quantize_kmeans_layer(
-          w, damped(h, options.damp), integer_bits(options),
-          quant::ImportanceKind::kHessianDiagonal,
+          w, damped(h, options.damp), b, quant::ImportanceKind::kHessianDiagonal,
           options.exact_kmeans ? quant::KMeansSolver::kExact : quant::KMeansSolver::kLloyd);
       q.seconds_kmeans = seconds_since(t);
       w_hat = quant::dequantize(layer);
@@ -91,9 +106,10 @@ QuantizedLinear quantize_linear(const std::string& name, const Tensor& w, const 
       g.group_size = options.group_size;
       g.act_order = options.act_order;
       g.damp = options.damp;
+      q.is_lut = false;
+      if (none) break;
       quant::UniformLayer layer = quant::gptq_quantize(w, h, g);
       w_hat = quant::dequantize(layer);
-      q.is_lut = false;
       q.uniform = quant::pack(layer);
       break;
     }
@@ -101,16 +117,18 @@ QuantizedLinear quantize_linear(const std::string& name, const Tensor& w, const 
       quant::RtnOptions r;
       r.bits = integer_bits(options);
       r.group_size = options.group_size;
+      q.is_lut = false;
+      if (none) break;
       quant::UniformLayer layer = quant::rtn_quantize(w, r);
       w_hat = quant::dequantize(layer);
-      q.is_lut = false;
       q.uniform = quant::pack(layer);
       break;
     }
   }
-  q.error = quant::layer_error(w, w_hat, h);
-  q.energy = quant::output_energy(w, h);
-  q.stored_bits = q.is_lut ? quant::stored_bits(q.lut) : quant::stored_bits(q.uniform);
+  q.error =
+      quant::sum_over_rows(group, none ? std::vector<double>{} : quant::row_errors(w, w_hat, h));
+  q.energy = quant::sum_over_rows(group, quant::row_energies(w, h));
+  if (!none) q.stored_bits = q.is_lut ? quant::stored_bits(q.lut) : quant::stored_bits(q.uniform);
   q.seconds_total = seconds_since(t0);
   return q;
 }
@@ -118,6 +136,45 @@ QuantizedLinear quantize_linear(const std::string& name, const Tensor& w, const 
 Tensor dequantize(const QuantizedLinear& q) {
   return q.is_lut ? quant::dequantize(quant::unpack(q.lut))
                   : quant::dequantize(quant::unpack(q.uniform));
+}
+
+QuantizedLinear merge_row_blocks(std::vector<QuantizedLinear> blocks, const std::string& what) {
+  if (blocks.empty()) fail(ErrorKind::kInternal, "{}: no row blocks to merge", what);
+  QuantizedLinear q = std::move(blocks.front());
+  const auto append = [](auto& to, const auto& from) {
+    to.insert(to.end(), from.begin(), from.end());
+  };
+  for (size_t b = 1; b < blocks.size(); ++b) {
+    const QuantizedLinear& x = blocks[b];
+    const bool fits =
+        x.name == q.name && x.is_lut == q.is_lut &&
+        (q.is_lut ? x.lut.cols == q.lut.cols && x.lut.alpha == q.lut.alpha
+                  : x.uniform.cols == q.uniform.cols && x.uniform.bits == q.uniform.bits &&
+                        x.uniform.group_size == q.uniform.group_size &&
+                        x.uniform.perm == q.uniform.perm);
+    if (!fits)
+      fail(ErrorKind::kBadInput, "{}: row block {} does not continue block 0 ({})", what, b,
+           x.name);
+    if (q.is_lut) {
+      q.lut.rows += x.lut.rows;
+      append(q.lut.bits, x.lut.bits);
+      append(q.lut.codebook, x.lut.codebook);
+      append(q.lut.labels, x.lut.labels);
+    } else {
+      q.uniform.rows += x.uniform.rows;
+      append(q.uniform.scale, x.uniform.scale);
+      append(q.uniform.zero, x.uniform.zero);
+      append(q.uniform.codes, x.uniform.codes);
+    }
+  }
+  if (q.is_lut) {
+    io::check_packed_layer(q.lut, q.name, what);
+    q.stored_bits = quant::stored_bits(q.lut);
+  } else {
+    io::check_packed_layer(q.uniform, q.name, what);
+    q.stored_bits = quant::stored_bits(q.uniform);
+  }
+  return q;
 }
 
 std::vector<uint8_t> serialize(const QuantizedLinear& q) {
@@ -191,6 +248,19 @@ std::vector<uint8_t> serialize(const LinearErrorTable& t) {
   w.put(t.table.b_max);
   w.put_vector(t.table.e);
   return std::move(w.bytes());
+}
+
+LinearErrorTable merge_row_blocks(std::vector<LinearErrorTable> blocks, const std::string& what) {
+  if (blocks.empty()) fail(ErrorKind::kInternal, "{}: no row blocks to merge", what);
+  LinearErrorTable t = std::move(blocks.front());
+  for (size_t b = 1; b < blocks.size(); ++b) {
+    const LinearErrorTable& x = blocks[b];
+    if (x.table.b_min != t.table.b_min || x.table.b_max != t.table.b_max || x.energy != t.energy)
+      fail(ErrorKind::kBadInput, "{}: error table block {} does not continue block 0", what, b);
+    t.table.rows += x.table.rows;
+    t.table.e.insert(t.table.e.end(), x.table.e.begin(), x.table.e.end());
+  }
+  return t;
 }
 
 LinearErrorTable deserialize_error_table(const uint8_t* data, size_t size,

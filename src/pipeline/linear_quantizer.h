@@ -10,6 +10,7 @@
 #include "src/pipeline/quantize_options.h"
 #include "src/quant/error_table.h"
 #include "src/quant/packed_layer.h"
+#include "src/quant/row_group.h"
 
 namespace skim::pipeline {
 
@@ -31,14 +32,23 @@ struct QuantizedLinear {
   double seconds_total = 0.0;
 };
 
-// Quantizes w [out, in] with the calibration Hessian h [in, in] (undamped). `bits` is used by
-// global allocation (one bit-width per row, skim only); empty otherwise.
+// Quantizes this rank's block of rows w [rows of the block, in] of a linear shared by `group`,
+// with the calibration Hessian h [in, in] (undamped). `bits` (every row's, from the global
+// allocation; skim only) or null. The result holds the block's packed rows; error,
+// energy and scale_gain are the whole linear's (equal on every rank).
 QuantizedLinear quantize_linear(const std::string& name, const Tensor& w, const Tensor& h,
-                                const QuantizeOptions& options, std::span<const uint8_t> bits = {});
+                                const QuantizeOptions& options, const std::vector<uint8_t>* bits,
+                                quant::RowGroup& group);
 
-// The error table of skim's global mode, from the damped H; also returns tr(W H W^T).
+// The error table of skim's global mode for the block's rows, from the damped H; also returns
+// the whole linear's tr(W H W^T).
 quant::ErrorTable linear_error_table(const Tensor& w, const Tensor& h,
-                                     const QuantizeOptions& options, double* energy);
+                                     const QuantizeOptions& options, double* energy,
+                                     quant::RowGroup& group);
+
+// The blocks of one linear, in row order, as one result (stored bits recounted; times are
+// block 0's). Blocks that do not fit together are refused (kBadInput, naming `what`).
+QuantizedLinear merge_row_blocks(std::vector<QuantizedLinear> blocks, const std::string& what);
 
 // The dequantized matrix of a packed result (for quantized propagation and errors).
 Tensor dequantize(const QuantizedLinear& q);
@@ -56,6 +66,8 @@ struct LinearErrorTable {
   double energy = 0.0;
 };
 std::vector<uint8_t> serialize(const LinearErrorTable& t);
+// The tables of a linear's row blocks, in row order, as one.
+LinearErrorTable merge_row_blocks(std::vector<LinearErrorTable> blocks, const std::string& what);
 LinearErrorTable deserialize_error_table(const uint8_t* data, size_t size, const std::string& what);
 
 }  // namespace skim::pipeline

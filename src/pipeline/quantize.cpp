@@ -25,11 +25,11 @@
 #include "src/pipeline/byte_stream.h"
 #include "src/pipeline/calibration.h"
 #include "src/pipeline/checkpoint.h"
+#include "src/pipeline/comm_row_group.h"
 #include "src/pipeline/exact_hessian.h"
 #include "src/pipeline/fingerprint.h"
 #include "src/pipeline/linear_quantizer.h"
 #include "src/pipeline/packed_model_dir.h"
-#include "src/pipeline/work_split.h"
 #include "src/quant/allocation.h"
 
 namespace skim::pipeline {
@@ -83,6 +83,13 @@ json calibration_report(const io::CalibrationDocuments& c, const CalibrationStre
           {"windows", set.samples()},
           {"window_tokens", set.samples() * set.seq_len},
           {"windows_by_document", std::move(used)}};
+}
+
+// The rows of `b` of a linear's weight.
+Tensor rows_of(const Tensor& w, const quant::RowBlock& b) {
+  Tensor out({b.count, w.dim(1)});
+  std::copy_n(w.data() + b.first * w.dim(1), b.count * w.dim(1), out.data());
+  return out;
 }
 
 int64_t group_width(const ModelConfig& c, model::LinearGroup g) {
@@ -290,40 +297,64 @@ class QuantizeRun {
   }
 
   // Runs the local samples through `layer` (hidden_ updated in place) and returns the reduced
-  // Hessians of its four linear inputs.
+  // Hessians of its four linear inputs. When this rank's calibration tokens fit in one micro-batch
+  // it keeps every captured input of one forward; otherwise a first forward (of a copy, one sample
+  // at a time) finds the bounds that fix the fixed-point grid and a second adds each sample's
+  // inputs as they come: the memory of one sample, for a second forward. The bits are the same.
   std::array<Tensor, kGroups> forward_and_hessians(const model::DecoderLayer& layer) {
-    std::array<std::vector<float>, kGroups> stash;
-    const auto capture = [&](model::LinearGroup g, const float* x, int64_t tokens,
-                             int64_t features) {
-      auto& v = stash[static_cast<size_t>(g)];
-      v.insert(v.end(), x, x + tokens * features);
+    const int64_t seq = calib_.seq_len, samples = calib_.samples();
+    std::vector<int64_t> widths;
+    for (int g = 0; g < kGroups; ++g)
+      widths.push_back(group_width(config_, static_cast<model::LinearGroup>(g)));
+    const bool hold_all = block_.count * seq <= o_.micro_batch;
+    std::vector<double> local(kGroups, 0.0);
+    const auto bound_of = [&](model::LinearGroup g, const float* x, int64_t tokens,
+                              int64_t features) {
+      auto& b = local[static_cast<size_t>(g)];
+      b = std::max(b, sample_bound(x, tokens, features));
     };
+    std::array<std::vector<float>, kGroups> stash;
     hooks_.fault_point("layer_forward");
     const auto t0 = Clock::now();
-    forward_samples(layer, capture);
+    if (hold_all) {
+      forward_samples(layer,
+                      [&](model::LinearGroup g, const float* x, int64_t tokens, int64_t features) {
+                        bound_of(g, x, tokens, features);
+                        auto& v = stash[static_cast<size_t>(g)];
+                        v.insert(v.end(), x, x + tokens * features);
+                      });
+    } else {
+      const int64_t step = seq * config_.hidden_size;
+      std::vector<float> one(static_cast<size_t>(step));
+      for (int64_t s = 0; s < block_.count; ++s) {
+        std::copy_n(hidden_.data() + s * step, step, one.data());
+        layer.forward(one.data(), 1, seq, bound_of);
+      }
+    }
     times_["forward"] = seconds_since(t0);
 
     hooks_.fault_point("hessian");
     const auto t1 = Clock::now();
+    const std::vector<double> bound = agree_bounds(comm_, local, widths);
     std::array<Tensor, kGroups> h;
-    for (int g = 0; g < kGroups; ++g) {
-      const int64_t width = group_width(config_, static_cast<model::LinearGroup>(g));
-      h[static_cast<size_t>(g)] =
-          reduce_hessian(comm_, stash[static_cast<size_t>(g)].data(), block_.count, calib_.seq_len,
-                         width, calib_.samples());
-      std::vector<float>().swap(stash[static_cast<size_t>(g)]);
+    if (hold_all) {
+      for (size_t g = 0; g < kGroups; ++g) {
+        ExactHessian acc(widths[g], bound[g], samples);
+        acc.add_samples(stash[g].data(), block_.count, seq);
+        std::vector<float>().swap(stash[g]);
+        h[g] = acc.reduce(comm_, seq);
+      }
+    } else {
+      std::vector<ExactHessian> acc;
+      for (size_t g = 0; g < kGroups; ++g) acc.emplace_back(widths[g], bound[g], samples);
+      forward_samples(layer, [&](model::LinearGroup g, const float* x, int64_t tokens, int64_t) {
+        SKIM_ASSERT(tokens == seq);
+        acc[static_cast<size_t>(g)].add_samples(x, 1, seq);
+      });
+      for (size_t g = 0; g < kGroups; ++g) h[g] = acc[g].reduce(comm_, seq);
     }
     times_["hessian"] = seconds_since(t1);
     return h;
-  }
-
-  std::vector<int> owners() const {
-    std::vector<double> costs;
-    for (auto k : kKinds) {
-      const auto s = model::linear_shape(config_, k);
-      costs.push_back(static_cast<double>(s.out) * static_cast<double>(s.in));
-    }
-    return assign_by_cost(costs, world_);
   }
 
   // ---- stopping at safe points --------------------------------------------------------------
@@ -348,91 +379,99 @@ class QuantizeRun {
     return work_file(fmt::format("{}-{:05d}-{}.bin", tag, layer, k));
   }
 
-  // This rank's share of a layer's per-linear tasks (error tables or quantization), then one safe
-  // point for all. No collective between tasks (ranks' tasks differ in length, and waiting for
-  // each other per task cost 1.5x on SmolLM2): a rank that has the signal finishes its current
-  // task and skips the rest of its share, once this run has computed something; the safe point
-  // then stops every rank, each saving what it finished as `TAG-LAYER-K.bin`. A resumed run reads
-  // those back instead of recomputing (any rank count: the files are named by linear). Returns
-  // the owned results in task order.
-  std::vector<std::vector<uint8_t>> run_owned_tasks(
-      const char* tag, int64_t layer, const std::vector<int>& own,
-      const std::function<std::vector<uint8_t>(size_t k)>& task) {
-    std::vector<size_t> mine;
-    for (size_t k = 0; k < own.size(); ++k)
-      if (own[k] == rank_) mine.push_back(k);
-    std::vector<std::vector<uint8_t>> out(mine.size());
-    std::vector<bool> computed(mine.size(), false);
-    bool any = false;
-    for (size_t u = 0; u < mine.size(); ++u) {
-      const std::string path = task_file(tag, layer, mine[u]);
-      if (fs::exists(path)) {
-        out[u] = read_bytes_file(path);
-        check_saved_task(tag, out[u], path);
+  // The seven linears of a layer one after the other, each split by rows over every rank
+  // (quant::row_block): `task(k, group)` computes this rank's block of linear k and returns it
+  // serialised; the blocks travel to rank 0 (or every rank), where `merge` makes them one blob.
+  // After each linear a safe point: on a stop, rank 0 saves the linears this run finished as
+  // `TAG-LAYER-K.bin`, which a resumed run (any rank count) reads instead of recomputing. Returns
+  // the merged blobs on rank 0 (on every rank when `everyone`), empty blobs elsewhere.
+  using BlockTask = std::function<std::vector<uint8_t>(size_t k, quant::RowGroup& group)>;
+  using MergeBlocks = std::function<std::vector<uint8_t>(std::vector<std::vector<uint8_t>> blocks,
+                                                         const std::string& what)>;
+  std::vector<std::vector<uint8_t>> run_row_parallel(const char* tag, int64_t layer,
+                                                     const BlockTask& task,
+                                                     const MergeBlocks& merge, bool everyone) {
+    std::vector<std::vector<uint8_t>> out(kKinds.size());
+    std::vector<bool> computed(kKinds.size(), false);
+    const bool receiver = everyone || rank_ == 0;
+    for (size_t k = 0; k < kKinds.size(); ++k) {
+      const std::string path = task_file(tag, layer, k);
+      int64_t saved = rank_ == 0 && fs::exists(path) ? 1 : 0;
+      comm_.broadcast(std::span<int64_t>(&saved, 1), 0);
+      if (saved != 0) {
+        if (receiver) {
+          out[k] = read_bytes_file(path);
+          check_saved_task(tag, out[k], path);
+        }
         continue;
       }
-      if (hooks_.stop_requested() != 0 && (progressed_ || any)) break;  // the layer stops
       hooks_.fault_point("linear_task");
-      out[u] = task(mine[u]);
-      computed[u] = any = true;
+      CommRowGroup group(comm_, model::linear_shape(config_, kKinds[k]).out);
+      std::vector<uint8_t> mine = task(k, group);
+      if (group.block().count == 0) mine.clear();  // nothing of this linear here
+      hooks_.fault_point("quantize_rows");
+      auto blocks = gather_blocks(mine, everyone);
+      hooks_.fault_point("gather_rows");
+      if (receiver) out[k] = merge(std::move(blocks), linear_name(layer, kKinds[k]));
+      computed[k] = true;
+      safe_point(true, [&] {
+        if (rank_ != 0) return;
+        for (size_t u = 0; u <= k; ++u)
+          if (computed[u]) write_bytes_file(task_file(tag, layer, u), out[u]);
+      });
     }
-    safe_point(any, [&] {
-      for (size_t u = 0; u < mine.size(); ++u)
-        if (computed[u]) write_bytes_file(task_file(tag, layer, mine[u]), out[u]);
-    });
     return out;
   }
 
-  // Each rank's blobs (length-prefixed, in task order) to rank 0, or to every rank.
-  std::vector<std::vector<uint8_t>> exchange(const std::vector<std::vector<uint8_t>>& mine,
-                                             const std::vector<int>& owner, bool everyone) {
-    ByteWriter w;
-    for (const auto& b : mine) w.put_vector(b);
-    const std::vector<uint8_t>& send = w.bytes();
-    const auto sizes = comm_.all_gather_value<int64_t>(static_cast<int64_t>(send.size()));
+  // Every rank's blob to rank 0 (or to every rank), in rank order; ranks that sent nothing are
+  // left out.
+  std::vector<std::vector<uint8_t>> gather_blocks(const std::vector<uint8_t>& mine, bool everyone) {
+    const auto sizes = comm_.all_gather_value<int64_t>(static_cast<int64_t>(mine.size()));
     int64_t total = 0;
     for (int64_t s : sizes) total += s;
     std::vector<uint8_t> recv(static_cast<size_t>(everyone || rank_ == 0 ? total : 0));
     if (everyone)
-      comm_.all_gatherv_bytes(send.data(), static_cast<int64_t>(send.size()), recv.data(), sizes);
+      comm_.all_gatherv_bytes(mine.data(), static_cast<int64_t>(mine.size()), recv.data(), sizes);
     else
-      comm_.gatherv_bytes(send.data(), static_cast<int64_t>(send.size()), recv.data(), sizes, 0);
-    std::vector<std::vector<uint8_t>> out(owner.size());
-    if (recv.empty()) return out;
+      comm_.gatherv_bytes(mine.data(), static_cast<int64_t>(mine.size()), recv.data(), sizes, 0);
+    std::vector<std::vector<uint8_t>> blocks;
+    if (recv.empty()) return blocks;
     int64_t offset = 0;
-    for (int r = 0; r < world_; ++r) {
-      ByteReader reader(recv.data() + offset, static_cast<size_t>(sizes[static_cast<size_t>(r)]),
-                        fmt::format("message from rank {}", r));
-      for (size_t k = 0; k < owner.size(); ++k)
-        if (owner[k] == r) out[k] = reader.get_vector<uint8_t>();
-      if (!reader.done()) fail(ErrorKind::kComm, "message from rank {}: trailing bytes", r);
-      offset += sizes[static_cast<size_t>(r)];
+    for (int64_t s : sizes) {
+      if (s > 0) blocks.emplace_back(recv.begin() + offset, recv.begin() + offset + s);
+      offset += s;
     }
-    return out;
+    return blocks;
   }
 
-  // Quantizes the linears this rank owns; returns all seven on rank 0 (or on every rank).
+  // Quantizes every linear of the layer, row-parallel; returns all seven on rank 0 (or on every
+  // rank).
   std::vector<QuantizedLinear> quantize_layer(
-      int64_t layer, const std::function<Tensor(model::LinearKind)>& weight,
+      int64_t layer, const std::function<Tensor(model::LinearKind, const quant::RowBlock&)>& weight,
       const std::array<Tensor, kGroups>& h, const std::vector<std::vector<uint8_t>>* bits,
       bool everyone) {
-    const auto own = owners();
-    const auto mine = run_owned_tasks("linear", layer, own, [&](size_t k) {
-      const auto kind = kKinds[k];
-      const Tensor& hk = h[static_cast<size_t>(model::linear_group(kind))];
-      std::span<const uint8_t> b;
-      if (bits != nullptr) b = (*bits)[k];
-      return serialize(quantize_linear(linear_name(layer, kind), weight(kind), hk, o_, b));
-    });
-    hooks_.fault_point("quantize_rows");
-    const auto blobs = exchange(mine, own, everyone);
-    hooks_.fault_point("gather_rows");
+    const auto blobs = run_row_parallel(
+        "linear", layer,
+        [&](size_t k, quant::RowGroup& group) {
+          const auto kind = kKinds[k];
+          const Tensor& hk = h[static_cast<size_t>(model::linear_group(kind))];
+          const std::vector<uint8_t>* row_bits = bits != nullptr ? &(*bits)[k] : nullptr;
+          return serialize(quantize_linear(linear_name(layer, kind), weight(kind, group.block()),
+                                           hk, o_, row_bits, group));
+        },
+        [](std::vector<std::vector<uint8_t>> blocks, const std::string& what) {
+          std::vector<QuantizedLinear> q;
+          for (size_t r = 0; r < blocks.size(); ++r)
+            q.push_back(deserialize_quantized_linear(blocks[r].data(), blocks[r].size(),
+                                                     fmt::format("{} block {}", what, r)));
+          return serialize(merge_row_blocks(std::move(q), what));
+        },
+        everyone);
     std::vector<QuantizedLinear> out;
     for (size_t k = 0; k < blobs.size(); ++k)
       if (!blobs[k].empty())
-        out.push_back(deserialize_quantized_linear(
-            blobs[k].data(), blobs[k].size(),
-            fmt::format("{} from rank {}", linear_name(layer, kKinds[k]), own[k])));
+        out.push_back(deserialize_quantized_linear(blobs[k].data(), blobs[k].size(),
+                                                   linear_name(layer, kKinds[k])));
     return out;
   }
 
@@ -525,8 +564,8 @@ class QuantizeRun {
       const auto h = forward_and_hessians(layer);
       safe_point(false);  // nothing to save: a resumed run redoes this layer's forward
       const auto t1 = Clock::now();
-      const auto weight = [&](model::LinearKind k) {
-        return dynamic_cast<const model::DenseLinear&>(layer.linear(k)).weight();
+      const auto weight = [&](model::LinearKind k, const quant::RowBlock& b) {
+        return rows_of(dynamic_cast<const model::DenseLinear&>(layer.linear(k)).weight(), b);
       };
       const bool everyone = o_.propagation == Propagation::kQuantized;
       auto q = quantize_layer(l, weight, h, nullptr, everyone);
@@ -560,15 +599,25 @@ class QuantizeRun {
         const auto h = forward_and_hessians(layer);
         safe_point(false);
         hooks_.fault_point("error_table");
-        const auto own = owners();
-        const auto mine = run_owned_tasks("etable", l, own, [&](size_t k) {
-          const auto& w = dynamic_cast<const model::DenseLinear&>(layer.linear(kKinds[k])).weight();
-          LinearErrorTable t;
-          t.table = linear_error_table(w, h[static_cast<size_t>(model::linear_group(kKinds[k]))],
-                                       o_, &t.energy);
-          return serialize(t);
-        });
-        const auto blobs = exchange(mine, own, false);
+        const auto blobs = run_row_parallel(
+            "etable", l,
+            [&](size_t k, quant::RowGroup& group) {
+              const auto& w =
+                  dynamic_cast<const model::DenseLinear&>(layer.linear(kKinds[k])).weight();
+              LinearErrorTable t;
+              t.table = linear_error_table(rows_of(w, group.block()),
+                                           h[static_cast<size_t>(model::linear_group(kKinds[k]))],
+                                           o_, &t.energy, group);
+              return serialize(t);
+            },
+            [](std::vector<std::vector<uint8_t>> blocks, const std::string& what) {
+              std::vector<LinearErrorTable> t;
+              for (size_t r = 0; r < blocks.size(); ++r)
+                t.push_back(deserialize_error_table(blocks[r].data(), blocks[r].size(),
+                                                    fmt::format("{} block {}", what, r)));
+              return serialize(merge_row_blocks(std::move(t), what));
+            },
+            false);
         if (rank_ == 0) {
           ByteWriter all;
           for (const auto& b : blobs) all.put_vector(b);
@@ -593,9 +642,9 @@ class QuantizeRun {
       for (int g = 0; g < kGroups; ++g)
         h[static_cast<size_t>(g)] =
             read_tensor_file(work_file(fmt::format("hessian-{:05d}-{}.bin", l, g)));
-      const auto weight = [&](model::LinearKind k) {
+      const auto weight = [&](model::LinearKind k, const quant::RowBlock& b) {
         const auto s = model::linear_shape(config_, k);
-        return source_->load(linear_name(l, k) + ".weight", {s.out, s.in});
+        return rows_of(source_->load(linear_name(l, k) + ".weight", {s.out, s.in}), b);
       };
       auto q = quantize_layer(l, weight, h, &bits[static_cast<size_t>(l)], false);
       times_["quantize"] = seconds_since(t0);
@@ -715,6 +764,7 @@ class QuantizeRun {
           {"calib", o_.calib},
           {"calib_samples", o_.calib_samples},
           {"calib_seq_len", o_.calib_seq_len},
+          {"micro_batch", o_.micro_batch},
           {"seed", o_.seed},
           {"allocation", allocation_name(o_.allocation)},
           {"propagation", propagation_name(o_.propagation)},

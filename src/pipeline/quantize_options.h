@@ -25,6 +25,9 @@ struct QuantizeOptions {
   double bits = 3.0;  // skim: average stored bits; kmeans / gptq / rtn: the integer bit-width
   int64_t calib_samples = 128;
   int64_t calib_seq_len = 2048;
+  // Calibration tokens per rank above which the forward keeps one sample's captured inputs at a
+  // time (and runs twice); the output bytes do not depend on it.
+  int64_t micro_batch = 32768;
   uint64_t seed = 0;
   Allocation allocation = Allocation::kLayer;
   Propagation propagation = Propagation::kFp;

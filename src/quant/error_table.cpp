@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "kernels/cpu/blas.h"
 #include "src/core/error.h"
 #include "src/core/fault_hook.h"
 #include "src/core/half.h"
@@ -15,7 +16,7 @@ namespace {
 // threads spin, and on few cores they steal each other's time.
 constexpr int64_t kParallelMinWork = int64_t{1} << 20;
 
-constexpr int64_t kRowBlock = 256;
+constexpr int64_t kRowBlock = 2 * kernels::kRowAlign;  // calls start at row multiples of it
 
 }  // namespace
 

@@ -12,7 +12,7 @@ namespace {
 // threads spin, and on few cores they steal each other's time.
 constexpr int64_t kParallelMinWork = int64_t{1} << 20;
 
-constexpr int64_t kRowBlock = 256;
+constexpr int64_t kRowBlock = 2 * kernels::kRowAlign;  // calls start at row multiples of it
 
 template <typename T>
 void quadratic_forms(const T* d, int64_t rows, int64_t cols, const T* h, double* out) {
@@ -65,12 +65,16 @@ double layer_error(const Tensor& w, const Tensor& w_hat, const Tensor& h) {
   return s;
 }
 
-double output_energy(const Tensor& w, const Tensor& h) {
+std::vector<double> row_energies(const Tensor& w, const Tensor& h) {
   check_shapes(w, w, h);
   std::vector<double> out(static_cast<size_t>(w.dim(0)));
   row_quadratic_forms(w.data(), w.dim(0), w.dim(1), h.data(), out.data());
+  return out;
+}
+
+double output_energy(const Tensor& w, const Tensor& h) {
   double s = 0.0;
-  for (const double e : out) s += e;
+  for (const double e : row_energies(w, h)) s += e;
   return s;
 }
 

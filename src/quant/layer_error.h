@@ -18,6 +18,9 @@ std::vector<double> row_errors(const Tensor& w, const Tensor& w_hat, const Tenso
 // tr(W H W^T): the layer's output energy, the normaliser for global allocation.
 double output_energy(const Tensor& w, const Tensor& h);
 
+// Per row: w_i H w_i^T.
+std::vector<double> row_energies(const Tensor& w, const Tensor& h);
+
 // out[i] = d_i H d_i^T for the rows of d [rows, cols] (row-major), in blocks of rows: one GEMM
 // per block, then row sums of (d H) .* d. The double overload is the test reference.
 void row_quadratic_forms(const float* d, int64_t rows, int64_t cols, const float* h, double* out);

@@ -12,6 +12,7 @@
 #include "src/core/parallel_errors.h"
 #include "src/core/stopwatch.h"
 #include "src/quant/layer_error.h"
+#include "src/quant/row_group.h"
 
 namespace skim::quant {
 namespace {
@@ -61,9 +62,10 @@ Grouping group_rows(const Tensor& w, ImportanceView f, std::span<const int> k,
   return g;
 }
 
-// L-full of the layer whose row i is lut_i[labels] / alpha, with fp16-rounded LUT values.
+// L-full of the layer whose row i is lut_i[labels] / alpha, with fp16-rounded LUT values, summed
+// over every rank's rows.
 double grouping_error(const Tensor& w, const Tensor& h, const Grouping& g,
-                      std::span<const float> alpha) {
+                      std::span<const float> alpha, RowGroup& group) {
   const int64_t rows = w.dim(0), cols = w.dim(1);
   Tensor w_hat({rows, cols});
 #pragma omp parallel for schedule(static) if (rows * cols >= kParallelMinWork)
@@ -72,7 +74,7 @@ double grouping_error(const Tensor& w, const Tensor& h, const Grouping& g,
     for (size_t k = 0; k < lut.size(); ++k) lut[k] = round_half(g.lut[i][k]);
     for (int64_t j = 0; j < cols; ++j) w_hat.at(i, j) = lut[g.labels[i * cols + j]] / alpha[j];
   }
-  return layer_error(w, w_hat, h);
+  return sum_over_rows(group, row_errors(w, w_hat, h));
 }
 
 }  // namespace
@@ -80,8 +82,10 @@ double grouping_error(const Tensor& w, const Tensor& h, const Grouping& g,
 namespace {
 
 // Rows per partial column sum of the gradient: a fixed partition, so the sums over rows are
-// added in the same order whatever the number of threads.
+// added in the same order whatever the number of threads or ranks (it divides kRowUnit, so
+// every rank's chunks are chunks of the whole layer).
 constexpr int64_t kGradChunk = 16;
+static_assert(kRowUnit % kGradChunk == 0);
 
 // The fp32 per-element loops below are also compiled for AVX-512 and AVX2 and picked at run
 // time (their table look-ups become gathers). Without contraction into FMAs every version
@@ -156,22 +160,26 @@ class ScaleObjective {
       off_[i + 1] = off_[i] + p.k[i];
       kmax_ = std::max(kmax_, p.k[i]);
     }
-    block_ = std::max<int64_t>(kGradChunk, kBlockElements / std::max<int64_t>(cols, 1));
-    block_ = std::min(rows, block_ / kGradChunk * kGradChunk);
+    block_ = std::max<int64_t>(kRowUnit, kBlockElements / std::max<int64_t>(cols, 1));
+    block_ = std::min(rows, block_ / kRowUnit * kRowUnit);
     const auto bn = static_cast<size_t>(std::max<int64_t>(block_, 1) * cols);
     d_.resize(bn);
     g_.resize(bn);
     c_.resize(static_cast<size_t>(off_[rows]));
     den_.resize(c_.size());
     row_loss_.resize(static_cast<size_t>(rows));
-    part_.resize(static_cast<size_t>((block_ + kGradChunk - 1) / kGradChunk * cols));
+    chunks_ = (rows + kGradChunk - 1) / kGradChunk;
+    part_.resize(static_cast<size_t>(chunks_ * (cols + 1)));
+    sum_.resize(static_cast<size_t>(cols + 1));
     inva_.resize(cols);
     inva2_.resize(cols);
     fa_.resize(cols);
     fa2_.resize(cols);
   }
 
-  double eval(std::span<const double> log_alpha, std::vector<double>* grad) {
+  // The loss and gradient over every rank's rows: each chunk of kGradChunk rows yields a partial
+  // (gradient, loss), and the group adds the partials in global chunk order.
+  double eval(std::span<const double> log_alpha, std::vector<double>* grad, RowGroup& group) {
     const int64_t rows = p_.rows, cols = p_.cols;
     if (static_cast<int64_t>(log_alpha.size()) != cols)
       fail(ErrorKind::kInternal, "scale training: {} log alphas for {} columns", log_alpha.size(),
@@ -185,7 +193,7 @@ class ScaleObjective {
         fa2_[j] = static_cast<double>(p_.f.values[j]) * inva2_[j];
       }
     }
-    if (grad) grad->assign(static_cast<size_t>(cols), 0.0);
+    const int64_t width = grad ? cols + 1 : 1;  // the partial's gradient, then its loss
     const bool par = rows * cols >= kParallelMinWork;
     for (int64_t r0 = 0; r0 < rows; r0 += block_) {
       const int64_t nr = std::min(block_, rows - r0);
@@ -216,8 +224,8 @@ class ScaleObjective {
             tr(kmax_), fa, fa2;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t ch = 0; ch < chunks; ++ch) {
-          double* part = part_.data() + ch * cols;
-          if (grad) std::fill(part, part + cols, 0.0);
+          double* part = part_.data() + (r0 / kGradChunk + ch) * width;
+          std::fill(part, part + width, 0.0);
           const int64_t i1 = std::min(nr, (ch + 1) * kGradChunk);
           for (int64_t i = ch * kGradChunk; i < i1; ++i) {
             const int64_t row = r0 + i;
@@ -230,6 +238,7 @@ class ScaleObjective {
                 s[u] += static_cast<double>(gi[j + u]) * static_cast<double>(di[j + u]);
             for (; j < cols; ++j) s[0] += static_cast<double>(gi[j]) * static_cast<double>(di[j]);
             row_loss_[row] = (s[0] + s[1]) + (s[2] + s[3]);
+            part[width - 1] += row_loss_[row];
             if (!grad) continue;
             // d loss / d log alpha_j: the direct path through W^_ij = c / alpha_j, plus the
             // path through the centroid of j's cluster (seg = d loss / d c / 2).
@@ -254,15 +263,10 @@ class ScaleObjective {
           }
         }
       }
-      if (!grad) continue;
-      for (int64_t ch = 0; ch < chunks; ++ch) {
-        const double* part = part_.data() + ch * cols;
-        for (int64_t j = 0; j < cols; ++j) (*grad)[j] += part[j];
-      }
     }
-    double loss = 0.0;
-    for (int64_t i = 0; i < rows; ++i) loss += row_loss_[i];
-    return loss;
+    group.ordered_sum(part_.data(), chunks_, width, sum_.data());
+    if (grad) grad->assign(sum_.begin(), sum_.begin() + cols);
+    return sum_[width - 1];
   }
 
  private:
@@ -299,10 +303,11 @@ class ScaleObjective {
 
   const ScaleProblem<T>& p_;
   int64_t block_ = 0;
+  int64_t chunks_ = 0;
   int kmax_ = 1;
   std::vector<int64_t> off_;
   std::vector<T> d_, g_;
-  std::vector<double> c_, den_, row_loss_, part_, inva_, inva2_, fa_, fa2_;
+  std::vector<double> c_, den_, row_loss_, part_, sum_, inva_, inva2_, fa_, fa2_;
 };
 
 }  // namespace
@@ -311,7 +316,8 @@ template <typename T>
 double scale_loss_and_grad(const ScaleProblem<T>& p, std::span<const double> log_alpha,
                            std::vector<double>* grad) {
   ScaleObjective<T> objective(p);
-  return objective.eval(log_alpha, grad);
+  WholeRows all(p.rows);
+  return objective.eval(log_alpha, grad, all);
 }
 
 template double scale_loss_and_grad<float>(const ScaleProblem<float>&, std::span<const double>,
@@ -325,20 +331,30 @@ void refine_luts_full_hessian(const Tensor& w, const Tensor& h, std::span<const 
   std::vector<float> inva(cols);
   for (int64_t j = 0; j < cols; ++j) inva[j] = 1.0f / alpha[j];
   // Row i's system needs Y_i = P_i H, P_i [k_i, cols] with P_i[q][j] = [l_ij = q] / alpha_j.
-  // The P_i of a block of rows are stacked into one matrix, so Y of the block is one GEMM.
+  // The P_i of a block of rows are stacked into one matrix, so Y of the block is one GEMM. Blocks
+  // are whole row units and each unit's lines are padded (zero lines) to a multiple of kRowUnit,
+  // so a row's lines sit at the same place in its GEMM tiles however the rows are split.
+  const auto unit_lines = [&](int64_t u0) {
+    int64_t n = 0;
+    for (int64_t r = u0; r < std::min(rows, u0 + kRowUnit); ++r)
+      n += static_cast<int64_t>(lut[r].size());
+    return (n + kRowUnit - 1) / kRowUnit * kRowUnit;
+  };
   int64_t r0 = 0;
   std::vector<float> p, y;
   std::vector<int64_t> off;
   while (r0 < rows) {
     int64_t r1 = r0, lines = 0;
-    while (r1 < rows &&
-           (r1 == r0 || (lines + static_cast<int64_t>(lut[r1].size())) * cols <= kBlockElements)) {
-      lines += static_cast<int64_t>(lut[r1].size());
-      ++r1;
+    while (r1 < rows && (r1 == r0 || (lines + unit_lines(r1)) * cols <= kBlockElements)) {
+      lines += unit_lines(r1);
+      r1 = std::min(rows, r1 + kRowUnit);
     }
     off.assign(static_cast<size_t>(r1 - r0 + 1), 0);
-    for (int64_t r = r0; r < r1; ++r)
-      off[r - r0 + 1] = off[r - r0] + static_cast<int64_t>(lut[r].size());
+    for (int64_t r = r0; r < r1; ++r) {
+      int64_t next = off[r - r0] + static_cast<int64_t>(lut[r].size());
+      if ((r + 1 - r0) % kRowUnit == 0) next = (next + kRowUnit - 1) / kRowUnit * kRowUnit;
+      off[r - r0 + 1] = next;
+    }
     p.assign(static_cast<size_t>(lines * cols), 0.0f);
     y.resize(p.size());
     const bool par = (r1 - r0) * cols >= kParallelMinWork / 16;
@@ -389,8 +405,10 @@ void refine_luts_full_hessian(const Tensor& w, const Tensor& h, std::span<const 
 
 LutLayer scaled_kmeans(const Tensor& w, const Tensor& h, ImportanceView f,
                        std::span<const uint8_t> bits, const ScaleTrainingOptions& options,
-                       ScaleTrainingReport* report) {
+                       ScaleTrainingReport* report, RowGroup* group) {
   using clock = std::chrono::steady_clock;
+  WholeRows whole(w.dim(0));
+  RowGroup& rows_group = group != nullptr ? *group : whole;
   const int64_t rows = w.dim(0), cols = w.dim(1);
   if (w.ndim() != 2 || h.ndim() != 2 || h.dim(0) != cols || h.dim(1) != cols ||
       static_cast<int64_t>(bits.size()) != rows)
@@ -408,7 +426,7 @@ LutLayer scaled_kmeans(const Tensor& w, const Tensor& h, ImportanceView f,
   std::vector<float> alpha(cols, 1.0f);
   Grouping unscaled = group_rows(w, f, k, alpha, options.solver);
   rep.kmeans_s += seconds_since(t0);
-  rep.error_unscaled = grouping_error(w, h, unscaled, alpha);
+  rep.error_unscaled = grouping_error(w, h, unscaled, alpha, rows_group);
 
   Grouping chosen;
   if (options.train && options.steps > 0) {
@@ -419,7 +437,7 @@ LutLayer scaled_kmeans(const Tensor& w, const Tensor& h, ImportanceView f,
     std::vector<double> theta(cols, 0.0), m(cols, 0.0), v(cols, 0.0), grad;
     constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8;
     for (int step = 0; step < options.steps; ++step) {
-      const double loss = objective.eval(theta, &grad);
+      const double loss = objective.eval(theta, &grad, rows_group);
       if (step == 0) rep.loss_first = loss;
       const double lr =
           options.lr * std::pow(options.lr_decay, step / std::max(1, options.lr_decay_every));
@@ -430,14 +448,14 @@ LutLayer scaled_kmeans(const Tensor& w, const Tensor& h, ImportanceView f,
         theta[j] -= lr * (m[j] / c1) / (std::sqrt(v[j] / c2) + kEps);
       }
     }
-    rep.loss_last = objective.eval(theta, nullptr);
+    rep.loss_last = objective.eval(theta, nullptr, rows_group);
     for (int64_t j = 0; j < cols; ++j) alpha[j] = round_half(std::exp(theta[j]));
     rep.training_s += seconds_since(t0);
 
     t0 = clock::now();
     chosen = group_rows(w, f, k, alpha, options.solver);
     rep.kmeans_s += seconds_since(t0);
-    rep.error_trained = grouping_error(w, h, chosen, alpha);
+    rep.error_trained = grouping_error(w, h, chosen, alpha, rows_group);
     if (!(rep.error_trained < rep.error_unscaled)) {
       rep.kept_unscaled = true;
       std::fill(alpha.begin(), alpha.end(), 1.0f);
@@ -453,7 +471,7 @@ LutLayer scaled_kmeans(const Tensor& w, const Tensor& h, ImportanceView f,
     t0 = clock::now();
     Grouping refined = chosen;
     refine_luts_full_hessian(w, h, refined.labels, alpha, refined.lut);
-    const double e = grouping_error(w, h, refined, alpha);
+    const double e = grouping_error(w, h, refined, alpha, rows_group);
     if (e < rep.error_final) {
       rep.error_final = e;
       chosen = std::move(refined);

@@ -12,6 +12,7 @@
 #include "src/quant/error_table.h"
 #include "src/quant/kmeans1d.h"
 #include "src/quant/lut_layer.h"
+#include "src/quant/row_group.h"
 
 namespace skim::quant {
 
@@ -59,10 +60,14 @@ struct ScaleTrainingReport {
 };
 
 // The whole Section 3 for one layer with the given bits per row: group, train alpha, round
-// alpha to fp16, re-group, LUTs (weighted means or refined), fp16 codebooks.
+// alpha to fp16, re-group, LUTs (weighted means or refined), fp16 codebooks. With a row group,
+// w, bits (and f, when it has a row per weight row) are this rank's block of rows; the gradient
+// and the errors that choose between candidates are summed over the whole group, so every rank
+// trains the same alpha and the rows come out as on one process. The report's errors are the
+// whole layer's.
 LutLayer scaled_kmeans(const Tensor& w, const Tensor& h, ImportanceView f,
                        std::span<const uint8_t> bits, const ScaleTrainingOptions& options,
-                       ScaleTrainingReport* report = nullptr);
+                       ScaleTrainingReport* report = nullptr, RowGroup* group = nullptr);
 
 // With labels and alpha fixed, each row's LUT (in the scaled space) minimising the row's
 // full-Hessian error; rows whose system is singular keep their given LUT. Works in place on

@@ -37,26 +37,38 @@ ErrorTable skim_error_table(const Tensor& w, const Tensor& h, const SkimOptions&
 
 SkimLayerResult quantize_skim_layer_with_bits(const Tensor& w, const Tensor& h,
                                               std::span<const uint8_t> bits,
-                                              const SkimOptions& options) {
+                                              const SkimOptions& options, RowGroup* group) {
   check_layer(w, h);
   const auto f = column_importance(h, options.importance);
   SkimLayerResult out;
-  out.layer = scaled_kmeans(w, h, {f.data(), 0}, bits, options.scale, &out.scale);
+  out.layer = scaled_kmeans(w, h, {f.data(), 0}, bits, options.scale, &out.scale, group);
   out.times.kmeans_s = out.scale.kmeans_s;
   out.times.scale_training_s = out.scale.training_s;
   out.times.refine_s = out.scale.refine_s;
   return out;
 }
 
-SkimLayerResult quantize_skim_layer(const Tensor& w, const Tensor& h, const SkimOptions& options) {
+SkimLayerResult quantize_skim_layer(const Tensor& w, const Tensor& h, const SkimOptions& options,
+                                    RowGroup* group) {
   using clock = std::chrono::steady_clock;
   auto t0 = clock::now();
-  const ErrorTable table = skim_error_table(w, h, options);
+  ErrorTable table = skim_error_table(w, h, options);
   const double table_s = seconds_since(t0);
   t0 = clock::now();
+  RowBlock block{0, w.dim(0), w.dim(0)};
+  if (group != nullptr) {  // every rank allocates the same bits from the whole table
+    block = group->block();
+    table.e = group->all_gather(table.e);
+    table.rows = block.total;
+    if (static_cast<int64_t>(table.e.size()) != table.rows * table.levels())
+      fail(ErrorKind::kInternal, "skim: gathered error table of {} entries for {} rows",
+           table.e.size(), table.rows);
+  }
   BitAllocation alloc = allocate_bits(table, w.dim(1), options.bits, true, options.allocation);
   const double alloc_s = seconds_since(t0);
-  SkimLayerResult out = quantize_skim_layer_with_bits(w, h, alloc.bits, options);
+  const std::span<const uint8_t> mine(alloc.bits.data() + block.first,
+                                      static_cast<size_t>(block.count));
+  SkimLayerResult out = quantize_skim_layer_with_bits(w, h, mine, options, group);
   out.allocation = std::move(alloc);
   out.times.error_table_s = table_s;
   out.times.allocation_s = alloc_s;

@@ -10,6 +10,7 @@
 #include "src/quant/allocation.h"
 #include "src/quant/error_table.h"
 #include "src/quant/lut_layer.h"
+#include "src/quant/row_group.h"
 #include "src/quant/scale_training.h"
 
 namespace skim::quant {
@@ -50,13 +51,17 @@ std::vector<float> column_importance(const Tensor& h, ImportanceKind kind);
 // The error table of the layer (what global mode gathers from every layer).
 ErrorTable skim_error_table(const Tensor& w, const Tensor& h, const SkimOptions& options);
 
-// Layer mode: the layer meets options.bits on its own. h is the damped Hessian.
-SkimLayerResult quantize_skim_layer(const Tensor& w, const Tensor& h, const SkimOptions& options);
+// Layer mode: the layer meets options.bits on its own. h is the damped Hessian. With a row
+// group, w is this rank's block of rows; the error tables of all blocks are gathered, every rank
+// solves the same allocation (result.allocation: every row's) and quantizes its own rows.
+SkimLayerResult quantize_skim_layer(const Tensor& w, const Tensor& h, const SkimOptions& options,
+                                    RowGroup* group = nullptr);
 
-// Global mode: the bits per row come from the global allocator.
+// Global mode: the bits per row (of w's rows) come from the global allocator.
 SkimLayerResult quantize_skim_layer_with_bits(const Tensor& w, const Tensor& h,
                                               std::span<const uint8_t> bits,
-                                              const SkimOptions& options);
+                                              const SkimOptions& options,
+                                              RowGroup* group = nullptr);
 
 // The kmeans baseline: every row at `bits`, weighted K-means with f, weighted-mean LUTs, no
 // alpha (LutLayer::alpha empty).

@@ -1,6 +1,8 @@
 // Writes a small random LLaMA model as a Hugging Face folder (config.json, model.safetensors,
 // tokenizer.json with one token per byte) for the end-to-end quantize tests:
-//   make_tiny_model OUT_DIR [LAYERS]
+//   make_tiny_model OUT_DIR [LAYERS [HIDDEN FFN]]
+// (hidden 64 and ffn 160 by default; wider ones give linears of several row units, which the
+// rank tests need to split a linear over ranks).
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -16,17 +18,17 @@
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: make_tiny_model OUT_DIR [LAYERS]\n");
+    std::fprintf(stderr, "usage: make_tiny_model OUT_DIR [LAYERS [HIDDEN FFN]]\n");
     return 2;
   }
   try {
     const std::string out = argv[1];
     skim::testing::SyntheticSpec spec;
     spec.layers = argc > 2 ? std::stoi(argv[2]) : 3;
-    spec.hidden = 64;
+    spec.hidden = argc > 4 ? std::stoi(argv[3]) : 64;
     spec.heads = 4;
     spec.kv_heads = 2;
-    spec.ffn = 160;
+    spec.ffn = argc > 4 ? std::stoi(argv[4]) : 160;
     spec.vocab = 256;  // every byte is a token
     spec.seed = 7;
     const skim::testing::SyntheticSource source(spec);

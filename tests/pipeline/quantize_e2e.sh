@@ -8,7 +8,8 @@
 #             the gguf package of PyPI; plot_report.py draws the report
 #   calibration  --calib as a file, a folder or JSON Lines: one document gives the same model
 #             in each form; many documents are reported; a bad line is an input error
-#   ranks     1, 2 and 4 ranks write byte-identical models (layer and global allocation)
+#   ranks     1, 2, 3 and 4 ranks write byte-identical models (every method, layer and global
+#             allocation, fp and quantized propagation), on a model wide enough to split linears
 #   resume    a run killed at the second layer's checkpoint, resumed, writes the same bytes as an
 #             uninterrupted run; a changed option refuses the checkpoint; a run killed at each
 #             step of finishing is completed by --resume; a checkpoint is never wiped silently
@@ -283,20 +284,38 @@ PY
     grep -q "bad.jsonl:2" "$work/err" || fail "bad JSON Lines: message $(cat "$work/err")"
     ;;
   ranks)
-    for alloc in layer global; do
-      "$bin" quantize "${common[@]}" --bits 2.5 --allocation "$alloc" --out "$work/np1-$alloc" \
-        --comm none
-      mpi 2 "$bin" quantize "${common[@]}" --bits 2.5 --allocation "$alloc" \
-        --out "$work/np2-$alloc" --comm mpi
-      mpi 4 "$bin" quantize "${common[@]}" --bits 2.5 --allocation "$alloc" \
-        --out "$work/np4-$alloc" --comm mpi
-      same_model "$work/np1-$alloc" "$work/np2-$alloc"
-      same_model "$work/np1-$alloc" "$work/np4-$alloc"
-    done
-    mpi 2 "$bin" quantize "${common[@]}" --bits 3 --propagation quantized --out "$work/np2-q" \
+    # A wider model, so that most linears span several row units of 96 and really split: at
+    # hidden 192 and ffn 320, gate/up have four units (the last short), q/o/down two, k/v one.
+    "$maker" "$work/wide" 2 192 320
+    wide=(--model "$work/wide" --calib "$work/calib.txt" --calib-samples 6 --calib-seq-len 64
+          --progress none)
+    same_for_ranks() {  # NAME RANKS... -- OPTIONS: every rank count writes the 1-rank bytes
+      local name=$1; shift
+      local counts=()
+      while [ "$1" != -- ]; do counts+=("$1"); shift; done
+      shift
+      "$bin" quantize "${wide[@]}" "$@" --out "$work/$name-np1" --comm none
+      local np
+      for np in "${counts[@]}"; do
+        mpi "$np" "$bin" quantize "${wide[@]}" "$@" --out "$work/$name-np$np" --comm mpi
+        same_model "$work/$name-np1" "$work/$name-np$np"
+      done
+      echo "$name: ranks 1 ${counts[*]} byte-identical"
+    }
+    same_for_ranks skim-layer 2 3 4 -- --bits 2.5 --allocation layer
+    same_for_ranks skim-global 2 3 4 -- --bits 2.5 --allocation global
+    same_for_ranks skim-quantized 3 -- --bits 3 --propagation quantized
+    same_for_ranks kmeans 3 -- --method kmeans --bits 3
+    same_for_ranks gptq 3 -- --method gptq --bits 3 --group-size 32 --act-order
+    same_for_ranks gptq-quantized 2 -- --method gptq --bits 4 --propagation quantized
+    same_for_ranks rtn 3 -- --method rtn --bits 4 --group-size 32
+    # Bounded memory: with a micro-batch smaller than a rank's calibration tokens the forward
+    # holds one sample at a time (two passes); the bytes stay the same.
+    "$bin" quantize "${wide[@]}" --bits 2.5 --micro-batch 64 --out "$work/micro-np1" --comm none
+    same_model "$work/skim-layer-np1" "$work/micro-np1"
+    mpi 2 "$bin" quantize "${wide[@]}" --bits 2.5 --micro-batch 200 --out "$work/micro-np2" \
       --comm mpi
-    "$bin" quantize "${common[@]}" --bits 3 --propagation quantized --out "$work/np1-q" --comm none
-    same_model "$work/np1-q" "$work/np2-q"
+    same_model "$work/skim-layer-np1" "$work/micro-np2"
     ;;
   resume)
     for alloc in layer global; do
