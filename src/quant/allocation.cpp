@@ -1,5 +1,6 @@
 #include "src/quant/allocation.h"
 
+#include <algorithm>
 #include <cmath>
 #include <queue>
 
@@ -15,29 +16,41 @@ struct Point {
   double error;
 };
 
-// Lower convex hull of one row's points from b_min up to its least error: only the upgrades a
-// greedy should ever take, in order of decreasing error drop per bit.
-std::vector<Point> lower_hull(const ErrorTable& t, int64_t row, int64_t cols, double scale) {
-  std::vector<Point> pts;
-  int best = t.b_min;
-  for (int b = t.b_min; b <= t.b_max; ++b) {
-    pts.push_back({b, lut_row_cost_bits(cols, b), scale * t.at(row, b)});
-    if (pts.back().error < pts[best - t.b_min].error) best = b;
+// The bit-widths on the lower convex hull of one row's (cost, error) points, from b_min up to its
+// least error, as a mask (bit b - 1 for b bits): only the upgrades a greedy should ever take, in
+// order of decreasing error drop per bit. A mask per row instead of a list of points keeps the
+// allocator at a few bytes per row (70B: 6.7M rows).
+uint8_t hull_mask(const ErrorTable& t, int64_t row, int64_t cols, double scale) {
+  Point pts[8];
+  int n = 0, best = 0;
+  for (int b = t.b_min; b <= t.b_max; ++b, ++n) {
+    pts[n] = {b, lut_row_cost_bits(cols, b), scale * t.at(row, b)};
+    if (pts[n].error < pts[best].error) best = n;
   }
-  pts.resize(static_cast<size_t>(best - t.b_min + 1));
-  std::vector<Point> hull;
-  for (const Point& p : pts) {
-    while (hull.size() >= 2) {
-      const Point& a = hull[hull.size() - 2];
-      const Point& b = hull.back();
+  Point hull[8];
+  int h = 0;
+  for (int k = 0; k <= best; ++k) {
+    const Point& p = pts[k];
+    while (h >= 2) {
+      const Point& a = hull[h - 2];
+      const Point& b = hull[h - 1];
       const double cross = static_cast<double>(b.cost - a.cost) * (p.error - a.error) -
                            (b.error - a.error) * static_cast<double>(p.cost - a.cost);
       if (cross > 0.0) break;  // b lies strictly below the chord a-p: keep it
-      hull.pop_back();
+      --h;
     }
-    hull.push_back(p);
+    hull[h++] = p;
   }
-  return hull;
+  uint8_t mask = 0;
+  for (int k = 0; k < h; ++k) mask = static_cast<uint8_t>(mask | (1u << (hull[k].bits - 1)));
+  return mask;
+}
+
+// The next bit-width above b on the hull, or 0.
+int next_on_hull(uint8_t mask, int b) {
+  for (int c = b + 1; c <= 8; ++c)
+    if (mask & (1u << (c - 1))) return c;
+  return 0;
 }
 
 struct Step {
@@ -53,23 +66,21 @@ struct Step {
 GlobalAllocation allocate_bits_global(std::span<const LayerErrors> layers, double bits_per_weight,
                                       const AllocationOptions& options) {
   GlobalAllocation out;
-  std::vector<std::vector<Point>> hulls;
-  std::vector<size_t> layer_of;
-  std::vector<int64_t> row_in_layer;
+  // Global row r belongs to the layer l with first_row[l] <= r < first_row[l + 1].
+  std::vector<int64_t> first_row(layers.size() + 1, 0);
   int64_t cost = 0;
   for (size_t l = 0; l < layers.size(); ++l) {
     const LayerErrors& le = layers[l];
-    if (le.table == nullptr || le.cols <= 0 || !(le.error_scale > 0.0))
-      fail(ErrorKind::kInternal, "allocation: layer {} has no table, columns or scale", l);
+    if (le.table == nullptr || le.cols <= 0 || !(le.error_scale > 0.0) || le.table->b_min < 1 ||
+        le.table->b_max > 8 || le.table->b_min > le.table->b_max)
+      fail(ErrorKind::kInternal, "allocation: layer {} has no table, columns, scale or bit range",
+           l);
     out.weights += le.table->rows * le.cols;
-    cost += lut_layer_overhead_bits(le.cols, le.has_alpha);
-    for (int64_t i = 0; i < le.table->rows; ++i) {
-      hulls.push_back(lower_hull(*le.table, i, le.cols, le.error_scale));
-      layer_of.push_back(l);
-      row_in_layer.push_back(i);
-      cost += hulls.back().front().cost;
-    }
+    cost += lut_layer_overhead_bits(le.cols, le.has_alpha) +
+            le.table->rows * lut_row_cost_bits(le.cols, le.table->b_min);
+    first_row[l + 1] = first_row[l] + le.table->rows;
   }
+  const int64_t rows = first_row.back();
   if (!(bits_per_weight > 0.0) || !std::isfinite(bits_per_weight))
     fail(ErrorKind::kUsage, "allocation: bits per weight {} is not a positive number",
          bits_per_weight);
@@ -81,45 +92,63 @@ GlobalAllocation allocate_bits_global(std::span<const LayerErrors> layers, doubl
          "all overhead counted)",
          bits_per_weight, static_cast<double>(cost) / static_cast<double>(out.weights));
 
-  std::vector<size_t> pos(hulls.size(), 0);
-  std::priority_queue<Step> heap;
-  auto push_next = [&](int64_t r) {
-    const auto& h = hulls[r];
-    const size_t p = pos[r];
-    if (p + 1 >= h.size()) return;
-    heap.push({(h[p].error - h[p + 1].error) / static_cast<double>(h[p + 1].cost - h[p].cost), r});
+  std::vector<uint8_t> mask(static_cast<size_t>(rows)), at(static_cast<size_t>(rows));
+  for (size_t l = 0; l < layers.size(); ++l)
+    for (int64_t r = first_row[l]; r < first_row[l + 1]; ++r) {
+      const LayerErrors& le = layers[l];
+      mask[r] = hull_mask(*le.table, r - first_row[l], le.cols, le.error_scale);
+      at[r] = static_cast<uint8_t>(le.table->b_min);
+    }
+  const auto layer_of = [&](int64_t r) {
+    return static_cast<size_t>(std::upper_bound(first_row.begin(), first_row.end(), r) -
+                               first_row.begin() - 1);
   };
-  for (int64_t r = 0; r < static_cast<int64_t>(hulls.size()); ++r) push_next(r);
+  // The next step of row r: its error drop per extra bit, and the extra bits.
+  const auto step_of = [&](int64_t r, int next, int64_t* extra) {
+    const size_t l = layer_of(r);
+    const LayerErrors& le = layers[l];
+    const int64_t i = r - first_row[l];
+    *extra = lut_row_cost_bits(le.cols, next) - lut_row_cost_bits(le.cols, at[r]);
+    return (le.error_scale * le.table->at(i, at[r]) - le.error_scale * le.table->at(i, next)) /
+           static_cast<double>(*extra);
+  };
+
+  std::priority_queue<Step> heap;
+  const auto push_next = [&](int64_t r) {
+    const int next = next_on_hull(mask[r], at[r]);
+    if (next == 0) return;
+    int64_t extra = 0;
+    heap.push({step_of(r, next, &extra), r});
+  };
+  for (int64_t r = 0; r < rows; ++r) push_next(r);
   while (!heap.empty()) {
     const Step s = heap.top();
     heap.pop();
-    const auto& h = hulls[s.row];
-    const int64_t extra = h[pos[s.row] + 1].cost - h[pos[s.row]].cost;
+    const int next = next_on_hull(mask[s.row], at[s.row]);
+    int64_t extra = 0;
+    step_of(s.row, next, &extra);
     if (cost + extra > out.budget_bits) {
       if (!options.fill_up) break;
       continue;  // this row's later steps need this one first: the row is done
     }
     cost += extra;
-    ++pos[s.row];
+    at[s.row] = static_cast<uint8_t>(next);
     push_next(s.row);
   }
 
   out.layers.resize(layers.size());
   for (size_t l = 0; l < layers.size(); ++l) {
+    const LayerErrors& le = layers[l];
     BitAllocation& a = out.layers[l];
-    a.bits.resize(static_cast<size_t>(layers[l].table->rows));
-    a.weights = layers[l].table->rows * layers[l].cols;
-    a.cost_bits = lut_layer_overhead_bits(layers[l].cols, layers[l].has_alpha);
-  }
-  for (size_t r = 0; r < hulls.size(); ++r) {
-    const Point& p = hulls[r][pos[r]];
-    BitAllocation& a = out.layers[layer_of[r]];
-    a.bits[static_cast<size_t>(row_in_layer[r])] = static_cast<uint8_t>(p.bits);
-    a.cost_bits += p.cost;
-    a.error += p.error;
-  }
-  for (auto& a : out.layers)
+    a.bits.assign(at.begin() + first_row[l], at.begin() + first_row[l + 1]);
+    a.weights = le.table->rows * le.cols;
+    a.cost_bits = lut_layer_overhead_bits(le.cols, le.has_alpha);
+    for (int64_t i = 0; i < le.table->rows; ++i) {
+      a.cost_bits += lut_row_cost_bits(le.cols, a.bits[i]);
+      a.error += le.error_scale * le.table->at(i, a.bits[i]);
+    }
     a.average_bits = static_cast<double>(a.cost_bits) / static_cast<double>(a.weights);
+  }
   out.cost_bits = cost;
   out.average_bits = static_cast<double>(cost) / static_cast<double>(out.weights);
   SKIM_ASSERT(cost <= out.budget_bits);

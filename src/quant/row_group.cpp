@@ -9,14 +9,17 @@ namespace skim::quant {
 RowBlock row_block(int64_t rows, int rank, int ranks) {
   if (rows < 0 || ranks < 1 || rank < 0 || rank >= ranks)
     fail(ErrorKind::kInternal, "row_block: {} rows, rank {} of {}", rows, rank, ranks);
-  const int64_t units = (rows + kRowUnit - 1) / kRowUnit;
-  const int64_t base = units / ranks, extra = units % ranks;
-  const int64_t first_unit = rank * base + std::min<int64_t>(rank, extra);
-  const int64_t my_units = base + (rank < extra ? 1 : 0);
+  // Rank r starts at the unit boundary nearest to r * rows / ranks (ties to the lower one).
+  const auto start = [&](int64_t r) {
+    if (r >= ranks) return rows;
+    const int64_t twice = 2 * r * rows;  // 2 * ideal start * ranks
+    const int64_t unit = (twice + ranks * kRowUnit - 1) / (2 * ranks * kRowUnit);
+    return std::min(rows, unit * kRowUnit);
+  };
   RowBlock b;
   b.total = rows;
-  b.first = std::min(rows, first_unit * kRowUnit);
-  b.count = std::min(rows, (first_unit + my_units) * kRowUnit) - b.first;
+  b.first = start(rank);
+  b.count = start(rank + 1) - b.first;
   return b;
 }
 

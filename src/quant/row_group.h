@@ -27,8 +27,9 @@ struct RowBlock {
   int64_t total = 0;
 };
 
-// Rank `rank` of `ranks`: a contiguous run of kRowUnit-row units, the first (units % ranks)
-// ranks one unit more; the last unit may be partial. A rank may get no rows.
+// Rank `rank` of `ranks`: rows from the multiple of kRowUnit nearest to rank * rows / ranks (ties
+// to the lower) to the next rank's start, so blocks are within kRowUnit / 2 rows of an even
+// share at each end; the last block ends at `rows`. A rank may get no rows.
 RowBlock row_block(int64_t rows, int rank, int ranks);
 
 class RowGroup {

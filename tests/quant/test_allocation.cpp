@@ -182,6 +182,61 @@ TEST(Allocation, GlobalBudgetOverLayersOfDifferentWidths) {
   EXPECT_EQ(allocate_bits_global(one, 3.1).layers[0].bits, allocate_bits(t, 128, 3.1, true).bits);
 }
 
+// Every assignment of levels to the rows of every layer whose total cost fits the budget; errors
+// scaled per layer.
+Best exhaustive_global(const std::vector<LayerErrors>& layers, int64_t budget) {
+  std::vector<std::pair<size_t, int64_t>> rows;  // (layer, row)
+  for (size_t l = 0; l < layers.size(); ++l)
+    for (int64_t i = 0; i < layers[l].table->rows; ++i) rows.emplace_back(l, i);
+  std::vector<int> b;
+  for (const auto& [l, i] : rows) b.push_back(layers[l].table->b_min);
+  Best best;
+  while (true) {
+    int64_t cost = 0;
+    double err = 0.0;
+    for (const auto& le : layers) cost += lut_layer_overhead_bits(le.cols, le.has_alpha);
+    for (size_t k = 0; k < rows.size(); ++k) {
+      const LayerErrors& le = layers[rows[k].first];
+      cost += lut_row_cost_bits(le.cols, b[k]);
+      err += le.error_scale * le.table->at(rows[k].second, b[k]);
+    }
+    if (cost <= budget && err < best.error) best = {err, cost};
+    size_t p = 0;
+    while (p < rows.size() && ++b[p] > layers[rows[p].first].table->b_max)
+      b[p] = layers[rows[p].first].table->b_min, ++p;
+    if (p == rows.size()) break;
+  }
+  return best;
+}
+
+TEST(Allocation, GlobalGreedyPrefixIsOptimalForTheBitsItSpends) {
+  // Three layers of different widths, bit ranges and error scales: the greedy over all their
+  // rows against every one of the 4^2 * 3^2 * 4^2 assignments.
+  SyntheticRng rng(26);
+  int checked = 0;
+  for (int trial = 0; trial < 30; ++trial) {
+    const auto t0 = random_table(rng, 2, 1, 4, trial % 2 == 0);
+    const auto t1 = random_table(rng, 2, 2, 4, true);
+    const auto t2 = random_table(rng, 2, 1, 4, trial % 3 != 0);
+    const std::vector<LayerErrors> layers{
+        {&t0, 512, false, 1.0}, {&t1, 1024, false, 0.2}, {&t2, 300, true, 3.0}};
+    for (double bits = 1.5; bits <= 9.0; bits += 0.13) {
+      GlobalAllocation g;
+      try {
+        g = allocate_bits_global(layers, bits, {.fill_up = false});
+      } catch (const Error&) {
+        continue;  // below the minimum
+      }
+      double err = 0.0;
+      for (const auto& a : g.layers) err += a.error;
+      const Best best = exhaustive_global(layers, g.cost_bits);
+      EXPECT_NEAR(err, best.error, 1e-12 * best.error) << "trial " << trial << " B " << bits;
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 200);
+}
+
 TEST(Allocation, BudgetBelowMinimumIsAUsageError) {
   SyntheticRng rng(25);
   const auto t = random_table(rng, 10, 2, 4, true);

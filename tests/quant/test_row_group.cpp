@@ -1,6 +1,7 @@
 // The row split of a linear over ranks, against a naive reference; the single-process group.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <vector>
 
 #include "src/core/error.h"
@@ -10,25 +11,31 @@
 namespace skim::quant {
 namespace {
 
-TEST(RowBlock, WholeUnitsInRankOrderCoveringEveryRowOnce) {
-  for (int64_t rows : {0, 1, 95, 96, 97, 192, 300, 576, 1536, 28672}) {
+TEST(RowBlock, StartsAtTheUnitBoundaryNearestAnEvenShare) {
+  for (int64_t rows : {0, 1, 95, 96, 97, 192, 300, 512, 576, 1024, 1536, 2816, 28672}) {
     for (int ranks : {1, 2, 3, 4, 7, 8, 64}) {
-      // Naive reference: deal the units out one by one to the rank with the fewest so far,
-      // lowest rank first, then number them in rank order.
-      const int64_t units = (rows + kRowUnit - 1) / kRowUnit;
-      std::vector<int64_t> per_rank(static_cast<size_t>(ranks), 0);
-      for (int64_t u = 0; u < units; ++u) ++per_rank[static_cast<size_t>(u % ranks)];
-      int64_t next = 0;
+      // Naive reference: scan every unit boundary for the one nearest to r * rows / ranks,
+      // comparing exactly in integers (distance times ranks), the lower on a tie.
+      const auto reference_start = [&](int r) {
+        if (r == ranks) return rows;
+        int64_t best = 0;
+        for (int64_t m = 0; m <= rows + kRowUnit; m += kRowUnit) {
+          const int64_t d = std::abs(m * ranks - r * rows), db = std::abs(best * ranks - r * rows);
+          if (d < db) best = m;
+        }
+        return std::min(best, rows);
+      };
+      int64_t covered = 0;
       for (int r = 0; r < ranks; ++r) {
         const RowBlock b = row_block(rows, r, ranks);
-        const int64_t first = std::min(rows, next * kRowUnit);
-        const int64_t end = std::min(rows, (next + per_rank[static_cast<size_t>(r)]) * kRowUnit);
-        EXPECT_EQ(b.first, first) << rows << " rows, rank " << r << " of " << ranks;
-        EXPECT_EQ(b.count, end - first) << rows << " rows, rank " << r << " of " << ranks;
+        EXPECT_EQ(b.first, reference_start(r)) << rows << " rows, rank " << r << " of " << ranks;
+        EXPECT_EQ(b.first + b.count, reference_start(r + 1)) << rows << " rows, rank " << r;
         EXPECT_EQ(b.total, rows);
         EXPECT_TRUE(b.count == 0 || b.first % kRowUnit == 0) << b.first;
-        next += per_rank[static_cast<size_t>(r)];
+        EXPECT_EQ(b.first, covered);  // contiguous, in rank order
+        covered += b.count;
       }
+      EXPECT_EQ(covered, rows);
     }
   }
 }
