@@ -21,28 +21,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def machine():
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(),
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")}
-
-
-def git_commit():
-    try:
-        rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return rev + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+sys.path.insert(0, os.path.join(ROOT, "bench", "common"))
+from bench_info import git_commit, machine  # noqa: E402
 
 
 def phases(report):

@@ -76,6 +76,18 @@ def hessian_widths(hidden, intermediate):
     return [hidden, hidden, hidden, intermediate]  # q/k/v input, o input, gate/up input, down input
 
 
+def row_starts(rows, ranks):
+    """quant::row_block: rank r starts at the 96-row boundary nearest r * rows / ranks."""
+    starts = [min(rows, (2 * r * rows + ranks * ROW_UNIT - 1) // (2 * ranks * ROW_UNIT) * ROW_UNIT)
+              for r in range(ranks)]
+    return starts + [rows]
+
+
+def busiest_rows(rows, ranks):
+    s = row_starts(rows, ranks)
+    return max(s[r + 1] - s[r] for r in range(ranks))
+
+
 def link(ranks):
     return NVLINK if ranks <= GPUS_PER_NODE else INFINIBAND
 
@@ -97,8 +109,7 @@ def predict(shape, ranks, costs, speed):
     quantize = comm = ideal = 0.0
     for _, rows, cols in linears(shape):
         per_row = (a * cols * cols + b * cols) / speed
-        units = math.ceil(rows / ROW_UNIT)
-        busiest = min(rows, math.ceil(units / ranks) * ROW_UNIT)
+        busiest = busiest_rows(rows, ranks)
         quantize += busiest * per_row
         ideal += rows * per_row / ranks
         if ranks > 1:

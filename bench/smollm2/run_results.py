@@ -20,6 +20,9 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "bench", "common"))
+from bench_info import machine  # noqa: E402
+from bench_info import git_commit as commit  # noqa: E402
 
 # name -> (method, bits, extra options). Baselines take integer bits; their stored overhead
 # (LUTs, scales, group parameters) is counted in the average bits the table reports.
@@ -48,24 +51,6 @@ CONFIGS = {
 DEFAULT = ["skim-3", "rtn-3", "gptq-3", "kmeans-3", "skim-2.5", "rtn-2-g128", "gptq-2-g128",
            "kmeans-2", "skim-4", "rtn-4", "gptq-4", "kmeans-4", "skim-3-global",
            "skim-3-quantized"]
-
-
-def machine():
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(),
-            "load_average": os.getloadavg()}
-
-
-def commit():
-    try:
-        return subprocess.check_output(["git", "-C", ROOT, "rev-parse", "HEAD"], text=True).strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def evaluate(binary, model, text, seq_len, windows):

@@ -85,6 +85,19 @@ json calibration_report(const io::CalibrationDocuments& c, const CalibrationStre
           {"windows_by_document", std::move(used)}};
 }
 
+// run_row_parallel's merge for blocks serialised from T (QuantizedLinear, LinearErrorTable).
+template <typename T>
+std::function<std::vector<uint8_t>(std::vector<std::vector<uint8_t>>, const std::string&)>
+merge_serialised(T (*read)(const uint8_t*, size_t, const std::string&)) {
+  return [read](std::vector<std::vector<uint8_t>> blocks, const std::string& what) {
+    std::vector<T> parts;
+    for (size_t r = 0; r < blocks.size(); ++r)
+      parts.push_back(
+          read(blocks[r].data(), blocks[r].size(), fmt::format("{} block {}", what, r)));
+    return serialize(merge_row_blocks(std::move(parts), what));
+  };
+}
+
 // The rows of `b` of a linear's weight.
 Tensor rows_of(const Tensor& w, const quant::RowBlock& b) {
   Tensor out({b.count, w.dim(1)});
@@ -459,14 +472,7 @@ class QuantizeRun {
           return serialize(quantize_linear(linear_name(layer, kind), weight(kind, group.block()),
                                            hk, o_, row_bits, group));
         },
-        [](std::vector<std::vector<uint8_t>> blocks, const std::string& what) {
-          std::vector<QuantizedLinear> q;
-          for (size_t r = 0; r < blocks.size(); ++r)
-            q.push_back(deserialize_quantized_linear(blocks[r].data(), blocks[r].size(),
-                                                     fmt::format("{} block {}", what, r)));
-          return serialize(merge_row_blocks(std::move(q), what));
-        },
-        everyone);
+        merge_serialised(&deserialize_quantized_linear), everyone);
     std::vector<QuantizedLinear> out;
     for (size_t k = 0; k < blobs.size(); ++k)
       if (!blobs[k].empty())
@@ -610,14 +616,7 @@ class QuantizeRun {
                                            o_, &t.energy, group);
               return serialize(t);
             },
-            [](std::vector<std::vector<uint8_t>> blocks, const std::string& what) {
-              std::vector<LinearErrorTable> t;
-              for (size_t r = 0; r < blocks.size(); ++r)
-                t.push_back(deserialize_error_table(blocks[r].data(), blocks[r].size(),
-                                                    fmt::format("{} block {}", what, r)));
-              return serialize(merge_row_blocks(std::move(t), what));
-            },
-            false);
+            merge_serialised(&deserialize_error_table), false);
         if (rank_ == 0) {
           ByteWriter all;
           for (const auto& b : blobs) all.put_vector(b);
