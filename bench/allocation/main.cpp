@@ -39,8 +39,7 @@ int main(int argc, char** argv) {
   std::string model = "70b";
   double bits = 3.0;
   std::string out_path;
-  app.add_option("--model", model, "llama-2 shape: 7b or 70b")
-      ->check(CLI::IsMember({"7b", "70b"}));
+  app.add_option("--model", model, "llama-2 shape: 7b or 70b")->check(CLI::IsMember({"7b", "70b"}));
   app.add_option("--bits", bits, "average bits per weight");
   app.add_option("--out", out_path, "default bench/results/allocation-<host>.json");
   CLI11_PARSE(app, argc, argv);
@@ -48,8 +47,8 @@ int main(int argc, char** argv) {
   const Shape s = model == "70b" ? Shape{8192, 28672, 1024, 80} : Shape{4096, 11008, 4096, 32};
   // (rows, cols) of q, k, v, o, gate, up, down.
   const std::vector<std::pair<int64_t, int64_t>> linears = {
-      {s.hidden, s.hidden},       {s.kv, s.hidden},           {s.kv, s.hidden},
-      {s.hidden, s.hidden},       {s.intermediate, s.hidden}, {s.intermediate, s.hidden},
+      {s.hidden, s.hidden},      {s.kv, s.hidden},           {s.kv, s.hidden},
+      {s.hidden, s.hidden},      {s.intermediate, s.hidden}, {s.intermediate, s.hidden},
       {s.hidden, s.intermediate}};
   testing::SyntheticRng rng(5);
   std::vector<ErrorTable> tables;
@@ -84,7 +83,8 @@ int main(int argc, char** argv) {
       {"benchmark", "allocation"},
       {"machine",
        {{"host", skim::bench::host_name()},
-        {"cpu", command_output("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'")},
+        {"cpu",
+         command_output("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'")},
         {"load_average_before", command_output("cut -d' ' -f1-3 /proc/loadavg")}}},
       {"commit", command_output("git -C " SKIM_SOURCE_DIR " rev-parse HEAD")},
       {"model", "llama-2-" + model},
