@@ -314,16 +314,16 @@ class ScaleObjective {
 
 template <typename T>
 double scale_loss_and_grad(const ScaleProblem<T>& p, std::span<const double> log_alpha,
-                           std::vector<double>* grad) {
+                           std::vector<double>* grad, RowGroup* group) {
   ScaleObjective<T> objective(p);
   WholeRows all(p.rows);
-  return objective.eval(log_alpha, grad, all);
+  return objective.eval(log_alpha, grad, group != nullptr ? *group : all);
 }
 
 template double scale_loss_and_grad<float>(const ScaleProblem<float>&, std::span<const double>,
-                                           std::vector<double>*);
+                                           std::vector<double>*, RowGroup*);
 template double scale_loss_and_grad<double>(const ScaleProblem<double>&, std::span<const double>,
-                                            std::vector<double>*);
+                                            std::vector<double>*, RowGroup*);
 
 void refine_luts_full_hessian(const Tensor& w, const Tensor& h, std::span<const uint8_t> labels,
                               std::span<const float> alpha, std::vector<std::vector<double>>& lut) {

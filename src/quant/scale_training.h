@@ -43,9 +43,11 @@ struct ScaleProblem {
 
 // Loss tr(dW H dW^T) at the weighted-mean centroids for log alpha, and (when grad is not null)
 // its gradient with respect to log alpha. float: fp32 GEMMs; double: the test reference.
+// With a row group, p holds this rank's block of rows and the loss and gradient are the whole
+// layer's (every rank gets them).
 template <typename T>
 double scale_loss_and_grad(const ScaleProblem<T>& p, std::span<const double> log_alpha,
-                           std::vector<double>* grad);
+                           std::vector<double>* grad, RowGroup* group = nullptr);
 
 struct ScaleTrainingReport {
   double error_unscaled = 0.0;  // L-full with alpha = 1 and weighted-mean LUTs

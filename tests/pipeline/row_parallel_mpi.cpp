@@ -5,11 +5,13 @@
 // leaves ranks without rows.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <vector>
 
 #include "src/core/error.h"
 #include "src/pipeline/comm_row_group.h"
 #include "src/pipeline/linear_quantizer.h"
+#include "src/quant/scale_training.h"
 #include "tests/comm/mpi_test_main.h"
 #include "tests/quant/synthetic_layer.h"
 
@@ -145,6 +147,44 @@ TEST(RowParallel, GlobalModeGivenBitsAndTablesMatchOneProcess) {
   for (const auto& blob : gather_all(b.count > 0 ? serialize(part) : std::vector<uint8_t>{}))
     blocks.push_back(deserialize_quantized_linear(blob.data(), blob.size(), "given bits"));
   expect_same(merge_row_blocks(std::move(blocks), "given bits"), reference, "given bits");
+}
+
+TEST(RowParallel, ScaleGradientSummedOverRanksIsTheOneProcessGradient) {
+  // The frozen-label loss and its gradient in log alpha, over every rank's rows in fixed order,
+  // against the same problem held whole: the same bits, at a point away from alpha = 1.
+  const int64_t rows = 300, cols = 64;
+  const Layer l = make_layer(rows, cols, 9);
+  quant::testing::SyntheticRng rng(10);
+  std::vector<uint8_t> labels(static_cast<size_t>(rows * cols));
+  std::vector<int> k(static_cast<size_t>(rows));
+  for (int64_t i = 0; i < rows; ++i) {
+    k[static_cast<size_t>(i)] = 2 << (i % 3);
+    for (int64_t j = 0; j < cols; ++j)
+      labels[static_cast<size_t>(i * cols + j)] =
+          static_cast<uint8_t>(rng.next() % static_cast<uint64_t>(k[static_cast<size_t>(i)]));
+  }
+  std::vector<float> f(static_cast<size_t>(cols));
+  for (int64_t j = 0; j < cols; ++j) f[static_cast<size_t>(j)] = l.h.at(j, j);
+  std::vector<double> theta(static_cast<size_t>(cols));
+  for (auto& t : theta) t = 0.3 * rng.normal();
+
+  const quant::ScaleProblem<float> whole{rows,          cols,          l.w.data(), l.h.data(),
+                                         {f.data(), 0}, labels.data(), k.data()};
+  std::vector<double> grad_whole;
+  const double loss_whole = quant::scale_loss_and_grad(whole, theta, &grad_whole);
+
+  CommRowGroup group(world(), rows);
+  const auto& b = group.block();
+  const quant::ScaleProblem<float> part{
+      b.count,           cols,          l.w.data() + b.first * cols,
+      l.h.data(),        {f.data(), 0}, labels.data() + b.first * cols,
+      k.data() + b.first};
+  std::vector<double> grad_part;
+  const double loss_part = quant::scale_loss_and_grad(part, theta, &grad_part, &group);
+  EXPECT_EQ(loss_part, loss_whole);
+  ASSERT_EQ(grad_part.size(), grad_whole.size());
+  EXPECT_EQ(std::memcmp(grad_part.data(), grad_whole.data(), grad_whole.size() * sizeof(double)),
+            0);
 }
 
 TEST(RowParallel, MergeRefusesBlocksOfAnotherLinear) {
