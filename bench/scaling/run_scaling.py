@@ -38,7 +38,18 @@ def phases(report):
     return total, linears
 
 
-def quantize(bin_path, model, calib, samples, seq, ranks, out):
+def shown(arg, bin_path, work):
+    """An argument as the result records it: no path of this machine."""
+    if arg == bin_path:
+        return "skim-dist"
+    if arg.startswith(work):
+        return "$WORK" + arg[len(work):]
+    if os.path.isabs(arg) and arg.startswith(ROOT + os.sep):
+        return os.path.relpath(arg, ROOT)
+    return arg
+
+
+def quantize(bin_path, model, calib, samples, seq, ranks, out, work):
     cmd = [bin_path, "quantize", "--model", model, "--calib", calib, "--bits", "3",
            "--calib-samples", str(samples), "--calib-seq-len", str(seq), "--out", out,
            "--progress", "none", "--overwrite"]
@@ -60,8 +71,7 @@ def quantize(bin_path, model, calib, samples, seq, ranks, out):
     return {"ranks": ranks, "wall_seconds": wall, "load_average_before": load,
             "report_seconds": report["seconds"], "phase_seconds": total,
             "peak_rss_mb": report["peak_rss_mb"], "average_bits": report["average_bits"],
-            "linears": linears, "command": " ".join(os.path.basename(c) if c == bin_path else c
-                                                   for c in cmd)}
+            "linears": linears, "command": " ".join(shown(c, bin_path, work) for c in cmd)}
 
 
 def main():
@@ -93,7 +103,7 @@ def main():
             for ranks in [int(r) for r in args.ranks.split(",")]:
                 print(f"{name}: {ranks} rank(s) ...", flush=True)
                 runs.append(quantize(bin_path, model, calib, samples, seq, ranks,
-                                     os.path.join(work, f"{name}-np{ranks}")))
+                                     os.path.join(work, f"{name}-np{ranks}"), work))
                 print(f"  {runs[-1]['wall_seconds']:.1f} s, phases {runs[-1]['phase_seconds']}",
                       flush=True)
             base = runs[0]["phase_seconds"].get("quantize", 0.0)

@@ -1,5 +1,7 @@
 #include "src/core/tensor.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -52,6 +54,16 @@ std::span<const float> Tensor::row(int64_t i) const {
   const int64_t cols = shape_.back();
   return std::span<const float>(data_).subspan(static_cast<size_t>(i * cols),
                                                static_cast<size_t>(cols));
+}
+
+Tensor Tensor::rows(int64_t first, int64_t count) const {
+  if (ndim() != 2 || first < 0 || count < 0 || first + count > shape_[0])
+    fail(ErrorKind::kInternal, "rows [{}, {}) of a tensor of shape {}", first, first + count,
+         shape_string());
+  const int64_t cols = shape_[1];
+  Tensor out({count, cols});
+  std::copy_n(data_.data() + first * cols, count * cols, out.data());
+  return out;
 }
 
 Tensor& Tensor::reshape(std::vector<int64_t> shape) {

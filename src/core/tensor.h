@@ -31,6 +31,8 @@ class Tensor {
   // Row i of a 2-D tensor (or of the tensor viewed as [numel / dim(-1), dim(-1)]).
   std::span<float> row(int64_t i);
   std::span<const float> row(int64_t i) const;
+  // Rows [first, first + count) of a 2-D tensor, copied.
+  Tensor rows(int64_t first, int64_t count) const;
   float& at(int64_t i, int64_t j) { return data_[static_cast<size_t>(i * shape_.back() + j)]; }
   float at(int64_t i, int64_t j) const { return data_[static_cast<size_t>(i * shape_.back() + j)]; }
 

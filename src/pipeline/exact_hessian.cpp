@@ -78,16 +78,4 @@ Tensor ExactHessian::reduce(comm::Communicator& comm, int64_t seq) {
   return h;
 }
 
-Tensor reduce_hessian(comm::Communicator& comm, const float* x, int64_t local_samples, int64_t seq,
-                      int64_t cols, int64_t total_samples) {
-  SKIM_ASSERT(total_samples > 0 && seq > 0 && cols > 0);
-  double local = 0.0;
-  for (int64_t s = 0; s < local_samples; ++s)
-    local = std::max(local, sample_bound(x + s * seq * cols, seq, cols));
-  const double bound = agree_bounds(comm, {local}, {cols})[0];
-  ExactHessian h(cols, bound, total_samples);
-  h.add_samples(x, local_samples, seq);
-  return h.reduce(comm, seq);
-}
-
 }  // namespace skim::pipeline

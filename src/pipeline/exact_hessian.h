@@ -11,8 +11,8 @@
 // keeps 62 bits below the bound: finer than fp32 for every entry within 2^30 of the largest.
 //
 // The bound must be known before the first sample is added: a caller either holds every local
-// sample (reduce_hessian) or makes one pass for the bounds and another that adds the samples one
-// at a time (bounded memory; the same bits).
+// sample, or makes one pass for the bounds and another that adds the samples one at a time
+// (bounded memory; the same bits).
 #include <cstdint>
 #include <vector>
 
@@ -46,10 +46,5 @@ class ExactHessian {
   std::vector<int64_t> acc_;
   std::vector<float> partial_;
 };
-
-// x: this rank's activations [local_samples * seq, cols], sample-major. Collective: every rank
-// calls it, also with local_samples == 0. Returns H [cols, cols] fp32 on every rank.
-Tensor reduce_hessian(comm::Communicator& comm, const float* x, int64_t local_samples, int64_t seq,
-                      int64_t cols, int64_t total_samples);
 
 }  // namespace skim::pipeline

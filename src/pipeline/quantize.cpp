@@ -47,15 +47,6 @@ std::string linear_name(int64_t layer, model::LinearKind kind) {
   return fmt::format("model.layers.{}.{}", layer, model::linear_kind_name(kind));
 }
 
-// A task file that a stopped run saved is used again only if it parses: a damaged one is refused
-// naming it.
-void check_saved_task(const char* tag, const std::vector<uint8_t>& bytes, const std::string& path) {
-  if (std::string_view(tag) == "linear")
-    deserialize_quantized_linear(bytes.data(), bytes.size(), path);
-  else
-    deserialize_error_table(bytes.data(), bytes.size(), path);
-}
-
 // What identifies the calibration data in the run fingerprint: a plain-text file by its text,
 // several documents by their names and texts.
 std::string calibration_identity(const io::CalibrationDocuments& c) {
@@ -83,26 +74,6 @@ json calibration_report(const io::CalibrationDocuments& c, const CalibrationStre
           {"windows", set.samples()},
           {"window_tokens", set.samples() * set.seq_len},
           {"windows_by_document", std::move(used)}};
-}
-
-// run_row_parallel's merge for blocks serialised from T (QuantizedLinear, LinearErrorTable).
-template <typename T>
-std::function<std::vector<uint8_t>(std::vector<std::vector<uint8_t>>, const std::string&)>
-merge_serialised(T (*read)(const uint8_t*, size_t, const std::string&)) {
-  return [read](std::vector<std::vector<uint8_t>> blocks, const std::string& what) {
-    std::vector<T> parts;
-    for (size_t r = 0; r < blocks.size(); ++r)
-      parts.push_back(
-          read(blocks[r].data(), blocks[r].size(), fmt::format("{} block {}", what, r)));
-    return serialize(merge_row_blocks(std::move(parts), what));
-  };
-}
-
-// The rows of `b` of a linear's weight.
-Tensor rows_of(const Tensor& w, const quant::RowBlock& b) {
-  Tensor out({b.count, w.dim(1)});
-  std::copy_n(w.data() + b.first * w.dim(1), b.count * w.dim(1), out.data());
-  return out;
 }
 
 int64_t group_width(const ModelConfig& c, model::LinearGroup g) {
@@ -393,44 +364,52 @@ class QuantizeRun {
   }
 
   // The seven linears of a layer one after the other, each split by rows over every rank
-  // (quant::row_block): `task(k, group)` computes this rank's block of linear k and returns it
-  // serialised; the blocks travel to rank 0 (or every rank), where `merge` makes them one blob.
-  // After each linear a safe point: on a stop, rank 0 saves the linears this run finished as
-  // `TAG-LAYER-K.bin`, which a resumed run (any rank count) reads instead of recomputing. Returns
-  // the merged blobs on rank 0 (on every rank when `everyone`), empty blobs elsewhere.
-  using BlockTask = std::function<std::vector<uint8_t>(size_t k, quant::RowGroup& group)>;
-  using MergeBlocks = std::function<std::vector<uint8_t>(std::vector<std::vector<uint8_t>> blocks,
-                                                         const std::string& what)>;
-  std::vector<std::vector<uint8_t>> run_row_parallel(const char* tag, int64_t layer,
-                                                     const BlockTask& task,
-                                                     const MergeBlocks& merge, bool everyone) {
-    std::vector<std::vector<uint8_t>> out(kKinds.size());
-    std::vector<bool> computed(kKinds.size(), false);
+  // (quant::row_block): `task(k, group)` computes this rank's block of linear k (a QuantizedLinear
+  // or a LinearErrorTable); the blocks travel serialised to rank 0 (or every rank), which reads
+  // them back with `read` (checked) and merges them in row order. After each linear a safe point:
+  // on a stop, rank 0 saves the linears this run finished as `TAG-LAYER-K.bin`, which a resumed
+  // run (any rank count) reads instead of recomputing, refusing a damaged one. Returns the seven
+  // merged results on rank 0 (on every rank when `everyone`), nothing elsewhere.
+  template <typename T>
+  std::vector<T> run_row_parallel(const char* tag, int64_t layer,
+                                  const std::function<T(size_t k, quant::RowGroup& group)>& task,
+                                  T (*read)(const uint8_t*, size_t, const std::string&),
+                                  bool everyone) {
     const bool receiver = everyone || rank_ == 0;
+    std::vector<T> out(receiver ? kKinds.size() : 0);
+    std::vector<bool> computed(kKinds.size(), false);
     for (size_t k = 0; k < kKinds.size(); ++k) {
       const std::string path = task_file(tag, layer, k);
       int64_t saved = rank_ == 0 && fs::exists(path) ? 1 : 0;
       comm_.broadcast(std::span<int64_t>(&saved, 1), 0);
       if (saved != 0) {
         if (receiver) {
-          out[k] = read_bytes_file(path);
-          check_saved_task(tag, out[k], path);
+          const auto bytes = read_bytes_file(path);
+          out[k] = read(bytes.data(), bytes.size(), path);
         }
         continue;
       }
       hooks_.fault_point("linear_task");
       CommRowGroup group(comm_, model::linear_shape(config_, kKinds[k]).out);
-      std::vector<uint8_t> mine = task(k, group);
-      if (group.block().count == 0) mine.clear();  // nothing of this linear here
+      const T mine = task(k, group);
       hooks_.fault_point("quantize_rows");
-      auto blocks = gather_blocks(mine, everyone);
+      // A rank without rows of this linear sends nothing.
+      const auto blocks = gather_blocks(
+          group.block().count > 0 ? serialize(mine) : std::vector<uint8_t>{}, everyone);
       hooks_.fault_point("gather_rows");
-      if (receiver) out[k] = merge(std::move(blocks), linear_name(layer, kKinds[k]));
+      if (receiver) {
+        const std::string what = linear_name(layer, kKinds[k]);
+        std::vector<T> parts;
+        for (size_t r = 0; r < blocks.size(); ++r)
+          parts.push_back(
+              read(blocks[r].data(), blocks[r].size(), fmt::format("{} block {}", what, r)));
+        out[k] = merge_row_blocks(std::move(parts), what);
+      }
       computed[k] = true;
       safe_point(true, [&] {
         if (rank_ != 0) return;
         for (size_t u = 0; u <= k; ++u)
-          if (computed[u]) write_bytes_file(task_file(tag, layer, u), out[u]);
+          if (computed[u]) write_bytes_file(task_file(tag, layer, u), serialize(out[u]));
       });
     }
     return out;
@@ -463,22 +442,16 @@ class QuantizeRun {
       int64_t layer, const std::function<Tensor(model::LinearKind, const quant::RowBlock&)>& weight,
       const std::array<Tensor, kGroups>& h, const std::vector<std::vector<uint8_t>>* bits,
       bool everyone) {
-    const auto blobs = run_row_parallel(
+    return run_row_parallel<QuantizedLinear>(
         "linear", layer,
         [&](size_t k, quant::RowGroup& group) {
           const auto kind = kKinds[k];
           const Tensor& hk = h[static_cast<size_t>(model::linear_group(kind))];
           const std::vector<uint8_t>* row_bits = bits != nullptr ? &(*bits)[k] : nullptr;
-          return serialize(quantize_linear(linear_name(layer, kind), weight(kind, group.block()),
-                                           hk, o_, row_bits, group));
+          return quantize_linear(linear_name(layer, kind), weight(kind, group.block()), hk, o_,
+                                 row_bits, group);
         },
-        merge_serialised(&deserialize_quantized_linear), everyone);
-    std::vector<QuantizedLinear> out;
-    for (size_t k = 0; k < blobs.size(); ++k)
-      if (!blobs[k].empty())
-        out.push_back(deserialize_quantized_linear(blobs[k].data(), blobs[k].size(),
-                                                   linear_name(layer, kKinds[k])));
-    return out;
+        &deserialize_quantized_linear, everyone);
   }
 
   void write_layer(int64_t layer, const std::vector<QuantizedLinear>& q) {
@@ -571,7 +544,9 @@ class QuantizeRun {
       safe_point(false);  // nothing to save: a resumed run redoes this layer's forward
       const auto t1 = Clock::now();
       const auto weight = [&](model::LinearKind k, const quant::RowBlock& b) {
-        return rows_of(dynamic_cast<const model::DenseLinear&>(layer.linear(k)).weight(), b);
+        return dynamic_cast<const model::DenseLinear&>(layer.linear(k))
+            .weight()
+            .rows(b.first, b.count);
       };
       const bool everyone = o_.propagation == Propagation::kQuantized;
       auto q = quantize_layer(l, weight, h, nullptr, everyone);
@@ -605,21 +580,21 @@ class QuantizeRun {
         const auto h = forward_and_hessians(layer);
         safe_point(false);
         hooks_.fault_point("error_table");
-        const auto blobs = run_row_parallel(
+        const auto tables = run_row_parallel<LinearErrorTable>(
             "etable", l,
             [&](size_t k, quant::RowGroup& group) {
               const auto& w =
                   dynamic_cast<const model::DenseLinear&>(layer.linear(kKinds[k])).weight();
               LinearErrorTable t;
-              t.table = linear_error_table(rows_of(w, group.block()),
+              t.table = linear_error_table(w.rows(group.block().first, group.block().count),
                                            h[static_cast<size_t>(model::linear_group(kKinds[k]))],
                                            o_, &t.energy, group);
-              return serialize(t);
+              return t;
             },
-            merge_serialised(&deserialize_error_table), false);
+            &deserialize_error_table, false);
         if (rank_ == 0) {
           ByteWriter all;
-          for (const auto& b : blobs) all.put_vector(b);
+          for (const auto& t : tables) all.put_vector(serialize(t));
           write_bytes_file(work_file(fmt::format("etable-{:05d}.bin", l)), all.bytes());
           for (int g = 0; g < kGroups; ++g)
             write_tensor_file(work_file(fmt::format("hessian-{:05d}-{}.bin", l, g)),
@@ -643,7 +618,7 @@ class QuantizeRun {
             read_tensor_file(work_file(fmt::format("hessian-{:05d}-{}.bin", l, g)));
       const auto weight = [&](model::LinearKind k, const quant::RowBlock& b) {
         const auto s = model::linear_shape(config_, k);
-        return rows_of(source_->load(linear_name(l, k) + ".weight", {s.out, s.in}), b);
+        return source_->load(linear_name(l, k) + ".weight", {s.out, s.in}).rows(b.first, b.count);
       };
       auto q = quantize_layer(l, weight, h, &bits[static_cast<size_t>(l)], false);
       times_["quantize"] = seconds_since(t0);

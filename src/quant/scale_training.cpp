@@ -167,7 +167,6 @@ class ScaleObjective {
     g_.resize(bn);
     c_.resize(static_cast<size_t>(off_[rows]));
     den_.resize(c_.size());
-    row_loss_.resize(static_cast<size_t>(rows));
     chunks_ = (rows + kGradChunk - 1) / kGradChunk;
     part_.resize(static_cast<size_t>(chunks_ * (cols + 1)));
     sum_.resize(static_cast<size_t>(cols + 1));
@@ -237,8 +236,7 @@ class ScaleObjective {
               for (int u = 0; u < 4; ++u)
                 s[u] += static_cast<double>(gi[j + u]) * static_cast<double>(di[j + u]);
             for (; j < cols; ++j) s[0] += static_cast<double>(gi[j]) * static_cast<double>(di[j]);
-            row_loss_[row] = (s[0] + s[1]) + (s[2] + s[3]);
-            part[width - 1] += row_loss_[row];
+            part[width - 1] += (s[0] + s[1]) + (s[2] + s[3]);  // the row's loss
             if (!grad) continue;
             // d loss / d log alpha_j: the direct path through W^_ij = c / alpha_j, plus the
             // path through the centroid of j's cluster (seg = d loss / d c / 2).
@@ -307,7 +305,7 @@ class ScaleObjective {
   int kmax_ = 1;
   std::vector<int64_t> off_;
   std::vector<T> d_, g_;
-  std::vector<double> c_, den_, row_loss_, part_, sum_, inva_, inva2_, fa_, fa2_;
+  std::vector<double> c_, den_, part_, sum_, inva_, inva2_, fa_, fa2_;
 };
 
 }  // namespace

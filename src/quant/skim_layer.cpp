@@ -55,15 +55,15 @@ SkimLayerResult quantize_skim_layer(const Tensor& w, const Tensor& h, const Skim
   ErrorTable table = skim_error_table(w, h, options);
   const double table_s = seconds_since(t0);
   t0 = clock::now();
-  RowBlock block{0, w.dim(0), w.dim(0)};
-  if (group != nullptr) {  // every rank allocates the same bits from the whole table
-    block = group->block();
-    table.e = group->all_gather(table.e);
-    table.rows = block.total;
-    if (static_cast<int64_t>(table.e.size()) != table.rows * table.levels())
-      fail(ErrorKind::kInternal, "skim: gathered error table of {} entries for {} rows",
-           table.e.size(), table.rows);
-  }
+  // Every rank allocates the same bits from the whole table.
+  WholeRows whole(w.dim(0));
+  RowGroup& rows = group != nullptr ? *group : whole;
+  const RowBlock block = rows.block();
+  table.e = rows.all_gather(table.e);
+  table.rows = block.total;
+  if (static_cast<int64_t>(table.e.size()) != table.rows * table.levels())
+    fail(ErrorKind::kInternal, "skim: gathered error table of {} entries for {} rows",
+         table.e.size(), table.rows);
   BitAllocation alloc = allocate_bits(table, w.dim(1), options.bits, true, options.allocation);
   const double alloc_s = seconds_since(t0);
   const std::span<const uint8_t> mine(alloc.bits.data() + block.first,

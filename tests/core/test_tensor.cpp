@@ -17,6 +17,17 @@ TEST(Tensor, ShapeRowsAndReshape) {
   EXPECT_EQ(t.shape_string(), "[3, 2]");
 }
 
+TEST(Tensor, RowsCopiesARangeOfRows) {
+  const Tensor t({4, 3}, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
+  const Tensor mid = t.rows(1, 2);
+  EXPECT_EQ(mid.shape(), (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(std::vector<float>(mid.values().begin(), mid.values().end()),
+            (std::vector<float>{3, 4, 5, 6, 7, 8}));
+  EXPECT_EQ(t.rows(4, 0).shape(), (std::vector<int64_t>{0, 3}));
+  EXPECT_THROW(t.rows(3, 2), Error);
+  EXPECT_THROW(t.rows(-1, 1), Error);
+}
+
 TEST(Tensor, RejectsMismatchedSizes) {
   EXPECT_THROW(Tensor({2, 2}, {1, 2, 3}), Error);
   Tensor t({4});

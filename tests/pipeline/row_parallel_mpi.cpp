@@ -32,12 +32,6 @@ Layer make_layer(int64_t rows, int64_t cols, uint64_t seed) {
   return l;
 }
 
-Tensor rows_of(const Tensor& w, const quant::RowBlock& b) {
-  Tensor out({b.count, w.dim(1)});
-  std::copy_n(w.data() + b.first * w.dim(1), b.count * w.dim(1), out.data());
-  return out;
-}
-
 // Every rank's serialised block, in rank order (ranks without rows send nothing).
 std::vector<std::vector<uint8_t>> gather_all(const std::vector<uint8_t>& mine) {
   const auto sizes = world().all_gather_value<int64_t>(static_cast<int64_t>(mine.size()));
@@ -83,8 +77,8 @@ void check_method(QuantizeOptions o, int64_t rows, int64_t cols, uint64_t seed,
   const QuantizedLinear reference = quantize_linear("x", l.w, l.h, o, nullptr, whole);
 
   CommRowGroup group(world(), rows);
-  const QuantizedLinear mine =
-      quantize_linear("x", rows_of(l.w, group.block()), l.h, o, nullptr, group);
+  const QuantizedLinear mine = quantize_linear(
+      "x", l.w.rows(group.block().first, group.block().count), l.h, o, nullptr, group);
   const auto blobs = gather_all(group.block().count > 0 ? serialize(mine) : std::vector<uint8_t>{});
   std::vector<QuantizedLinear> blocks;
   for (const auto& b : blobs)
@@ -130,7 +124,7 @@ TEST(RowParallel, GlobalModeGivenBitsAndTablesMatchOneProcess) {
   CommRowGroup group(world(), rows);
   const auto& b = group.block();
   LinearErrorTable mine;
-  mine.table = linear_error_table(rows_of(l.w, b), l.h, o, &mine.energy, group);
+  mine.table = linear_error_table(l.w.rows(b.first, b.count), l.h, o, &mine.energy, group);
   std::vector<LinearErrorTable> tables;
   for (const auto& blob : gather_all(b.count > 0 ? serialize(mine) : std::vector<uint8_t>{}))
     tables.push_back(deserialize_error_table(blob.data(), blob.size(), "table"));
@@ -142,7 +136,8 @@ TEST(RowParallel, GlobalModeGivenBitsAndTablesMatchOneProcess) {
   std::vector<uint8_t> bits(static_cast<size_t>(rows));
   for (int64_t i = 0; i < rows; ++i) bits[static_cast<size_t>(i)] = static_cast<uint8_t>(1 + i % 4);
   const QuantizedLinear reference = quantize_linear("x", l.w, l.h, o, &bits, whole);
-  const QuantizedLinear part = quantize_linear("x", rows_of(l.w, b), l.h, o, &bits, group);
+  const QuantizedLinear part =
+      quantize_linear("x", l.w.rows(b.first, b.count), l.h, o, &bits, group);
   std::vector<QuantizedLinear> blocks;
   for (const auto& blob : gather_all(b.count > 0 ? serialize(part) : std::vector<uint8_t>{}))
     blocks.push_back(deserialize_quantized_linear(blob.data(), blob.size(), "given bits"));

@@ -3,6 +3,7 @@
 // calls.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -20,6 +21,18 @@ struct Samples {
   std::vector<float> x;
 };
 
+// Every local sample held at once (the quantize forward when they fit one micro-batch): the
+// bound over all of them, then all of them added.
+Tensor hessian_of_all(comm::Communicator& comm, const Samples& s) {
+  const int64_t step = s.seq * s.cols;
+  double local = 0.0;
+  for (int64_t k = 0; k < s.samples; ++k)
+    local = std::max(local, sample_bound(s.x.data() + k * step, s.seq, s.cols));
+  ExactHessian acc(s.cols, agree_bounds(comm, {local}, {s.cols})[0], s.samples);
+  acc.add_samples(s.x.data(), s.samples, s.seq);
+  return acc.reduce(comm, s.seq);
+}
+
 Samples make_samples() {
   Samples s;
   quant::testing::SyntheticRng rng(11);
@@ -34,7 +47,7 @@ Samples make_samples() {
 TEST(ExactHessian, MatchesTheDoubleReference) {
   const Samples s = make_samples();
   auto comm = comm::make_local_communicator();
-  const Tensor h = reduce_hessian(*comm, s.x.data(), s.samples, s.seq, s.cols, s.samples);
+  const Tensor h = hessian_of_all(*comm, s);
   const double n = static_cast<double>(s.samples * s.seq);
   double max_diag = 0.0;
   for (int64_t j = 0; j < s.cols; ++j)
@@ -54,7 +67,7 @@ TEST(ExactHessian, MatchesTheDoubleReference) {
 TEST(ExactHessian, OneSampleAtATimeGivesTheSameBits) {
   const Samples s = make_samples();
   auto comm = comm::make_local_communicator();
-  const Tensor all = reduce_hessian(*comm, s.x.data(), s.samples, s.seq, s.cols, s.samples);
+  const Tensor all = hessian_of_all(*comm, s);
 
   const int64_t step = s.seq * s.cols;
   double local = 0.0;
@@ -72,7 +85,7 @@ TEST(ExactHessian, RefusesNonFiniteActivations) {
   Samples s = make_samples();
   s.x[7] = std::nanf("");
   auto comm = comm::make_local_communicator();
-  EXPECT_THROW(reduce_hessian(*comm, s.x.data(), s.samples, s.seq, s.cols, s.samples), Error);
+  EXPECT_THROW(hessian_of_all(*comm, s), Error);
 }
 
 }  // namespace
