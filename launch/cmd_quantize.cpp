@@ -103,6 +103,7 @@ void add_quantize_command(CLI::App& root, Action& action) {
   cmd->add_option("--b-min", o.b_min, "skim: fewest bits of a row");
   cmd->add_option("--b-max", o.b_max, "skim: most bits of a row");
   cmd->add_flag("--no-scale", a->no_scale, "skim: do not train the scaling vector");
+  cmd->add_option("--scale-steps", o.scale_steps, "skim: Adam steps of the scale training");
   cmd->add_flag("--no-refine", a->no_refine,
                 "skim: weighted-mean LUTs, no full-Hessian refinement");
   cmd->add_flag("--exact-kmeans", o.exact_kmeans, "skim/kmeans: the exact 1-D K-means solver");

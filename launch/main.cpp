@@ -2,6 +2,8 @@
 // run_guarded (launch/runtime.h): the Runtime (ranks, GPU, threads, communicator) comes up, the
 // command runs, and any error on any rank becomes one message, an abort of every rank and an
 // exit status.
+#include <malloc.h>
+
 #include <CLI/CLI.hpp>
 
 #include <string>
@@ -10,6 +12,11 @@
 #include "launch/runtime.h"
 
 int main(int argc, char** argv) {
+  // Each decoder layer allocates activation buffers of tens of MB and frees them: keep such
+  // blocks in the heap (up to glibc's 32 MiB limit) instead of a fresh mmap, whose pages the
+  // kernel zero-fills on every layer.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   CLI::App app{"skim-dist: mixed-precision K-means quantization of large language models"};
   // Every option's default shows in --help (subcommands inherit this).
   app.option_defaults()->always_capture_default();

@@ -22,6 +22,7 @@ constexpr int64_t kTileRows = 2 * kRowAlign;
 constexpr int64_t kTileCols = 512;
 constexpr int64_t kFewRows = 32;
 constexpr int64_t kFewRowsTileCols = 64;
+constexpr int64_t kGemvTileRows = 512;
 
 // OpenBLAS single-threaded while the tiles run on OpenMP's threads; restored after.
 class SingleThreadedBlas {
@@ -88,6 +89,16 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double al
   tiled_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+void gemv(int64_t m, int64_t k, float alpha, const float* a, int64_t lda, const float* x,
+          float beta, float* y) {
+  if (m == 0) return;
+  const int ik = blas_int(k, "k"), ilda = blas_int(lda, "lda");
+  for_each_tile(m, 1, kGemvTileRows, 1, [&](int64_t i0, int64_t, int64_t rows, int64_t) {
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(rows), ik, alpha, a + i0 * lda, ilda,
+                x, 1, beta, y + i0, 1);
+  });
+}
+
 void syrk_ata(int64_t n, int64_t k, float alpha, const float* a, int64_t lda, float* c,
               int64_t ldc) {
   if (n == 0 || k == 0) return;
@@ -106,6 +117,27 @@ void syrk_ata(int64_t n, int64_t k, float alpha, const float* a, int64_t lda, fl
                 });
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < i; ++j) c[i * ldc + j] = c[j * ldc + i];
+}
+
+void parallel_items(int64_t count, const std::function<void(int64_t)>& item) {
+  SingleThreadedBlas single;
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t i = 0; i < count; ++i) item(i);
+}
+
+void gemm_serial(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                 const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                 int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  gemm_call(trans_a, trans_b, blas_int(m, "m"), blas_int(n, "n"), blas_int(k, "k"), alpha, a,
+            blas_int(lda, "lda"), b, blas_int(ldb, "ldb"), beta, c, blas_int(ldc, "ldc"));
+}
+
+void gemv_serial(bool trans, int64_t m, int64_t n, float alpha, const float* a, int64_t lda,
+                 const float* x, float beta, float* y) {
+  if (m == 0 || n == 0) return;
+  cblas_sgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, blas_int(m, "m"), blas_int(n, "n"),
+              alpha, a, blas_int(lda, "lda"), x, 1, beta, y, 1);
 }
 
 void set_blas_threads(int threads) {

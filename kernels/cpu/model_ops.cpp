@@ -100,31 +100,32 @@ void rope_apply(float* x, int64_t batch, int64_t seq, int64_t heads, int64_t hea
 }
 
 void causal_attention(const float* q, const float* k, const float* v, int64_t batch, int64_t seq,
-                      int64_t heads, int64_t kv_heads, int64_t head_dim, float* out,
-                      int64_t block_bytes) {
+                      int64_t heads, int64_t kv_heads, int64_t head_dim, float* out) {
   SKIM_ASSERT(kv_heads > 0 && heads % kv_heads == 0);
   const int64_t group = heads / kv_heads;
   const int64_t q_width = heads * head_dim;
   const int64_t kv_width = kv_heads * head_dim;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
-  const int64_t pairs = batch * heads;  // pair p is sequence p / heads, head p % heads
-  const int64_t per_pair = seq * seq;
-  const int64_t block =
-      std::clamp<int64_t>(block_bytes / (per_pair * static_cast<int64_t>(sizeof(float))), 1, pairs);
-  std::vector<float> scores(static_cast<size_t>(block * per_pair));
-  for (int64_t p0 = 0; p0 < pairs; p0 += block) {
-    const int64_t np = std::min(block, pairs - p0);
-    // scores = scale * Q_h K_g^T; strided views avoid copying heads out. BLAS threads itself.
-    for (int64_t p = 0; p < np; ++p) {
-      const int64_t b = (p0 + p) / heads, h = (p0 + p) % heads;
-      gemm(false, true, seq, seq, head_dim, scale, q + b * seq * q_width + h * head_dim, q_width,
-           k + b * seq * kv_width + (h / group) * head_dim, kv_width, 0.0f,
-           scores.data() + p * per_pair, seq);
-    }
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < np * seq; ++r) {
-      const int64_t t = r % seq;  // query position: attends to 0..t
-      float* row = scores.data() + r * seq;
+  // Items of kAttentionQueries queries of one (sequence, head): queries [t0, t1) need keys
+  // [0, t1) only. The longest items first, so the last ones to finish are short.
+  constexpr int64_t kAttentionQueries = 128;
+  const int64_t blocks = (seq + kAttentionQueries - 1) / kAttentionQueries;
+  const int64_t pairs = batch * heads;
+  parallel_items(pairs * blocks, [&](int64_t item) {
+    const int64_t blk = blocks - 1 - item / pairs, p = item % pairs;
+    const int64_t b = p / heads, h = p % heads, g = h / group;
+    const int64_t t0 = blk * kAttentionQueries, t1 = std::min(seq, t0 + kAttentionQueries);
+    const int64_t nq = t1 - t0, keys = t1;
+    thread_local std::vector<float> scores;
+    scores.resize(static_cast<size_t>(nq * keys));
+    const float* qb = q + (b * seq + t0) * q_width + h * head_dim;
+    const float* kb = k + b * seq * kv_width + g * head_dim;
+    const float* vb = v + b * seq * kv_width + g * head_dim;
+    gemm_serial(false, true, nq, keys, head_dim, scale, qb, q_width, kb, kv_width, 0.0f,
+                scores.data(), keys);
+    for (int64_t r = 0; r < nq; ++r) {
+      const int64_t t = t0 + r;  // query position: attends to 0..t
+      float* row = scores.data() + r * keys;
       float mx = -std::numeric_limits<float>::infinity();
       for (int64_t s = 0; s <= t; ++s) mx = std::max(mx, row[s]);
       double sum = 0.0;
@@ -134,15 +135,11 @@ void causal_attention(const float* q, const float* k, const float* v, int64_t ba
       }
       const float inv = static_cast<float>(1.0 / sum);
       for (int64_t s = 0; s <= t; ++s) row[s] *= inv;
-      for (int64_t s = t + 1; s < seq; ++s) row[s] = 0.0f;  // causal mask
+      for (int64_t s = t + 1; s < keys; ++s) row[s] = 0.0f;  // causal mask
     }
-    for (int64_t p = 0; p < np; ++p) {
-      const int64_t b = (p0 + p) / heads, h = (p0 + p) % heads;
-      gemm(false, false, seq, head_dim, seq, 1.0f, scores.data() + p * per_pair, seq,
-           v + b * seq * kv_width + (h / group) * head_dim, kv_width, 0.0f,
-           out + b * seq * q_width + h * head_dim, q_width);
-    }
-  }
+    gemm_serial(false, false, nq, head_dim, keys, 1.0f, scores.data(), keys, vb, kv_width, 0.0f,
+                out + (b * seq + t0) * q_width + h * head_dim, q_width);
+  });
 }
 
 void silu_mul(float* gate, const float* up, int64_t n) {

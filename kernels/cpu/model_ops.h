@@ -35,12 +35,11 @@ void rope_apply(float* x, int64_t batch, int64_t seq, int64_t heads, int64_t hea
 
 // Causal grouped-query attention: out[b, t, h] = softmax_{s<=t}(q_h . k_g / sqrt(head_dim)) v_g
 // with g = h / (heads / kv_heads). q, out: [batch * seq, heads * head_dim];
-// k, v: [batch * seq, kv_heads * head_dim]. Scores of several (sequence, head) pairs are
-// computed by GEMM into one block of at most `block_bytes`, so one parallel softmax pass serves
-// the block (few OpenMP regions between BLAS calls).
+// k, v: [batch * seq, kv_heads * head_dim]. Work items are blocks of queries of one (sequence,
+// head), each computing only the causal keys with single-threaded BLAS; a result does not
+// depend on the thread count.
 void causal_attention(const float* q, const float* k, const float* v, int64_t batch, int64_t seq,
-                      int64_t heads, int64_t kv_heads, int64_t head_dim, float* out,
-                      int64_t block_bytes = int64_t{64} << 20);
+                      int64_t heads, int64_t kv_heads, int64_t head_dim, float* out);
 
 // gate[i] = silu(gate[i]) * up[i] for n values.
 void silu_mul(float* gate, const float* up, int64_t n);

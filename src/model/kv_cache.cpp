@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/cpu/blas.h"
 #include "kernels/cpu/model_ops.h"
 #include "src/core/error.h"
 
@@ -56,6 +57,8 @@ void rope_at(float* x, int64_t tokens, int64_t first, int64_t heads, int64_t hea
 }
 
 // out[t, h] = softmax_{s <= first + t}(q[t, h] . k[s, g] / sqrt(d)) v[s, g] over the cached rows.
+// One item per (token, head): the scores are K_g q_h and the output V_g^T w, two BLAS
+// matrix-vector products over the cache (strided by the kv width).
 void cached_attention(const float* q, const LayerKvCache& cache, int64_t tokens, int64_t first,
                       int64_t heads, int64_t kv_heads, int64_t head_dim, float* out) {
   const int64_t group = heads / kv_heads;
@@ -64,35 +67,23 @@ void cached_attention(const float* q, const LayerKvCache& cache, int64_t tokens,
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
   const float* keys = cache.keys.data();
   const float* values = cache.values.data();
-#pragma omp parallel for collapse(2) schedule(dynamic) if (tokens > 1)
-  for (int64_t t = 0; t < tokens; ++t)
-    for (int64_t h = 0; h < heads; ++h) {
-      const int64_t g = h / group;
-      const int64_t span = first + t + 1;
-      const float* qh = q + t * q_width + h * head_dim;
-      std::vector<float> w(static_cast<size_t>(span));
-      float mx = -std::numeric_limits<float>::infinity();
-      for (int64_t s = 0; s < span; ++s) {
-        const float* ks = keys + s * kv_width + g * head_dim;
-        float dot = 0.0f;
-        for (int64_t i = 0; i < head_dim; ++i) dot += qh[i] * ks[i];
-        w[static_cast<size_t>(s)] = scale * dot;
-        mx = std::max(mx, w[static_cast<size_t>(s)]);
-      }
-      double sum = 0.0;
-      for (int64_t s = 0; s < span; ++s) {
-        w[static_cast<size_t>(s)] = std::exp(w[static_cast<size_t>(s)] - mx);
-        sum += w[static_cast<size_t>(s)];
-      }
-      const float inv = static_cast<float>(1.0 / sum);
-      float* oh = out + t * q_width + h * head_dim;
-      std::fill(oh, oh + head_dim, 0.0f);
-      for (int64_t s = 0; s < span; ++s) {
-        const float ws = w[static_cast<size_t>(s)] * inv;
-        const float* vs = values + s * kv_width + g * head_dim;
-        for (int64_t i = 0; i < head_dim; ++i) oh[i] += ws * vs[i];
-      }
+  kernels::parallel_items(tokens * heads, [&](int64_t item) {
+    const int64_t t = item / heads, h = item % heads, g = h / group;
+    const int64_t span = first + t + 1;
+    thread_local std::vector<float> w;
+    w.resize(static_cast<size_t>(span));
+    kernels::gemv_serial(false, span, head_dim, scale, keys + g * head_dim, kv_width,
+                         q + t * q_width + h * head_dim, 0.0f, w.data());
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int64_t s = 0; s < span; ++s) mx = std::max(mx, w[static_cast<size_t>(s)]);
+    double sum = 0.0;
+    for (int64_t s = 0; s < span; ++s) {
+      w[static_cast<size_t>(s)] = std::exp(w[static_cast<size_t>(s)] - mx);
+      sum += w[static_cast<size_t>(s)];
     }
+    kernels::gemv_serial(true, span, head_dim, static_cast<float>(1.0 / sum), values + g * head_dim,
+                         kv_width, w.data(), 0.0f, out + t * q_width + h * head_dim);
+  });
 }
 
 }  // namespace

@@ -45,7 +45,10 @@ void DenseLinear::gemm(const float* x, int64_t tokens, float* y, bool accumulate
       }
     beta = 1.0f;
   }
-  kernels::gemm(false, true, tokens, out, in, 1.0f, x, in, weight_->data(), in, beta, y, out);
+  if (tokens == 1)
+    kernels::gemv(out, in, 1.0f, weight_->data(), in, x, beta, y);
+  else
+    kernels::gemm(false, true, tokens, out, in, 1.0f, x, in, weight_->data(), in, beta, y, out);
 }
 
 }  // namespace skim::model

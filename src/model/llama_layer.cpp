@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -128,40 +129,42 @@ void DecoderLayer::forward(float* hidden, int64_t batch, int64_t seq,
   const int64_t q_width = c.num_heads * c.head_dim;
   const int64_t kv_width = c.num_kv_heads * c.head_dim;
   const int64_t ffn = c.intermediate_size;
-  auto buffer = [](int64_t n) { return std::vector<float>(static_cast<size_t>(n)); };
+  // Every element of these is written before it is read: no zero fill.
+  auto buffer = [](int64_t n) {
+    return std::make_unique_for_overwrite<float[]>(static_cast<size_t>(n));
+  };
 
   // Attention block.
-  std::vector<float> normed = buffer(tokens * h);
-  kernels::rmsnorm(hidden, input_norm_.data(), tokens, h, c.rms_norm_eps, normed.data());
-  if (capture) capture(LinearGroup::kQkv, normed.data(), tokens, h);
-  std::vector<float> q = buffer(tokens * q_width), k = buffer(tokens * kv_width),
-                     v = buffer(tokens * kv_width);
-  linear(LinearKind::kQ).forward(normed.data(), tokens, q.data());
-  linear(LinearKind::kK).forward(normed.data(), tokens, k.data());
-  linear(LinearKind::kV).forward(normed.data(), tokens, v.data());
+  auto normed = buffer(tokens * h);
+  kernels::rmsnorm(hidden, input_norm_.data(), tokens, h, c.rms_norm_eps, normed.get());
+  if (capture) capture(LinearGroup::kQkv, normed.get(), tokens, h);
+  auto q = buffer(tokens * q_width), k = buffer(tokens * kv_width), v = buffer(tokens * kv_width);
+  linear(LinearKind::kQ).forward(normed.get(), tokens, q.get());
+  linear(LinearKind::kK).forward(normed.get(), tokens, k.get());
+  linear(LinearKind::kV).forward(normed.get(), tokens, v.get());
   const kernels::RopeTable rope = kernels::rope_table(inv_freq_, seq);
-  kernels::rope_apply(q.data(), batch, c.num_heads, c.head_dim, rope);
-  kernels::rope_apply(k.data(), batch, c.num_kv_heads, c.head_dim, rope);
-  std::vector<float> attn = buffer(tokens * q_width);
-  kernels::causal_attention(q.data(), k.data(), v.data(), batch, seq, c.num_heads, c.num_kv_heads,
-                            c.head_dim, attn.data());
-  q = {};
-  k = {};
-  v = {};
-  if (capture) capture(LinearGroup::kO, attn.data(), tokens, q_width);
-  linear(LinearKind::kO).forward_add(attn.data(), tokens, hidden);
-  attn = {};
+  kernels::rope_apply(q.get(), batch, c.num_heads, c.head_dim, rope);
+  kernels::rope_apply(k.get(), batch, c.num_kv_heads, c.head_dim, rope);
+  auto attn = buffer(tokens * q_width);
+  kernels::causal_attention(q.get(), k.get(), v.get(), batch, seq, c.num_heads, c.num_kv_heads,
+                            c.head_dim, attn.get());
+  q.reset();
+  k.reset();
+  v.reset();
+  if (capture) capture(LinearGroup::kO, attn.get(), tokens, q_width);
+  linear(LinearKind::kO).forward_add(attn.get(), tokens, hidden);
+  attn.reset();
 
   // MLP block.
-  kernels::rmsnorm(hidden, post_attention_norm_.data(), tokens, h, c.rms_norm_eps, normed.data());
-  if (capture) capture(LinearGroup::kGateUp, normed.data(), tokens, h);
-  std::vector<float> gate = buffer(tokens * ffn), up = buffer(tokens * ffn);
-  linear(LinearKind::kGate).forward(normed.data(), tokens, gate.data());
-  linear(LinearKind::kUp).forward(normed.data(), tokens, up.data());
-  kernels::silu_mul(gate.data(), up.data(), tokens * ffn);
-  up = {};
-  if (capture) capture(LinearGroup::kDown, gate.data(), tokens, ffn);
-  linear(LinearKind::kDown).forward_add(gate.data(), tokens, hidden);
+  kernels::rmsnorm(hidden, post_attention_norm_.data(), tokens, h, c.rms_norm_eps, normed.get());
+  if (capture) capture(LinearGroup::kGateUp, normed.get(), tokens, h);
+  auto gate = buffer(tokens * ffn), up = buffer(tokens * ffn);
+  linear(LinearKind::kGate).forward(normed.get(), tokens, gate.get());
+  linear(LinearKind::kUp).forward(normed.get(), tokens, up.get());
+  kernels::silu_mul(gate.get(), up.get(), tokens * ffn);
+  up.reset();
+  if (capture) capture(LinearGroup::kDown, gate.get(), tokens, ffn);
+  linear(LinearKind::kDown).forward_add(gate.get(), tokens, hidden);
 }
 
 }  // namespace skim::model

@@ -106,6 +106,8 @@ void check_options(const QuantizeOptions& o) {
          "full-precision pass)");
   if (o.method == Method::kSkim && (o.bits <= o.b_min - 1e-9 || o.bits > 16))
     fail(ErrorKind::kUsage, "--bits {} is out of range for skim (b_min {})", o.bits, o.b_min);
+  if (o.scale_steps < 0 || o.scale_steps > 100000)
+    fail(ErrorKind::kUsage, "--scale-steps {}: need 0..100000", o.scale_steps);
   if (o.b_min < 1 || o.b_max > 8 || o.b_min > o.b_max)
     fail(ErrorKind::kUsage, "--b-min {} --b-max {}: need 1 <= b_min <= b_max <= 8", o.b_min,
          o.b_max);
@@ -745,6 +747,7 @@ class QuantizeRun {
           {"b_min", o_.b_min},
           {"b_max", o_.b_max},
           {"train_scale", o_.train_scale},
+          {"scale_steps", o_.scale_steps},
           {"refine_luts", o_.refine_luts},
           {"exact_kmeans", o_.exact_kmeans},
           {"group_size", o_.group_size},

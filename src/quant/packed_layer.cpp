@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "kernels/cpu/blas.h"
+#include "kernels/cpu/lut_dot.h"
 #include "src/core/error.h"
 #include "src/core/half.h"
 
@@ -143,28 +144,6 @@ void decode_row(const uint8_t* packed, int64_t cols, const float* table, float* 
   }
 }
 
-// sum_j table[value j] * x[j] for one packed row, eight independent partial sums then a fixed
-// reduction: the same sequence of operations whatever the thread count.
-template <int B>
-float dot_row(const uint8_t* packed, int64_t cols, const float* table, const float* x) {
-  constexpr uint64_t kMask = (uint64_t{1} << B) - 1;
-  const int64_t full = cols / 8;
-  float acc[8] = {};
-  for (int64_t g = 0; g < full; ++g) {
-    uint64_t w = 0;
-    std::memcpy(&w, packed + g * B, B);
-    const float* xg = x + g * 8;
-    for (int k = 0; k < 8; ++k) acc[k] += table[(w >> (k * B)) & kMask] * xg[k];
-  }
-  const int64_t rest = cols - full * 8;
-  if (rest > 0) {
-    uint64_t w = 0;
-    std::memcpy(&w, packed + full * B, static_cast<size_t>(packed_row_bytes(rest, B)));
-    for (int64_t k = 0; k < rest; ++k) acc[k] += table[(w >> (k * B)) & kMask] * x[full * 8 + k];
-  }
-  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-}
-
 template <template <int> class Fn, typename... Args>
 auto dispatch_bits(int bits, Args... args) {
   switch (bits) {
@@ -194,16 +173,9 @@ struct DecodeRow {
     decode_row<B>(p, cols, table, out);
   }
 };
-template <int B>
-struct DotRow {
-  static float run(const uint8_t* p, int64_t cols, const float* table, const float* x) {
-    return dot_row<B>(p, cols, table, x);
-  }
-};
-
 // Rows above this many weights are split over OpenMP threads in gemv; smaller ones stay on one
 // thread, where waking the team would cost more than the product.
-constexpr int64_t kParallelGemvWeights = int64_t{1} << 18;
+constexpr int64_t kParallelGemvWeights = int64_t{1} << 16;
 
 // Y[:, tile] = X tile^T for consecutive row tiles, each tile decoded by `decode(r0, r1, tile)`
 // into fp32 [r1 - r0, cols]: rows decoded in parallel (OpenMP), then one threaded sgemm per tile.
@@ -322,7 +294,7 @@ class UniformDecoder {
       for (int64_t g = 0; g < layer_.groups(); ++g) {
         group_table(i, g, table);
         const int64_t j0 = g * group_cols_, j1 = std::min(n, j0 + group_cols_);
-        acc += dispatch_bits<DotRow>(layer_.bits, group_codes(i, g), j1 - j0, table, x + j0);
+        acc += kernels::lut_dot(group_codes(i, g), j1 - j0, layer_.bits, table, x + j0);
       }
       return acc;
     }
@@ -366,13 +338,12 @@ void gemv(const PackedLutLayer& layer, const float* x, float* y) {
   if (!layer.alpha.empty())
     for (int64_t j = 0; j < n; ++j)
       xs[static_cast<size_t>(j)] /= half_to_float(layer.alpha[static_cast<size_t>(j)]);
-#pragma omp parallel for schedule(static) if (layer.rows * n >= kParallelGemvWeights)
+  // Dynamic: rows of different widths take different times.
+#pragma omp parallel for schedule(dynamic, 32) if (layer.rows * n >= kParallelGemvWeights)
   for (int64_t i = 0; i < layer.rows; ++i) {
     const auto r = static_cast<size_t>(i);
-    float lut[256];
-    load_lut(layer, o, r, lut);
-    y[i] =
-        dispatch_bits<DotRow>(layer.bits[r], layer.labels.data() + o.label[r], n, lut, xs.data());
+    y[i] = kernels::lut_dot(layer.labels.data() + o.label[r], n, layer.bits[r],
+                            layer.codebook.data() + o.codebook[r], xs.data());
   }
 }
 

@@ -18,9 +18,12 @@ namespace skim::quant {
 
 struct ScaleTrainingOptions {
   bool train = true;  // false: alpha = 1 (still stored, so the bit cost is the same)
-  int steps = 120;
-  double lr = 0.01;         // Adam on log alpha
-  int lr_decay_every = 40;  // lr x lr_decay every this many steps
+  // Adam on log alpha. Adam moves each log alpha by about lr per step: lr = 1.2 / steps and a
+  // halving at each third cover the same distance whatever the step count (120 steps at 0.01
+  // was the first default; 15 holds out better, docs/RESULTS.md "CPU speed").
+  int steps = 15;
+  double lr = 0.08;
+  int lr_decay_every = 5;  // lr x lr_decay every this many steps
   double lr_decay = 0.5;
   // After the final re-grouping, replace each row's weighted-mean LUT by the LUT that
   // minimises the row's full-Hessian error with the labels fixed (a K x K solve per row).

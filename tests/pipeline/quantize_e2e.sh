@@ -158,6 +158,20 @@ for dl, rl in zip(d["layers"], r["layers"], strict=True):
         assert abs(a["relative_error"] - b["error"] / b["energy"]) < 1e-12, (a, b)
 PY
     done
+    # --scale-steps 0 trains nothing: the same layer bytes as --no-scale; a negative count is
+    # a usage error (exit 2).
+    "$bin" quantize "${common[@]}" --bits 3 --scale-steps 0 --out "$work/steps0" --comm none \
+      || fail "--scale-steps 0"
+    "$bin" quantize "${common[@]}" --bits 3 --no-scale --out "$work/noscale" --comm none \
+      || fail "--no-scale"
+    for f in "$work"/noscale/layers/*.safetensors; do
+      cmp -s "$f" "$work/steps0/layers/$(basename "$f")" || fail "--scale-steps 0: $f differs"
+    done
+    status=0
+    "$bin" quantize "${common[@]}" --bits 3 --scale-steps -1 --out "$work/steps-1" --comm none \
+      2> "$work/steps.err" || status=$?
+    [ "$status" -eq 2 ] && grep -q "scale-steps" "$work/steps.err" \
+      || fail "--scale-steps -1: exit $status, $(cat "$work/steps.err")"
     # export --format hf: a Hugging Face folder that eval reads, with about the same perplexity
     # as the packed folder (weights dequantized, rounded to f16).
     "$bin" export "$work/out-skim-3" --out "$work/hf" --dtype f16 || fail "export"
