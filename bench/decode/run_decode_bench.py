@@ -24,7 +24,11 @@ PROMPT = "The history of the city begins"
 
 
 def rel(path):
-    return os.path.relpath(path, ROOT) if os.path.isabs(path) else path
+    """A path inside the repository relative to it; outside it, the name alone (no machine
+    paths in results)."""
+    full = os.path.abspath(path)
+    inside = full.startswith(ROOT + os.sep)
+    return os.path.relpath(full, ROOT) if inside else os.path.basename(full)
 
 
 def packed_weight_bytes(folder):
