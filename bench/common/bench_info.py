@@ -1,4 +1,6 @@
 """What every Python benchmark records beside its numbers: the machine and the git commit."""
+import datetime
+import json
 import os
 import platform
 import subprocess
@@ -33,3 +35,17 @@ def machine():
     return {"host": platform.node(), "cpu": cpu_model(), "cores": os.cpu_count(),
             "load_average": os.getloadavg(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")}
+
+
+def write_result(benchmark, body, info, out=None):
+    """Writes {benchmark, commit, date, machine (info: taken before the runs), **body} as
+    bench/results/<benchmark>-<host>.json (or `out`) and prints the path."""
+    doc = {"benchmark": benchmark, "commit": git_commit(),
+           "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "machine": info, **body}
+    path = out or os.path.join(ROOT, "bench", "results", f"{benchmark}-{info['host']}.json")
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    print(path)
+    return path

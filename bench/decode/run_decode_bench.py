@@ -9,7 +9,6 @@ bench/results/decode-<host>.json.
         --llama-bin "$(scripts/build_llama_cpp.sh)" --gguf q4_0.gguf ...
 """
 import argparse
-import datetime
 import json
 import os
 import statistics
@@ -18,7 +17,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "bench", "common"))
-from bench_info import git_commit, machine  # noqa: E402
+from bench_info import machine, write_result  # noqa: E402
 
 PROMPT = "The history of the city begins"
 
@@ -104,17 +103,10 @@ def main():
             print(json.dumps(results[-1]), file=sys.stderr)
     for r in results:
         r["fraction_of_triad_bandwidth"] = r["weight_gb_per_second"] / stream["triad_gb_per_s"]
-    doc = {"benchmark": "decode", "commit": git_commit(),
-           "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-           "machine": info, "load_average_after": os.getloadavg(),
-           "settings": {"tokens": args.tokens, "threads": args.threads, "reps": args.reps,
-                        "prompt": PROMPT},
-           "stream": stream, "results": results}
-    out = args.out or os.path.join(ROOT, "bench", "results", f"decode-{info['host']}.json")
-    with open(out, "w") as f:
-        json.dump(doc, f, indent=2)
-        f.write("\n")
-    print(out)
+    write_result("decode", {"load_average_after": os.getloadavg(),
+                            "settings": {"tokens": args.tokens, "threads": args.threads,
+                                         "reps": args.reps, "prompt": PROMPT},
+                            "stream": stream, "results": results}, info, args.out)
 
 
 if __name__ == "__main__":

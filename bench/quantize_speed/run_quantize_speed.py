@@ -10,7 +10,6 @@ text; Genesis, far from it). Writes bench/results/quantize_speed-<host>.json.
 """
 import argparse
 import collections
-import datetime
 import json
 import os
 import shutil
@@ -21,7 +20,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "bench", "common"))
-from bench_info import git_commit, machine  # noqa: E402
+from bench_info import machine, write_result  # noqa: E402
 
 TEXTS = {"prideprejudice": "data/text/prideprejudice.txt", "genesis": "data/text/kjv-genesis.txt"}
 
@@ -95,20 +94,13 @@ def main():
                 shutil.rmtree(out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    doc = {"benchmark": "quantize_speed", "commit": git_commit(),
-           "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-           "machine": info,
-           "settings": {"model": args.model, "method": "skim", "bits": args.bits,
-                        "ranks": args.ranks, "threads_per_rank": 1,
-                        "calibration": "data/text/emma.txt, 32 x 512 tokens, seed 0",
-                        "eval": f"{args.eval_windows} windows of 512 tokens per text",
-                        "texts": TEXTS},
-           "runs": runs}
-    path = args.out or os.path.join(ROOT, "bench", "results", f"quantize_speed-{info['host']}.json")
-    with open(path, "w") as f:
-        json.dump(doc, f, indent=2)
-        f.write("\n")
-    print(path)
+    write_result("quantize_speed",
+                 {"settings": {"model": args.model, "method": "skim", "bits": args.bits,
+                               "ranks": args.ranks, "threads_per_rank": 1,
+                               "calibration": "data/text/emma.txt, 32 x 512 tokens, seed 0",
+                               "eval": f"{args.eval_windows} windows of 512 tokens per text",
+                               "texts": TEXTS},
+                  "runs": runs}, info, args.out)
 
 
 if __name__ == "__main__":
