@@ -69,7 +69,7 @@ struct Options {
   std::vector<std::string> shapes = {"7b", "70b"};
   int64_t tokens = 4096;
   double bits = 3.0;
-  int steps = 120;
+  int steps = skim::quant::ScaleTrainingOptions{}.steps;  // the pipeline's default
   int64_t cpu_rows = 32;
   std::string out;
 };
@@ -138,9 +138,12 @@ nlohmann::json run_shape(const Shape& shape, const Options& opt) {
       kernels::gpu::kmeans_rows_varying_k(w.data(), fw, nullptr, rows, cols, dk.data(), 16,
                                           kernels::gpu::KMeansMode::kLloyd, out, nullptr);
     });
+    quant::ScaleTrainingOptions schedule;  // the CPU path's learning-rate schedule
+    schedule.steps = opt.steps;
     t["scale_training"] = timed([&] {
       kernels::gpu::train_scales(w.data(), h, fw, labels.data(), dk.data(), 16, rows, cols,
-                                 opt.steps, 0.01, 40, 0.5, alpha.data(), nullptr);
+                                 opt.steps, schedule.lr(), schedule.lr_decay_every(),
+                                 schedule.lr_decay, alpha.data(), nullptr);
     });
     t["regroup"] = timed([&] {
       kernels::gpu::kmeans_rows_varying_k(w.data(), fw, alpha.data(), rows, cols, dk.data(), 16,

@@ -92,10 +92,8 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double al
 void gemv(int64_t m, int64_t k, float alpha, const float* a, int64_t lda, const float* x,
           float beta, float* y) {
   if (m == 0) return;
-  const int ik = blas_int(k, "k"), ilda = blas_int(lda, "lda");
   for_each_tile(m, 1, kGemvTileRows, 1, [&](int64_t i0, int64_t, int64_t rows, int64_t) {
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(rows), ik, alpha, a + i0 * lda, ilda,
-                x, 1, beta, y + i0, 1);
+    gemv_serial(false, rows, k, alpha, a + i0 * lda, lda, x, beta, y + i0);
   });
 }
 

@@ -28,9 +28,6 @@ int integer_bits(const QuantizeOptions& o) {
   return static_cast<int>(b);
 }
 
-// lr x steps: the distance the scale training covers (quant::ScaleTrainingOptions).
-constexpr double kScaleTravel = 1.2;
-
 quant::SkimOptions skim_options(const QuantizeOptions& o) {
   quant::SkimOptions s;
   s.bits = o.bits;
@@ -39,8 +36,6 @@ quant::SkimOptions skim_options(const QuantizeOptions& o) {
   s.solver = o.exact_kmeans ? quant::KMeansSolver::kExact : quant::KMeansSolver::kLloyd;
   s.scale.train = o.train_scale;
   s.scale.steps = o.scale_steps;
-  s.scale.lr = kScaleTravel / std::max(1, o.scale_steps);
-  s.scale.lr_decay_every = std::max(1, o.scale_steps / 3);
   s.scale.refine_full_hessian = o.refine_luts;
   s.scale.solver = s.solver;
   return s;

@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "kernels/cpu/blas.h"
-#include "kernels/cpu/lut_dot.h"
+#include "kernels/cpu/lut_row.h"
 #include "src/core/error.h"
 #include "src/core/half.h"
 
@@ -124,55 +124,6 @@ int64_t tile_rows_for(int64_t cols) {
   return std::max<int64_t>(16, kTileBytes / (4 * cols) / 16 * 16);
 }
 
-// out[j] = table[value j] for one packed row of B-bit values. Eight values always fill exactly B
-// bytes, so the row is read eight values (one B-byte little-endian word) at a time.
-template <int B>
-void decode_row(const uint8_t* packed, int64_t cols, const float* table, float* out) {
-  constexpr uint64_t kMask = (uint64_t{1} << B) - 1;
-  const int64_t full = cols / 8;
-  for (int64_t g = 0; g < full; ++g) {
-    uint64_t w = 0;
-    std::memcpy(&w, packed + g * B, B);
-    float* o = out + g * 8;
-    for (int k = 0; k < 8; ++k) o[k] = table[(w >> (k * B)) & kMask];
-  }
-  const int64_t rest = cols - full * 8;
-  if (rest > 0) {
-    uint64_t w = 0;
-    std::memcpy(&w, packed + full * B, static_cast<size_t>(packed_row_bytes(rest, B)));
-    for (int64_t k = 0; k < rest; ++k) out[full * 8 + k] = table[(w >> (k * B)) & kMask];
-  }
-}
-
-template <template <int> class Fn, typename... Args>
-auto dispatch_bits(int bits, Args... args) {
-  switch (bits) {
-    case 1:
-      return Fn<1>::run(args...);
-    case 2:
-      return Fn<2>::run(args...);
-    case 3:
-      return Fn<3>::run(args...);
-    case 4:
-      return Fn<4>::run(args...);
-    case 5:
-      return Fn<5>::run(args...);
-    case 6:
-      return Fn<6>::run(args...);
-    case 7:
-      return Fn<7>::run(args...);
-    case 8:
-      return Fn<8>::run(args...);
-    default:
-      fail(ErrorKind::kInternal, "packed row width {} outside 1..8", bits);
-  }
-}
-template <int B>
-struct DecodeRow {
-  static void run(const uint8_t* p, int64_t cols, const float* table, float* out) {
-    decode_row<B>(p, cols, table, out);
-  }
-};
 // Rows above this many weights are split over OpenMP threads in gemv; smaller ones stay on one
 // thread, where waking the team would cost more than the product.
 constexpr int64_t kParallelGemvWeights = int64_t{1} << 16;
@@ -252,11 +203,11 @@ class UniformDecoder {
         for (int64_t g = 0; g < groups; ++g) {
           group_table(i, g, table);
           const int64_t j0 = g * group_cols_, j1 = std::min(n, j0 + group_cols_);
-          dispatch_bits<DecodeRow>(layer_.bits, group_codes(i, g), j1 - j0, table, w + j0);
+          kernels::lut_decode(group_codes(i, g), j1 - j0, layer_.bits, table, w + j0);
         }
         continue;
       }
-      dispatch_bits<DecodeRow>(layer_.bits, layer_.codes.data() + i * row_bytes_, n, levels_, w);
+      kernels::lut_decode(layer_.codes.data() + i * row_bytes_, n, layer_.bits, levels_, w);
       const uint16_t* s = layer_.scale.data() + i * groups;
       const uint16_t* z = layer_.zero.data() + i * groups;
       if (layer_.perm.empty()) {  // groups are consecutive runs of columns
@@ -338,7 +289,7 @@ void gemv(const PackedLutLayer& layer, const float* x, float* y) {
   if (!layer.alpha.empty())
     for (int64_t j = 0; j < n; ++j)
       xs[static_cast<size_t>(j)] /= half_to_float(layer.alpha[static_cast<size_t>(j)]);
-  // Dynamic: rows of different widths take different times.
+      // Dynamic: rows of different widths take different times.
 #pragma omp parallel for schedule(dynamic, 32) if (layer.rows * n >= kParallelGemvWeights)
   for (int64_t i = 0; i < layer.rows; ++i) {
     const auto r = static_cast<size_t>(i);
@@ -358,7 +309,7 @@ void gemm(const PackedLutLayer& layer, const float* x, int64_t batch, float* y) 
       float lut[256];
       load_lut(layer, o, r, lut);
       float* w = out + (i - r0) * n;
-      dispatch_bits<DecodeRow>(layer.bits[r], layer.labels.data() + o.label[r], n, lut, w);
+      kernels::lut_decode(layer.labels.data() + o.label[r], n, layer.bits[r], lut, w);
       if (!inv_alpha.empty())
         for (int64_t j = 0; j < n; ++j) w[j] *= inv_alpha[static_cast<size_t>(j)];
     }

@@ -437,8 +437,7 @@ LutLayer scaled_kmeans(const Tensor& w, const Tensor& h, ImportanceView f,
     for (int step = 0; step < options.steps; ++step) {
       const double loss = objective.eval(theta, &grad, rows_group);
       if (step == 0) rep.loss_first = loss;
-      const double lr =
-          options.lr * std::pow(options.lr_decay, step / std::max(1, options.lr_decay_every));
+      const double lr = options.lr() * std::pow(options.lr_decay, step / options.lr_decay_every());
       const double c1 = 1.0 - std::pow(kBeta1, step + 1), c2 = 1.0 - std::pow(kBeta2, step + 1);
       for (int64_t j = 0; j < cols; ++j) {
         m[j] = kBeta1 * m[j] + (1 - kBeta1) * grad[j];

@@ -4,6 +4,7 @@
 // weights g_ij = f_ij / alpha_j^2; with the labels frozen, the centroids are the g-weighted
 // means, W^_ij = c_{i, l_ij} / alpha_j, and log alpha is trained by Adam on the full-Hessian
 // error tr((W - W^) H (W - W^)^T) with its analytic gradient.
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -18,13 +19,14 @@ namespace skim::quant {
 
 struct ScaleTrainingOptions {
   bool train = true;  // false: alpha = 1 (still stored, so the bit cost is the same)
-  // Adam on log alpha. Adam moves each log alpha by about lr per step: lr = 1.2 / steps and a
-  // halving at each third cover the same distance whatever the step count (120 steps at 0.01
-  // was the first default; 15 holds out better, docs/RESULTS.md "CPU speed").
+  // Adam on log alpha. Adam moves each log alpha by about lr per step, so the schedule follows
+  // the step count: lr = 1.2 / steps, times lr_decay at each third, covers the same distance
+  // whatever the count (120 steps at 0.01 was the first default; 15 holds out better,
+  // docs/RESULTS.md "CPU speed").
   int steps = 15;
-  double lr = 0.08;
-  int lr_decay_every = 5;  // lr x lr_decay every this many steps
   double lr_decay = 0.5;
+  double lr() const { return 1.2 / std::max(1, steps); }
+  int lr_decay_every() const { return std::max(1, steps / 3); }
   // After the final re-grouping, replace each row's weighted-mean LUT by the LUT that
   // minimises the row's full-Hessian error with the labels fixed (a K x K solve per row).
   bool refine_full_hessian = true;

@@ -34,7 +34,6 @@ ThreadedRun quantize_with_threads(const Tensor& w, const Tensor& h, int threads)
   SkimOptions opt;
   opt.bits = 3.0;
   opt.scale.steps = 12;  // enough for the Adam state to carry any difference forward
-  opt.scale.lr_decay_every = 4;
   ThreadedRun r;
   r.table = skim_error_table(w, h, opt);
   r.result = quantize_skim_layer(w, h, opt);

@@ -1,4 +1,4 @@
-#include "kernels/cpu/lut_dot.h"
+#include "kernels/cpu/lut_row.h"
 
 #include <cpuid.h>
 #include <immintrin.h>
@@ -46,6 +46,21 @@ float scalar_dot(const uint8_t* packed, int64_t cols, const float* table, const 
   }
   tail_dot<B>(packed, cols, table, x, acc);
   return reduce_lanes(acc);
+}
+
+template <int B>
+void scalar_decode(const uint8_t* packed, int64_t cols, const float* table, float* out) {
+  constexpr uint64_t kMask = (uint64_t{1} << B) - 1;
+  const int64_t full = cols / 8, rest = cols - full * 8;
+  for (int64_t g = 0; g < full; ++g) {
+    uint64_t w = 0;
+    std::memcpy(&w, packed + g * B, B);
+    for (int k = 0; k < 8; ++k) out[g * 8 + k] = table[(w >> (k * B)) & kMask];
+  }
+  if (rest == 0) return;
+  uint64_t w = 0;
+  std::memcpy(&w, packed + full * B, static_cast<size_t>(row_bytes(rest, B)));
+  for (int64_t k = 0; k < rest; ++k) out[full * 8 + k] = table[(w >> (k * B)) & kMask];
 }
 
 // The eight labels of one group (B bytes in w) looked up in the table registers t0..t3.
@@ -174,8 +189,6 @@ float by_width(int bits, const Fn& fn) {
   }
 }
 
-}  // namespace
-
 // The 2^B fp16 entries of a table as fp32 (exact), eight at a time.
 template <int B>
 __attribute__((target("avx2,fma,f16c"))) void f16c_table(const uint16_t* table, float* out) {
@@ -187,6 +200,8 @@ __attribute__((target("avx2,fma,f16c"))) void f16c_table(const uint16_t* table, 
     for (int k = 0; k < (1 << B); ++k) out[k] = _cvtsh_ss(table[k]);
   }
 }
+
+}  // namespace
 
 bool cpu_has_avx2_fma_f16c() {
   // F16C by CPUID (leaf 1, ECX bit 29): not every compiler's __builtin_cpu_supports knows it.
@@ -218,15 +233,24 @@ float lut_dot(const uint8_t* packed, int64_t cols, int bits, const float* table,
 
 float lut_dot(const uint8_t* packed, int64_t cols, int bits, const uint16_t* table,
               const float* x) {
-  alignas(32) float t[256];
-  if (cpu_has_avx2_fma_f16c())
-    return by_width(bits, [&](auto b) {
-      f16c_table<decltype(b)::value>(table, t);
-      return avx2_dot<decltype(b)::value>(packed, cols, t, x);
-    });
-  if (bits < 1 || bits > 8) fail(ErrorKind::kInternal, "packed row width {} outside 1..8", bits);
-  for (int k = 0; k < (1 << bits); ++k) t[k] = half_to_float(table[k]);
-  return lut_dot_scalar(packed, cols, bits, t, x);
+  const bool avx2 = cpu_has_avx2_fma_f16c();
+  return by_width(bits, [&](auto b) {
+    constexpr int B = decltype(b)::value;
+    alignas(32) float t[1 << B];
+    if (!avx2) {
+      for (int k = 0; k < (1 << B); ++k) t[k] = half_to_float(table[k]);
+      return scalar_dot<B>(packed, cols, t, x);
+    }
+    f16c_table<B>(table, t);
+    return avx2_dot<B>(packed, cols, t, x);
+  });
+}
+
+void lut_decode(const uint8_t* packed, int64_t cols, int bits, const float* table, float* out) {
+  by_width(bits, [&](auto b) {
+    scalar_decode<decltype(b)::value>(packed, cols, table, out);
+    return 0.0f;
+  });
 }
 
 }  // namespace skim::kernels

@@ -1,6 +1,6 @@
-// The LUT dot product of one packed row (scalar and AVX2 kernels) against a naive reference in
-// double that unpacks the labels bit by bit, for every width 1..8 and row lengths that end
-// mid-group, mid-byte and mid-word.
+// One packed LUT row: the dot product (scalar and AVX2 kernels) against a naive reference in
+// double that unpacks the labels bit by bit, and the decode against the same unpacking, for
+// every width 1..8 and row lengths that end mid-group, mid-byte and mid-word.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 #include <random>
 #include <vector>
 
-#include "kernels/cpu/lut_dot.h"
+#include "kernels/cpu/lut_row.h"
 #include "src/core/half.h"
 
 namespace skim::kernels {
@@ -38,7 +38,7 @@ Row random_row(std::mt19937_64& rng, int64_t cols, int bits) {
   return r;
 }
 
-TEST(LutDot, BothKernelsMatchANaiveDotForEveryWidthAndLength) {
+TEST(LutRow, BothKernelsMatchANaiveDotForEveryWidthAndLength) {
   std::mt19937_64 rng(7);
   std::normal_distribution<float> n(0.0f, 1.0f);
   for (int bits = 1; bits <= 8; ++bits)
@@ -68,8 +68,22 @@ TEST(LutDot, BothKernelsMatchANaiveDotForEveryWidthAndLength) {
     }
 }
 
+// Decoding gives table[label] for every label, the row read bit by bit as reference.
+TEST(LutRow, DecodeMatchesANaiveUnpackForEveryWidthAndLength) {
+  std::mt19937_64 rng(13);
+  for (int bits = 1; bits <= 8; ++bits)
+    for (int64_t cols : {1, 7, 8, 9, 17, 576}) {
+      const Row row = random_row(rng, cols, bits);
+      std::vector<float> table(size_t{1} << bits), out(static_cast<size_t>(cols));
+      for (size_t k = 0; k < table.size(); ++k) table[k] = static_cast<float>(k) + 0.5f;
+      lut_decode(row.packed.data(), cols, bits, table.data(), out.data());
+      for (int64_t j = 0; j < cols; ++j)
+        ASSERT_EQ(out[j], table[static_cast<size_t>(row.labels[j])]) << bits << " " << j;
+    }
+}
+
 // A stored fp16 table gives exactly the result of the same table converted to fp32 first.
-TEST(LutDot, Fp16TableEqualsItsExactFp32Conversion) {
+TEST(LutRow, Fp16TableEqualsItsExactFp32Conversion) {
   std::mt19937_64 rng(11);
   std::normal_distribution<float> n(0.0f, 1.0f);
   for (int bits = 1; bits <= 8; ++bits) {
@@ -90,7 +104,7 @@ TEST(LutDot, Fp16TableEqualsItsExactFp32Conversion) {
 
 // The kernels read whole 4- or 8-byte words where they fit: a row that ends right before an
 // unreadable page must still be read within it (an over-read would crash the test).
-TEST(LutDot, ReadsNoByteOutsideTheRow) {
+TEST(LutRow, ReadsNoByteOutsideTheRow) {
   const auto page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   void* mem = mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   ASSERT_NE(mem, MAP_FAILED);
