@@ -88,6 +88,25 @@ void check_packed_layer(const PackedLutLayer& l, const std::string& name,
     if (!std::isfinite(half_to_float(c)))
       fail(ErrorKind::kBadInput, "{}: tensor {}: non-finite entry", where,
            lut_tensor(name, "codebook"));
+  if (!l.codebook_q8.empty() || !l.codebook_q8_grid.empty()) {
+    if (l.codebook_q8.size() != l.codebook.size())
+      fail(ErrorKind::kBadInput, "{}: tensor {}: {} entries, the row widths need {}", where,
+           lut_tensor(name, "codes"), l.codebook_q8.size(), l.codebook.size());
+    if (l.codebook_q8_grid.size() != 2 * static_cast<size_t>(l.rows))
+      fail(ErrorKind::kBadInput, "{}: tensor {}: {} values for {} rows", where,
+           lut_tensor(name, "grid"), l.codebook_q8_grid.size(), l.rows);
+    for (int64_t i = 0; i < l.rows; ++i) {
+      const uint16_t lo = l.codebook_q8_grid[2 * i], step = l.codebook_q8_grid[2 * i + 1];
+      if (!std::isfinite(half_to_float(lo)) || !std::isfinite(half_to_float(step)) ||
+          !(half_to_float(step) >= 0.0f))
+        fail(ErrorKind::kBadInput, "{}: tensor {}: row {} has lo {} and step {}", where,
+             lut_tensor(name, "grid"), i, half_to_float(lo), half_to_float(step));
+      for (int64_t k = o.codebook[i]; k < o.codebook[i + 1]; ++k)
+        if (l.codebook[k] != quant::lut_q8_entry(lo, step, l.codebook_q8[k]))
+          fail(ErrorKind::kBadInput, "{}: layer {}: row {}: LUT entry {} is not its code decoded",
+               where, name, i, k - o.codebook[i]);
+    }
+  }
   if (l.labels.size() != static_cast<size_t>(o.label.back()))
     fail(ErrorKind::kBadInput, "{}: tensor {}: {} bytes, the row widths need {}", where,
          lut_tensor(name, "labels"), l.labels.size(), o.label.back());
@@ -224,11 +243,21 @@ void write_packed_model(const std::string& path, const PackedModel& model) {
   Json crc = Json::object();
   for (const auto& [name, l] : model.lut_layers) {
     check_packed_layer(l, name, path);
-    layers[name] = {
-        {"kind", "lut"}, {"rows", l.rows}, {"cols", l.cols}, {"alpha", !l.alpha.empty()}};
+    const bool q8 = !l.codebook_q8.empty();
+    layers[name] = {{"kind", "lut"},
+                    {"rows", l.rows},
+                    {"cols", l.cols},
+                    {"alpha", !l.alpha.empty()},
+                    {"entries", q8 ? "q8" : "f16"}};
     add_tensor(w, crc, lut_tensor(name, "bits"), StDtype::kU8, {l.rows}, l.bits);
-    add_tensor(w, crc, lut_tensor(name, "codebook"), StDtype::kF16,
-               {static_cast<int64_t>(l.codebook.size())}, l.codebook);
+    if (q8) {
+      add_tensor(w, crc, lut_tensor(name, "codes"), StDtype::kU8,
+                 {static_cast<int64_t>(l.codebook_q8.size())}, l.codebook_q8);
+      add_tensor(w, crc, lut_tensor(name, "grid"), StDtype::kF16, {l.rows, 2}, l.codebook_q8_grid);
+    } else {
+      add_tensor(w, crc, lut_tensor(name, "codebook"), StDtype::kF16,
+                 {static_cast<int64_t>(l.codebook.size())}, l.codebook);
+    }
     add_tensor(w, crc, lut_tensor(name, "labels"), StDtype::kU8,
                {static_cast<int64_t>(l.labels.size())}, l.labels);
     if (!l.alpha.empty())
@@ -276,10 +305,14 @@ PackedModel read_packed_model(const std::string& path) {
   if (get(kKeyFormat) != kPackedFormatName)
     fail(ErrorKind::kBadInput, "{}: format is {}, expected {}", path, get(kKeyFormat),
          kPackedFormatName);
-  if (get(kKeyVersion) != std::to_string(kPackedFormatVersion))
+  const std::string version = get(kKeyVersion);
+  bool known_version = false;
+  for (int v = kPackedFormatOldestVersion; v <= kPackedFormatVersion; ++v)
+    known_version = known_version || version == std::to_string(v);
+  if (!known_version)
     fail(ErrorKind::kBadInput,
-         "{}: packed format version {} is not supported (this build reads {})", path,
-         get(kKeyVersion), kPackedFormatVersion);
+         "{}: packed format version {} is not supported (this build reads {} to {})", path, version,
+         kPackedFormatOldestVersion, kPackedFormatVersion);
   Json layers, crc;
   try {
     layers = Json::parse(get(kKeyLayers));
@@ -325,15 +358,38 @@ PackedModel read_packed_model(const std::string& path) {
           fail(ErrorKind::kBadInput, "{}: tensor {}: row {} has {} bits (1..8 allowed)", path,
                lut_tensor(name, "bits"), i, l.bits[i]);
       const quant::PackedLutOffsets o = quant::packed_lut_offsets(cols, l.bits);
-      l.codebook = read_tensor<uint16_t>(*r, lut_tensor(name, "codebook"), StDtype::kF16,
-                                         {o.codebook.back()});
+      std::string entries = "f16";  // version 1 has no "entries"
+      if (entry.contains("entries")) {
+        if (!entry["entries"].is_string())
+          fail(ErrorKind::kBadInput, "{}: layer {}: \"entries\" is not a string", path, name);
+        entries = entry["entries"].get<std::string>();
+      }
+      std::vector<const char*> parts = {"bits", "labels"};
+      if (entries == "q8") {
+        l.codebook_q8 =
+            read_tensor<uint8_t>(*r, lut_tensor(name, "codes"), StDtype::kU8, {o.codebook.back()});
+        l.codebook_q8_grid =
+            read_tensor<uint16_t>(*r, lut_tensor(name, "grid"), StDtype::kF16, {rows, 2});
+        l.codebook.resize(l.codebook_q8.size());
+        for (int64_t i = 0; i < rows; ++i)
+          for (int64_t k = o.codebook[i]; k < o.codebook[i + 1]; ++k)
+            l.codebook[k] = quant::lut_q8_entry(l.codebook_q8_grid[2 * i],
+                                                l.codebook_q8_grid[2 * i + 1], l.codebook_q8[k]);
+        parts.insert(parts.end(), {"codes", "grid"});
+      } else if (entries == "f16") {
+        l.codebook = read_tensor<uint16_t>(*r, lut_tensor(name, "codebook"), StDtype::kF16,
+                                           {o.codebook.back()});
+        parts.push_back("codebook");
+      } else {
+        fail(ErrorKind::kBadInput, "{}: layer {}: LUT entries \"{}\" (f16 or q8 expected)", path,
+             name, entries);
+      }
       l.labels =
           read_tensor<uint8_t>(*r, lut_tensor(name, "labels"), StDtype::kU8, {o.label.back()});
       if (json_bool(entry, "alpha", path, name))
         l.alpha = read_tensor<uint16_t>(*r, lut_tensor(name, "alpha"), StDtype::kF16, {cols});
       check_packed_layer(l, name, path);
-      for (const char* part : {"bits", "codebook", "labels"})
-        layer_tensor[lut_tensor(name, part)] = true;
+      for (const char* part : parts) layer_tensor[lut_tensor(name, part)] = true;
       if (!l.alpha.empty()) layer_tensor[lut_tensor(name, "alpha")] = true;
       model.lut_layers.emplace(name, std::move(l));
     } else if (kind == "uniform") {

@@ -23,6 +23,7 @@ struct QuantizeArgs {
   std::string allocation = "layer";
   std::string propagation = "fp";
   std::string progress = "text";
+  std::string lut = "f16";
   bool no_scale = false;
   bool no_refine = false;
 };
@@ -40,6 +41,7 @@ void run_quantize_command(QuantizeArgs& a) {
   o.progress = a.progress == "json"   ? ProgressFormat::kJson
                : a.progress == "none" ? ProgressFormat::kNone
                                       : ProgressFormat::kText;
+  o.lut_entries = a.lut == "q8" ? quant::LutEntries::kQ8 : quant::LutEntries::kF16;
   o.train_scale = !a.no_scale;
   o.refine_luts = !a.no_refine;
 
@@ -106,6 +108,9 @@ void add_quantize_command(CLI::App& root, Action& action) {
   cmd->add_option("--scale-steps", o.scale_steps, "skim: Adam steps of the scale training");
   cmd->add_flag("--no-refine", a->no_refine,
                 "skim: weighted-mean LUTs, no full-Hessian refinement");
+  cmd->add_option("--lut", a->lut,
+                  "skim/kmeans: LUT entries stored as f16, or q8 (8-bit codes on a per-row grid)")
+      ->check(CLI::IsMember({"f16", "q8"}));
   cmd->add_flag("--exact-kmeans", o.exact_kmeans, "skim/kmeans: the exact 1-D K-means solver");
   cmd->add_option("--group-size", o.group_size,
                   "gptq/rtn: columns per quantization group (0: row)");

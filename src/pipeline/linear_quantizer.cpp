@@ -38,6 +38,7 @@ quant::SkimOptions skim_options(const QuantizeOptions& o) {
   s.scale.steps = o.scale_steps;
   s.scale.refine_full_hessian = o.refine_luts;
   s.scale.solver = s.solver;
+  s.allocation.entries = o.lut_entries;
   return s;
 }
 
@@ -86,6 +87,7 @@ QuantizedLinear quantize_linear(const std::string& name, const Tensor& w, const 
       q.seconds_scale = r.times.scale_training_s + r.times.refine_s;
       if (r.scale.error_final > 0.0) q.scale_gain = r.scale.error_unscaled / r.scale.error_final;
       if (none) break;
+      if (options.lut_entries == quant::LutEntries::kQ8) quant::encode_codebook_q8(r.layer);
       w_hat = quant::dequantize(r.layer);
       q.lut = quant::pack(r.layer);
       break;
@@ -98,6 +100,7 @@ QuantizedLinear quantize_linear(const std::string& name, const Tensor& w, const 
           w, damped(h, options.damp), b, quant::ImportanceKind::kHessianDiagonal,
           options.exact_kmeans ? quant::KMeansSolver::kExact : quant::KMeansSolver::kLloyd);
       q.seconds_kmeans = seconds_since(t);
+      if (options.lut_entries == quant::LutEntries::kQ8) quant::encode_codebook_q8(layer);
       w_hat = quant::dequantize(layer);
       q.lut = quant::pack(layer);
       break;
@@ -150,7 +153,8 @@ QuantizedLinear merge_row_blocks(std::vector<QuantizedLinear> blocks, const std:
     const QuantizedLinear& x = blocks[b];
     const bool fits =
         x.name == q.name && x.is_lut == q.is_lut &&
-        (q.is_lut ? x.lut.cols == q.lut.cols && x.lut.alpha == q.lut.alpha
+        (q.is_lut ? x.lut.cols == q.lut.cols && x.lut.alpha == q.lut.alpha &&
+                        x.lut.codebook_q8.empty() == q.lut.codebook_q8.empty()
                   : x.uniform.cols == q.uniform.cols && x.uniform.bits == q.uniform.bits &&
                         x.uniform.group_size == q.uniform.group_size &&
                         x.uniform.perm == q.uniform.perm);
@@ -161,6 +165,8 @@ QuantizedLinear merge_row_blocks(std::vector<QuantizedLinear> blocks, const std:
       q.lut.rows += x.lut.rows;
       append(q.lut.bits, x.lut.bits);
       append(q.lut.codebook, x.lut.codebook);
+      append(q.lut.codebook_q8, x.lut.codebook_q8);
+      append(q.lut.codebook_q8_grid, x.lut.codebook_q8_grid);
       append(q.lut.labels, x.lut.labels);
     } else {
       q.uniform.rows += x.uniform.rows;
@@ -190,6 +196,8 @@ std::vector<uint8_t> serialize(const QuantizedLinear& q) {
     w.put_vector(q.lut.codebook);
     w.put_vector(q.lut.labels);
     w.put_vector(q.lut.alpha);
+    w.put_vector(q.lut.codebook_q8);
+    w.put_vector(q.lut.codebook_q8_grid);
   } else {
     w.put(q.uniform.rows);
     w.put(q.uniform.cols);
@@ -220,6 +228,8 @@ QuantizedLinear deserialize_quantized_linear(const uint8_t* data, size_t size,
     q.lut.codebook = r.get_vector<uint16_t>();
     q.lut.labels = r.get_vector<uint8_t>();
     q.lut.alpha = r.get_vector<uint16_t>();
+    q.lut.codebook_q8 = r.get_vector<uint8_t>();
+    q.lut.codebook_q8_grid = r.get_vector<uint16_t>();
   } else {
     q.uniform.rows = r.get<int64_t>();
     q.uniform.cols = r.get<int64_t>();

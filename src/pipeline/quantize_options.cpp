@@ -24,4 +24,8 @@ const char* propagation_name(Propagation p) {
   return p == Propagation::kFp ? "fp" : "quantized";
 }
 
+const char* lut_entries_name(quant::LutEntries e) {
+  return e == quant::LutEntries::kQ8 ? "q8" : "f16";
+}
+
 }  // namespace skim::pipeline

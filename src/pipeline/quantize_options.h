@@ -6,6 +6,8 @@
 #include <functional>
 #include <string>
 
+#include "src/quant/lut_layer.h"
+
 namespace skim::pipeline {
 
 enum class Method { kSkim, kKmeans, kGptq, kRtn };
@@ -16,6 +18,7 @@ enum class ProgressFormat { kText, kJson, kNone };
 const char* method_name(Method m);
 const char* allocation_name(Allocation a);
 const char* propagation_name(Propagation p);
+const char* lut_entries_name(quant::LutEntries e);
 
 struct QuantizeOptions {
   std::string model;
@@ -44,6 +47,8 @@ struct QuantizeOptions {
   int scale_steps = 15;
   bool refine_luts = true;
   bool exact_kmeans = false;
+  // skim / kmeans: how LUT entries are stored (and what the allocation charges for them)
+  quant::LutEntries lut_entries = quant::LutEntries::kF16;
   // gptq / rtn
   int64_t group_size = 0;
   bool act_order = false;

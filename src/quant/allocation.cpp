@@ -20,11 +20,12 @@ struct Point {
 // least error, as a mask (bit b - 1 for b bits): only the upgrades a greedy should ever take, in
 // order of decreasing error drop per bit. A mask per row instead of a list of points keeps the
 // allocator at a few bytes per row (70B: 6.7M rows).
-uint8_t hull_mask(const ErrorTable& t, int64_t row, int64_t cols, double scale) {
+uint8_t hull_mask(const ErrorTable& t, int64_t row, int64_t cols, double scale,
+                  LutEntries entries) {
   Point pts[8];
   int n = 0, best = 0;
   for (int b = t.b_min; b <= t.b_max; ++b, ++n) {
-    pts[n] = {b, lut_row_cost_bits(cols, b), scale * t.at(row, b)};
+    pts[n] = {b, lut_row_cost_bits(cols, b, entries), scale * t.at(row, b)};
     if (pts[n].error < pts[best].error) best = n;
   }
   Point hull[8];
@@ -77,7 +78,7 @@ GlobalAllocation allocate_bits_global(std::span<const LayerErrors> layers, doubl
            l);
     out.weights += le.table->rows * le.cols;
     cost += lut_layer_overhead_bits(le.cols, le.has_alpha) +
-            le.table->rows * lut_row_cost_bits(le.cols, le.table->b_min);
+            le.table->rows * lut_row_cost_bits(le.cols, le.table->b_min, options.entries);
     first_row[l + 1] = first_row[l] + le.table->rows;
   }
   const int64_t rows = first_row.back();
@@ -96,7 +97,7 @@ GlobalAllocation allocate_bits_global(std::span<const LayerErrors> layers, doubl
   for (size_t l = 0; l < layers.size(); ++l)
     for (int64_t r = first_row[l]; r < first_row[l + 1]; ++r) {
       const LayerErrors& le = layers[l];
-      mask[r] = hull_mask(*le.table, r - first_row[l], le.cols, le.error_scale);
+      mask[r] = hull_mask(*le.table, r - first_row[l], le.cols, le.error_scale, options.entries);
       at[r] = static_cast<uint8_t>(le.table->b_min);
     }
   const auto layer_of = [&](int64_t r) {
@@ -108,7 +109,8 @@ GlobalAllocation allocate_bits_global(std::span<const LayerErrors> layers, doubl
     const size_t l = layer_of(r);
     const LayerErrors& le = layers[l];
     const int64_t i = r - first_row[l];
-    *extra = lut_row_cost_bits(le.cols, next) - lut_row_cost_bits(le.cols, at[r]);
+    *extra = lut_row_cost_bits(le.cols, next, options.entries) -
+             lut_row_cost_bits(le.cols, at[r], options.entries);
     return (le.error_scale * le.table->at(i, at[r]) - le.error_scale * le.table->at(i, next)) /
            static_cast<double>(*extra);
   };
@@ -144,7 +146,7 @@ GlobalAllocation allocate_bits_global(std::span<const LayerErrors> layers, doubl
     a.weights = le.table->rows * le.cols;
     a.cost_bits = lut_layer_overhead_bits(le.cols, le.has_alpha);
     for (int64_t i = 0; i < le.table->rows; ++i) {
-      a.cost_bits += lut_row_cost_bits(le.cols, a.bits[i]);
+      a.cost_bits += lut_row_cost_bits(le.cols, a.bits[i], options.entries);
       a.error += le.error_scale * le.table->at(i, a.bits[i]);
     }
     a.average_bits = static_cast<double>(a.cost_bits) / static_cast<double>(a.weights);

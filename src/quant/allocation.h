@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "src/quant/error_table.h"
+#include "src/quant/lut_layer.h"
 
 namespace skim::quant {
 
@@ -17,6 +18,8 @@ struct AllocationOptions {
   // (true, the default), or stop there (false: the pure greedy prefix, which is exactly
   // optimal for the bits it spends).
   bool fill_up = true;
+  // How the LUTs will be stored: what a row's entries cost.
+  LutEntries entries = LutEntries::kF16;
 };
 
 struct BitAllocation {

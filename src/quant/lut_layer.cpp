@@ -1,11 +1,79 @@
 #include "src/quant/lut_layer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "src/core/error.h"
 #include "src/core/half.h"
 
 namespace skim::quant {
+namespace {
+
+// The fp16 value nearest to x on the side `up` (x itself when representable). x is finite and
+// within fp16's range, so one ulp past the nearest value is always enough.
+uint16_t half_toward(float x, bool up) {
+  const uint16_t h = float_to_half(x);
+  const float v = half_to_float(h);
+  if (up ? v >= x : v <= x) return h;
+  if ((h & 0x7fffu) == 0) return up ? 0x0001u : 0x8001u;
+  const bool negative = (h & 0x8000u) != 0;
+  return static_cast<uint16_t>(up != negative ? h + 1 : h - 1);
+}
+
+void validate_q8(const LutLayer& layer, const char* what) {
+  if (layer.codebook_q8.size() != layer.codebook.size() ||
+      layer.codebook_q8_grid.size() != 2 * static_cast<size_t>(layer.rows))
+    fail(ErrorKind::kBadInput,
+         "{}: {} 8-bit LUT entries and {} grid values for {} entries, {} rows", what,
+         layer.codebook_q8.size(), layer.codebook_q8_grid.size(), layer.codebook.size(),
+         layer.rows);
+  for (int64_t i = 0; i < layer.rows; ++i) {
+    const uint16_t lo = layer.codebook_q8_grid[2 * i], step = layer.codebook_q8_grid[2 * i + 1];
+    if (!std::isfinite(half_to_float(lo)) || !(half_to_float(step) >= 0.0f) ||
+        !std::isfinite(half_to_float(step)))
+      fail(ErrorKind::kBadInput, "{}: row {}: LUT grid lo {} step {} is not finite and ascending",
+           what, i, half_to_float(lo), half_to_float(step));
+    for (int64_t k = layer.codebook_offset[i]; k < layer.codebook_offset[i + 1]; ++k)
+      if (layer.codebook[k] != lut_q8_entry(lo, step, layer.codebook_q8[k]))
+        fail(ErrorKind::kBadInput, "{}: row {}: LUT entry {} is not its 8-bit code decoded", what,
+             i, k - layer.codebook_offset[i]);
+  }
+}
+
+}  // namespace
+
+void encode_codebook_q8(LutLayer& layer) {
+  validate(layer, "LUT layer to store in 8 bits");
+  layer.codebook_q8.assign(layer.codebook.size(), 0);
+  layer.codebook_q8_grid.assign(2 * static_cast<size_t>(layer.rows), 0);
+  for (int64_t i = 0; i < layer.rows; ++i) {
+    const int64_t first = layer.codebook_offset[i], end = layer.codebook_offset[i + 1];
+    float mn = half_to_float(layer.codebook[first]), mx = mn;
+    for (int64_t k = first; k < end; ++k) {
+      mn = std::min(mn, half_to_float(layer.codebook[k]));
+      mx = std::max(mx, half_to_float(layer.codebook[k]));
+    }
+    const uint16_t lo = half_toward(mn, false);
+    const float span = mx - half_to_float(lo);
+    const uint16_t step = span > 0.0f ? half_toward(span / 255.0f, true) : uint16_t{0};
+    const float s = half_to_float(step);
+    for (int64_t k = first; k < end; ++k) {
+      const float v = half_to_float(layer.codebook[k]);
+      // The rounded quotient is the nearest code up to fp16 rounding: look one either side.
+      const float q = s > 0.0f ? std::nearbyint((v - half_to_float(lo)) / s) : 0.0f;
+      const int guess = static_cast<int>(std::clamp(q, 0.0f, 255.0f));
+      int best = guess;
+      for (int c = std::max(guess - 1, 0); c <= std::min(guess + 1, 255); ++c)
+        if (std::fabs(half_to_float(lut_q8_entry(lo, step, static_cast<uint8_t>(c))) - v) <
+            std::fabs(half_to_float(lut_q8_entry(lo, step, static_cast<uint8_t>(best))) - v))
+          best = c;
+      layer.codebook_q8[k] = static_cast<uint8_t>(best);
+      layer.codebook[k] = lut_q8_entry(lo, step, static_cast<uint8_t>(best));
+    }
+    layer.codebook_q8_grid[2 * i] = lo;
+    layer.codebook_q8_grid[2 * i + 1] = step;
+  }
+}
 
 void validate(const LutLayer& layer, const char* what) {
   if (layer.rows <= 0 || layer.cols <= 0)
@@ -35,6 +103,7 @@ void validate(const LutLayer& layer, const char* what) {
   for (uint16_t c : layer.codebook)
     if (!std::isfinite(half_to_float(c)))
       fail(ErrorKind::kBadInput, "{}: non-finite codebook entry", what);
+  if (!layer.codebook_q8.empty() || !layer.codebook_q8_grid.empty()) validate_q8(layer, what);
   if (!layer.alpha.empty()) {
     if (layer.alpha.size() != static_cast<size_t>(layer.cols))
       fail(ErrorKind::kBadInput, "{}: {} alpha values for {} columns", what, layer.alpha.size(),

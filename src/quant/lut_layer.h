@@ -6,9 +6,21 @@
 #include <cstdint>
 #include <vector>
 
+#include "src/core/half.h"
 #include "src/core/tensor.h"
 
 namespace skim::quant {
+
+// How LUT entries are stored. kF16: each entry as fp16. kQ8: each entry as one byte c on a
+// per-row grid, entry = lut_q8_entry(lo, step, c), with fp16 lo and step per row: half the bits
+// per entry plus 32 per row, a 4-bit row at 576 columns 0.28 instead of 0.44 bits per weight.
+enum class LutEntries { kF16, kQ8 };
+
+// fp16(lo + step * c), the sum in fp32. step * c is exact in fp32 (11 + 8 significant bits), so
+// a fused multiply-add gives the same bits and every reader decodes the same table.
+inline uint16_t lut_q8_entry(uint16_t lo, uint16_t step, uint8_t c) {
+  return float_to_half(half_to_float(lo) + half_to_float(step) * static_cast<float>(c));
+}
 
 struct LutLayer {
   int64_t rows = 0;
@@ -18,20 +30,35 @@ struct LutLayer {
   std::vector<uint16_t> codebook;        // fp16 values
   std::vector<uint8_t> labels;           // [rows * cols], one byte per weight before packing
   std::vector<uint16_t> alpha;           // [cols] fp16; empty when the layer has no scale
+  // kQ8 storage (both empty for kF16): one byte per codebook entry, and per row fp16 (lo, step);
+  // `codebook` then holds the decoded entries, lut_q8_entry(lo_i, step_i, q8[k]).
+  std::vector<uint8_t> codebook_q8;        // [codebook.size()]
+  std::vector<uint16_t> codebook_q8_grid;  // [rows * 2]: lo_i, step_i
 };
 
-// Stored bits of the layer, all overhead counted: per row cols*b (indices) + 16*2^b (fp16 LUT)
-// + 8 (its bit-width); per layer 16*cols for alpha when present. The bit budget uses these.
-inline int64_t lut_row_cost_bits(int64_t cols, int bits) {
-  return cols * bits + 16 * (int64_t{1} << bits) + 8;
+// Stored bits of one row, all overhead counted: cols*b (indices) + its LUT (kF16: 16*2^b;
+// kQ8: 8*2^b + 32 for lo and step) + 8 (its bit-width); per layer 16*cols for alpha when present.
+// The bit budget uses these.
+inline int64_t lut_row_cost_bits(int64_t cols, int bits, LutEntries entries) {
+  const int64_t k = int64_t{1} << bits;
+  return cols * bits + (entries == LutEntries::kQ8 ? 8 * k + 32 : 16 * k) + 8;
+}
+inline LutEntries lut_entries(const LutLayer& layer) {
+  return layer.codebook_q8.empty() ? LutEntries::kF16 : LutEntries::kQ8;
 }
 inline int64_t lut_layer_overhead_bits(int64_t cols, bool has_alpha) {
   return has_alpha ? 16 * cols : 0;
 }
 
-// Checks sizes, bit widths, labels below each row's LUT size and finite positive alpha; throws
-// kBadInput naming `what` on the first violation. (lut_layer.cpp)
+// Checks sizes, bit widths, labels below each row's LUT size, finite positive alpha and, for kQ8,
+// that the codebook is the decoded grid; throws kBadInput naming `what` on the first violation.
+// (lut_layer.cpp)
 void validate(const LutLayer& layer, const char* what);
+
+// Stores the layer's fp16 entries on 8-bit grids: per row lo = its least entry and step = the
+// span / 255 (both rounded to fp16 outward), each entry moved to its nearest grid value. The
+// labels stay; every entry moves by at most about step / 2.
+void encode_codebook_q8(LutLayer& layer);
 
 // The dense fp32 matrix W^ [rows, cols], W^[i][j] = codebook_i[label_ij] / alpha_j.
 Tensor dequantize(const LutLayer& layer);

@@ -48,6 +48,8 @@ PackedLutLayer pack(const LutLayer& layer) {
   p.cols = layer.cols;
   p.bits = layer.bits;
   p.codebook = layer.codebook;
+  p.codebook_q8 = layer.codebook_q8;
+  p.codebook_q8_grid = layer.codebook_q8_grid;
   p.alpha = layer.alpha;
   const PackedLutOffsets o = packed_lut_offsets(p.cols, p.bits);
   p.labels.assign(static_cast<size_t>(o.label.back()), 0);
@@ -69,6 +71,8 @@ LutLayer unpack(const PackedLutLayer& p) {
   l.bits = p.bits;
   l.codebook_offset = o.codebook;
   l.codebook = p.codebook;
+  l.codebook_q8 = p.codebook_q8;
+  l.codebook_q8_grid = p.codebook_q8_grid;
   l.alpha = p.alpha;
   l.labels.resize(static_cast<size_t>(p.rows * p.cols));
 #pragma omp parallel for schedule(static)

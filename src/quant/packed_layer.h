@@ -28,14 +28,17 @@ void pack_row(const uint8_t* values, int64_t cols, int bits, uint8_t* out);
 void unpack_row(const uint8_t* packed, int64_t cols, int bits, uint8_t* out);
 
 // A LUT layer as stored. Row i: bits[i] bits, LUT codebook[codebook_offset(i) ...] of
-// 2^bits[i] fp16 values, labels at byte label_offset(i) of `labels`.
+// 2^bits[i] fp16 values, labels at byte label_offset(i) of `labels`. With 8-bit entries
+// (LutEntries::kQ8) the codes and grids are what is stored and `codebook` is decoded from them.
 struct PackedLutLayer {
   int64_t rows = 0;
   int64_t cols = 0;
-  std::vector<uint8_t> bits;       // [rows], 1..8
-  std::vector<uint16_t> codebook;  // [sum_i 2^bits[i]] fp16, rows in order
-  std::vector<uint8_t> labels;     // [sum_i packed_row_bytes(cols, bits[i])], rows in order
-  std::vector<uint16_t> alpha;     // [cols] fp16, or empty (no scale)
+  std::vector<uint8_t> bits;               // [rows], 1..8
+  std::vector<uint16_t> codebook;          // [sum_i 2^bits[i]] fp16, rows in order
+  std::vector<uint8_t> labels;             // [sum_i packed_row_bytes(cols, bits[i])], rows in order
+  std::vector<uint16_t> alpha;             // [cols] fp16, or empty (no scale)
+  std::vector<uint8_t> codebook_q8;        // kQ8: [codebook.size()] codes, else empty
+  std::vector<uint16_t> codebook_q8_grid;  // kQ8: [rows * 2] fp16 lo, step; else empty
 };
 
 // Prefix sums of the rows' label bytes and LUT sizes: [rows + 1] each.
@@ -76,12 +79,16 @@ LutLayer unpack(const PackedLutLayer& layer);
 PackedUniformLayer pack(const UniformLayer& layer);  // validates first (kBadInput)
 UniformLayer unpack(const PackedUniformLayer& layer);
 
-// Stored bits, all overhead counted. LUT: label bytes * 8 + 16 per LUT entry + 8 per row (its
-// width) + 16 per alpha entry (equals the sum of lut_row_cost_bits when cols * bits is a multiple
-// of 8). Uniform: code bytes * 8 + 32 per (row, group) + 32 per permutation entry.
+// Stored bits, all overhead counted. LUT: label bytes * 8 + 16 per fp16 LUT entry (or 8 per
+// 8-bit entry + 32 per row for its grid) + 8 per row (its width) + 16 per alpha entry (equals the
+// sum of lut_row_cost_bits when cols * bits is a multiple of 8). Uniform: code bytes * 8 + 32 per
+// (row, group) + 32 per permutation entry.
 inline int64_t stored_bits(const PackedLutLayer& layer) {
-  return 8 * static_cast<int64_t>(layer.labels.size()) +
-         16 * static_cast<int64_t>(layer.codebook.size()) + 8 * layer.rows +
+  const int64_t entries = layer.codebook_q8.empty()
+                              ? 16 * static_cast<int64_t>(layer.codebook.size())
+                              : 8 * static_cast<int64_t>(layer.codebook_q8.size()) +
+                                    16 * static_cast<int64_t>(layer.codebook_q8_grid.size());
+  return 8 * static_cast<int64_t>(layer.labels.size()) + entries + 8 * layer.rows +
          16 * static_cast<int64_t>(layer.alpha.size());
 }
 inline int64_t stored_bits(const PackedUniformLayer& layer) {

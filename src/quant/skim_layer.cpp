@@ -105,7 +105,7 @@ LutLayer quantize_kmeans_layer(const Tensor& w, const Tensor& h, int bits,
 
 int64_t lut_stored_bits(const LutLayer& layer) {
   int64_t s = lut_layer_overhead_bits(layer.cols, !layer.alpha.empty());
-  for (const uint8_t b : layer.bits) s += lut_row_cost_bits(layer.cols, b);
+  for (const uint8_t b : layer.bits) s += lut_row_cost_bits(layer.cols, b, lut_entries(layer));
   return s;
 }
 

@@ -42,6 +42,23 @@ PackedLutLayer lut_layer(int64_t rows, int64_t cols, bool alpha, std::mt19937& r
   return l;
 }
 
+// The same with 8-bit LUT entries: random codes on a random grid per row, decoded.
+PackedLutLayer lut_layer_q8(int64_t rows, int64_t cols, std::mt19937& rng) {
+  PackedLutLayer l = lut_layer(rows, cols, true, rng);
+  const quant::PackedLutOffsets o = quant::packed_lut_offsets(cols, l.bits);
+  for (int64_t i = 0; i < rows; ++i) {
+    const uint16_t lo = float_to_half(std::normal_distribution<float>(-0.1f, 0.02f)(rng));
+    const uint16_t step = float_to_half(std::uniform_real_distribution<float>(1e-4f, 1e-3f)(rng));
+    l.codebook_q8_grid.insert(l.codebook_q8_grid.end(), {lo, step});
+    for (int64_t k = o.codebook[i]; k < o.codebook[i + 1]; ++k) {
+      const auto c = static_cast<uint8_t>(rng());
+      l.codebook_q8.push_back(c);
+      l.codebook[k] = quant::lut_q8_entry(lo, step, c);
+    }
+  }
+  return l;
+}
+
 PackedUniformLayer uniform_layer(int64_t rows, int64_t cols, int bits, int64_t gs, bool perm,
                                  std::mt19937& rng) {
   PackedUniformLayer l;
@@ -68,6 +85,7 @@ PackedModel sample_model() {
   m.method = "skim";
   m.lut_layers["model.layers.0.self_attn.q_proj"] = lut_layer(9, 37, true, rng);
   m.lut_layers["model.layers.0.mlp.down_proj"] = lut_layer(5, 64, false, rng);
+  m.lut_layers["model.layers.0.mlp.gate_proj"] = lut_layer_q8(7, 40, rng);
   m.uniform_layers["model.layers.1.self_attn.o_proj"] = uniform_layer(6, 45, 3, 16, true, rng);
   m.uniform_layers["model.layers.1.mlp.up_proj"] = uniform_layer(4, 20, 4, 0, false, rng);
   Tensor emb({3, 4});
@@ -100,6 +118,8 @@ void expect_same(const PackedModel& a, const PackedModel& b) {
     EXPECT_EQ(l.cols, r.cols);
     EXPECT_EQ(l.bits, r.bits);
     EXPECT_EQ(l.codebook, r.codebook);
+    EXPECT_EQ(l.codebook_q8, r.codebook_q8);
+    EXPECT_EQ(l.codebook_q8_grid, r.codebook_q8_grid);
     EXPECT_EQ(l.labels, r.labels);
     EXPECT_EQ(l.alpha, r.alpha);
   }
@@ -171,7 +191,7 @@ TEST_F(PackedFormat, LayoutMatchesTheDocumentedFormat) {
   const auto r = SafetensorsReader::open(file("m.safetensors"));
   const auto& meta = r->metadata();
   EXPECT_EQ(meta.at("skim.format"), "skim-packed");
-  EXPECT_EQ(meta.at("skim.format_version"), "1");
+  EXPECT_EQ(meta.at("skim.format_version"), "2");
   EXPECT_EQ(meta.at("skim.method"), "skim");
   EXPECT_EQ(meta.at("model"), "test");
   const auto layers = nlohmann::json::parse(meta.at("skim.layers"));
@@ -183,6 +203,28 @@ TEST_F(PackedFormat, LayoutMatchesTheDocumentedFormat) {
   EXPECT_EQ(r->raw(q + ".lut.labels").dtype, StDtype::kU8);
   EXPECT_EQ(r->raw(q + ".lut.alpha").shape, std::vector<int64_t>{37});
   EXPECT_FALSE(r->has("model.layers.0.mlp.down_proj.lut.alpha"));
+  EXPECT_EQ(layers[q]["entries"], "f16");
+  // 8-bit entries: codes and (lo, step) stored, no fp16 codebook; the reader's codebook is
+  // fp16(lo + step * c), here in double (exact: 11 + 8 significant bits spread over fewer than
+  // 53) rounded once to fp32 as the format says.
+  const std::string g = "model.layers.0.mlp.gate_proj";
+  EXPECT_EQ(layers[g]["entries"], "q8");
+  EXPECT_FALSE(r->has(g + ".lut.codebook"));
+  EXPECT_EQ(r->raw(g + ".lut.grid").shape, (std::vector<int64_t>{7, 2}));
+  EXPECT_EQ(r->raw(g + ".lut.codes").dtype, StDtype::kU8);
+  {
+    const PackedLutLayer& l = m.lut_layers.at(g);
+    const Tensor grid = r->load_f32(g + ".lut.grid");
+    const auto codes = r->raw(g + ".lut.codes").bytes;
+    const PackedLutLayer back = read_packed_model(file("m.safetensors")).lut_layers.at(g);
+    int64_t k = 0;
+    for (int64_t i = 0; i < l.rows; ++i)
+      for (int64_t e = 0; e < (int64_t{1} << l.bits[i]); ++e, ++k) {
+        const double v = static_cast<double>(grid.at(i, 0)) +
+                         static_cast<double>(grid.at(i, 1)) * static_cast<double>(codes[k]);
+        ASSERT_EQ(back.codebook[k], float_to_half(static_cast<float>(v))) << i << " " << e;
+      }
+  }
   const std::string o = "model.layers.1.self_attn.o_proj";
   EXPECT_EQ(r->raw(o + ".uq.codes").shape, (std::vector<int64_t>{6, (45 * 3 + 7) / 8}));
   EXPECT_EQ(r->raw(o + ".uq.scale").shape, (std::vector<int64_t>{6, 3}));
@@ -192,7 +234,9 @@ TEST_F(PackedFormat, LayoutMatchesTheDocumentedFormat) {
   // alpha; codes + 32 per (row, group) + 32 per permutation entry.
   double bits = 0, weights = 0;
   for (const auto& [name, l] : m.lut_layers) {
-    for (uint8_t b : l.bits) bits += 8.0 * ((l.cols * b + 7) / 8) + 16.0 * (1 << b) + 8.0;
+    const bool q8 = !l.codebook_q8.empty();
+    for (uint8_t b : l.bits)
+      bits += 8.0 * ((l.cols * b + 7) / 8) + (q8 ? 8.0 * (1 << b) + 32.0 : 16.0 * (1 << b)) + 8.0;
     bits += 16.0 * static_cast<double>(l.alpha.size());
     weights += static_cast<double>(l.rows * l.cols);
   }
@@ -276,13 +320,22 @@ TEST_F(PackedFormat, TruncatedFile) {
 TEST_F(PackedFormat, WrongVersionOrNotAPackedFile) {
   write_packed_model(file("m.safetensors"), sample_model());
   std::string bytes = read_all(file("m.safetensors"));
-  const std::string key = "\"skim.format_version\":\"1\"";
+  const std::string key = "\"skim.format_version\":\"2\"";
   const size_t at = bytes.find(key);
   ASSERT_NE(at, std::string::npos);
   bytes[at + key.size() - 2] = '7';  // same length: the header stays valid safetensors
   write_all(file("v.safetensors"), bytes);
   expect_bad_input([&] { read_packed_model(file("v.safetensors")); },
                    {file("v.safetensors"), "version 7"});
+
+  // Version 1 (fp16 entries only, no "entries" key) is still read.
+  PackedModel v1 = sample_model();
+  v1.lut_layers.erase("model.layers.0.mlp.gate_proj");
+  write_packed_model(file("m1.safetensors"), v1);
+  bytes = read_all(file("m1.safetensors"));
+  bytes[bytes.find(key) + key.size() - 2] = '1';
+  write_all(file("v1.safetensors"), bytes);
+  expect_same(v1, read_packed_model(file("v1.safetensors")));
 
   SafetensorsWriter plain;
   plain.add("w", Tensor({2}, {1.0f, 2.0f}));

@@ -114,10 +114,11 @@ check_stopped() {
 
 case "$scenario" in
   methods)
-    for m in "skim 3" "skim 2.5" "kmeans 3" "gptq 3" "rtn 4"; do
+    for m in "skim 3" "skim 2.5" "skim 3.5 q8" "kmeans 3" "kmeans 3 q8" "gptq 3" "rtn 4"; do
       set -- $m
-      out="$work/out-$1-$2"
-      "$bin" quantize "${common[@]}" --method "$1" --bits "$2" --out "$out" --comm none
+      out="$work/out-$1-$2${3:+-$3}"
+      "$bin" quantize "${common[@]}" --method "$1" --bits "$2" ${3:+--lut "$3"} --out "$out" \
+        --comm none
       for f in skim.json config.json tokenizer.json model-dense.safetensors report.json \
                layers/layer-00000.safetensors layers/layer-00002.safetensors; do
         [ -s "$out/$f" ] || fail "$m: $out/$f missing"
@@ -158,6 +159,27 @@ for dl, rl in zip(d["layers"], r["layers"], strict=True):
         assert abs(a["relative_error"] - b["error"] / b["energy"]) < 1e-12, (a, b)
 PY
     done
+    # 8-bit LUT entries: at 3 bits a row stores 8 codes and a grid (64 + 32 bits) instead of 8
+    # fp16 entries (128 bits), so kmeans saves exactly 32 bits per row; every LUT layer of the
+    # file says q8 and has no fp16 codebook.
+    python3 - "$work/out-kmeans-3/report.json" "$work/out-kmeans-3-q8" <<'PY' || fail "--lut q8"
+import glob, json, struct, sys
+a = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2] + "/report.json"))
+rows = sum(sum(l["bits_histogram"].values()) for layer in a["layers"] for l in layer["linears"])
+assert a["stored_bits"] - b["stored_bits"] == 32 * rows, (a["stored_bits"], b["stored_bits"], rows)
+assert b["options"]["lut"] == "q8" and a["options"]["lut"] == "f16"
+for path in glob.glob(sys.argv[2] + "/layers/*.safetensors"):
+    with open(path, "rb") as f:
+        header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+    layers = json.loads(header["__metadata__"]["skim.layers"])
+    assert layers and all(l["entries"] == "q8" for l in layers.values()), path
+    assert not any(k.endswith(".lut.codebook") for k in header), path
+PY
+    status=0
+    "$bin" quantize "${common[@]}" --method gptq --bits 3 --lut q8 --out "$work/gptq-q8" \
+      --comm none 2> "$work/q8.err" || status=$?
+    [ "$status" -eq 2 ] && grep -q "lut q8" "$work/q8.err" \
+      || fail "--lut q8 with gptq: exit $status, $(cat "$work/q8.err")"
     # --scale-steps 0 trains nothing: the same layer bytes as --no-scale; a negative count is
     # a usage error (exit 2).
     "$bin" quantize "${common[@]}" --bits 3 --scale-steps 0 --out "$work/steps0" --comm none \

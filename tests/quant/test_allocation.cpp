@@ -40,7 +40,8 @@ struct Best {
 };
 
 // Every assignment of levels to rows whose cost fits the budget.
-Best exhaustive(const ErrorTable& t, int64_t cols, bool has_alpha, int64_t budget) {
+Best exhaustive(const ErrorTable& t, int64_t cols, bool has_alpha, int64_t budget,
+                LutEntries entries = LutEntries::kF16) {
   Best best;
   const int levels = t.levels();
   std::vector<int> b(static_cast<size_t>(t.rows), t.b_min);
@@ -48,7 +49,7 @@ Best exhaustive(const ErrorTable& t, int64_t cols, bool has_alpha, int64_t budge
     int64_t cost = lut_layer_overhead_bits(cols, has_alpha);
     double err = 0.0;
     for (int64_t i = 0; i < t.rows; ++i) {
-      cost += lut_row_cost_bits(cols, b[i]);
+      cost += lut_row_cost_bits(cols, b[i], entries);
       err += t.at(i, b[i]);
     }
     if (cost <= budget && err < best.error) best = {err, cost};
@@ -60,26 +61,30 @@ Best exhaustive(const ErrorTable& t, int64_t cols, bool has_alpha, int64_t budge
   return best;
 }
 
-int64_t recomputed_cost(const BitAllocation& a, int64_t cols, bool has_alpha) {
+int64_t recomputed_cost(const BitAllocation& a, int64_t cols, bool has_alpha,
+                        LutEntries entries = LutEntries::kF16) {
   int64_t c = lut_layer_overhead_bits(cols, has_alpha);
-  for (uint8_t b : a.bits) c += lut_row_cost_bits(cols, b);
+  for (uint8_t b : a.bits) c += lut_row_cost_bits(cols, b, entries);
   return c;
 }
 
 TEST(Allocation, GreedyPrefixIsOptimalForTheBitsItSpends) {
   // The greedy prefix over convex hulls minimises error + lambda * cost for some lambda, so no
-  // assignment with at most its cost has less error: checked by enumerating all 4^5 choices.
+  // assignment with at most its cost has less error: checked by enumerating all 4^5 choices,
+  // for both LUT storages (their different costs move the hull).
   SyntheticRng rng(21);
   const int64_t cols = 64;
   int checked = 0;
   for (int trial = 0; trial < 60; ++trial) {
     const auto t = random_table(rng, trial % 2 ? 4 : 5, 1, 4, trial % 3 != 0);
+    const LutEntries entries = trial % 4 < 2 ? LutEntries::kF16 : LutEntries::kQ8;
     for (double bits = 2.7; bits <= 8.5; bits += 0.23) {
       const int64_t weights = t.rows * cols;
       const int64_t budget = static_cast<int64_t>(std::floor(bits * weights));
-      if (budget < 16 * cols + t.rows * lut_row_cost_bits(cols, 1)) continue;
-      const auto a = allocate_bits(t, cols, bits, true, {.fill_up = false});
-      const Best best = exhaustive(t, cols, true, a.cost_bits);
+      if (budget < 16 * cols + t.rows * lut_row_cost_bits(cols, 1, entries)) continue;
+      const auto a = allocate_bits(t, cols, bits, true, {.fill_up = false, .entries = entries});
+      EXPECT_EQ(a.cost_bits, recomputed_cost(a, cols, true, entries));
+      const Best best = exhaustive(t, cols, true, a.cost_bits, entries);
       EXPECT_NEAR(a.error, best.error, 1e-12 * best.error) << "trial " << trial << " B " << bits;
       ++checked;
     }
@@ -121,7 +126,8 @@ TEST(Allocation, HullSkipsAStallingLevel) {
   t.b_max = 4;
   t.e = {10.0, 9.99, 0.1, 0.05, 5.0, 3.0, 2.5, 2.2};
   const int64_t cols = 64;
-  const int64_t budget = lut_row_cost_bits(cols, 3) + lut_row_cost_bits(cols, 1);
+  const int64_t budget =
+      lut_row_cost_bits(cols, 3, LutEntries::kF16) + lut_row_cost_bits(cols, 1, LutEntries::kF16);
   const auto a = allocate_bits(t, cols, static_cast<double>(budget) / (2 * cols), false);
   EXPECT_EQ(a.bits[0], 3);
   EXPECT_EQ(a.bits[1], 1);
@@ -134,15 +140,16 @@ TEST(Allocation, NeverExceedsBudgetAndReportsExactCost) {
     const int64_t rows = 1 + static_cast<int64_t>(rng.next() % 200);
     const int64_t cols = 8 + static_cast<int64_t>(rng.next() % 3000);
     const bool alpha = trial % 2 == 0;
+    const LutEntries entries = trial % 3 == 0 ? LutEntries::kQ8 : LutEntries::kF16;
     const auto t = random_table(rng, rows, 1, 4, trial % 2 == 0);
-    const double min_bits = static_cast<double>(rows * lut_row_cost_bits(cols, 1) +
+    const double min_bits = static_cast<double>(rows * lut_row_cost_bits(cols, 1, entries) +
                                                 lut_layer_overhead_bits(cols, alpha)) /
                             static_cast<double>(rows * cols);
     const double bits = min_bits + 4.0 * rng.uniform();
-    const auto a = allocate_bits(t, cols, bits, alpha);
+    const auto a = allocate_bits(t, cols, bits, alpha, {.entries = entries});
     const int64_t budget = static_cast<int64_t>(std::floor(bits * rows * cols));
     EXPECT_LE(a.cost_bits, budget);
-    EXPECT_EQ(a.cost_bits, recomputed_cost(a, cols, alpha));
+    EXPECT_EQ(a.cost_bits, recomputed_cost(a, cols, alpha, entries));
     EXPECT_DOUBLE_EQ(a.average_bits, static_cast<double>(a.cost_bits) / (rows * cols));
     EXPECT_LE(a.average_bits, bits);
     double err = 0.0;
@@ -197,7 +204,7 @@ Best exhaustive_global(const std::vector<LayerErrors>& layers, int64_t budget) {
     for (const auto& le : layers) cost += lut_layer_overhead_bits(le.cols, le.has_alpha);
     for (size_t k = 0; k < rows.size(); ++k) {
       const LayerErrors& le = layers[rows[k].first];
-      cost += lut_row_cost_bits(le.cols, b[k]);
+      cost += lut_row_cost_bits(le.cols, b[k], LutEntries::kF16);
       err += le.error_scale * le.table->at(rows[k].second, b[k]);
     }
     if (cost <= budget && err < best.error) best = {err, cost};

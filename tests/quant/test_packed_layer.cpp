@@ -7,11 +7,13 @@
 #include "src/core/half.h"
 #include "src/quant/packed_layer.h"
 #include "src/quant/rtn.h"
+#include "tests/quant/random_lut_layer.h"
 #include "tests/quant/synthetic_layer.h"
 
 namespace skim::quant {
 namespace {
 
+using testing::random_lut_layer;
 using testing::SyntheticRng;
 
 // Reference packer: sets stream bit j*b + t (bit t of value j) as bit (k % 8) of byte k / 8.
@@ -54,28 +56,6 @@ TEST(PackRow, DocumentedLayoutExample) {
   pack_row(v.data(), 4, 3, packed.data());
   EXPECT_EQ(packed[0], 0xD1);
   EXPECT_EQ(packed[1], 0x0B);
-}
-
-// A LUT layer with mixed per-row bits 1..8, random LUTs, labels and alpha in [0.5, 2].
-LutLayer random_lut_layer(int64_t rows, int64_t cols, uint64_t seed, bool with_alpha) {
-  SyntheticRng rng(seed);
-  LutLayer l;
-  l.rows = rows;
-  l.cols = cols;
-  l.codebook_offset.push_back(0);
-  for (int64_t i = 0; i < rows; ++i) {
-    const int b = 1 + static_cast<int>(i % 8);
-    l.bits.push_back(static_cast<uint8_t>(b));
-    for (int k = 0; k < (1 << b); ++k)
-      l.codebook.push_back(float_to_half(static_cast<float>(0.05 * rng.normal())));
-    l.codebook_offset.push_back(static_cast<int64_t>(l.codebook.size()));
-    for (int64_t j = 0; j < cols; ++j)
-      l.labels.push_back(static_cast<uint8_t>(rng.next() % (1u << b)));
-  }
-  if (with_alpha)
-    for (int64_t j = 0; j < cols; ++j)
-      l.alpha.push_back(float_to_half(static_cast<float>(0.5 + 1.5 * rng.uniform())));
-  return l;
 }
 
 // W^ in double, straight from the definition.
@@ -166,7 +146,7 @@ TEST(PackedLut, StoredBitsCountEverything) {
   const int64_t cols = 64;  // a multiple of 8: no padding
   const LutLayer l = random_lut_layer(16, cols, 8, true);
   int64_t expected = lut_layer_overhead_bits(cols, true);
-  for (uint8_t b : l.bits) expected += lut_row_cost_bits(cols, b);
+  for (uint8_t b : l.bits) expected += lut_row_cost_bits(cols, b, LutEntries::kF16);
   EXPECT_EQ(stored_bits(pack(l)), expected);
 }
 

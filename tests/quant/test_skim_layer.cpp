@@ -77,7 +77,7 @@ TEST(SkimLayer, KMeansBaselineImprovesWithBitsAndUsesNoScale) {
   for (int b = 1; b <= 4; ++b) {
     const LutLayer km = quantize_kmeans_layer(c.w, c.h, b);
     EXPECT_TRUE(km.alpha.empty());
-    EXPECT_EQ(lut_stored_bits(km), 32 * lut_row_cost_bits(256, b));
+    EXPECT_EQ(lut_stored_bits(km), 32 * lut_row_cost_bits(256, b, LutEntries::kF16));
     const double e = layer_error(c.w, dequantize(km), c.h);
     EXPECT_LT(e, prev);
     prev = e;
