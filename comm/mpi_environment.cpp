@@ -99,6 +99,12 @@ MpiPlacement mpi_placement() {
 int mpi_all_min(int value) {
   return value;
 }
+int mpi_world_size() {
+  return 1;
+}
+void mpi_abort(int status) {
+  std::_Exit(status == 0 ? 1 : status);
+}
 
 #endif
 

@@ -46,7 +46,7 @@ TEXTS = {"close": "prideprejudice.txt", "far": "kjv-genesis.txt"}
 SKIM = {
     "skim f16 b4": ("3,4,4.25", ["--lut", "f16", "--b-max", "4"]),
     "skim q8 b4": ("3,4,4.25", ["--lut", "q8", "--b-max", "4"]),
-    "skim q8 b6": ("4,4.25,peers", ["--lut", "q8", "--b-max", "6"]),
+    "skim q8 b6": ("peers,3,4", ["--lut", "q8", "--b-max", "6"]),
     # Robustness on the far text: stronger damping, no LUT refinement, no scale training.
     "skim q8 b4 damp0.1": ("3", ["--lut", "q8", "--b-max", "4", "--damp", "0.1"]),
     "skim q8 b4 norefine": ("3", ["--lut", "q8", "--b-max", "4", "--no-refine"]),
@@ -189,17 +189,17 @@ class Bench:
         for variant in self.a.skim.split(","):
             spec, options = SKIM[variant]
             self.reload()  # a llama half running beside this one may have added runs
-            peers = []  # peers' bit counts; one run for counts within 0.02 of each other
+            peers = []  # peers' bit counts; one run for counts within 0.05 of each other
             for b in sorted({int(r["bits"] * 100 + 1e-6) / 100 for r in self.result["runs"]
                              if r["tool"] == "llama.cpp" or r["name"] in GPTQ}):
-                if not peers or b - peers[-1] > 0.02:
+                if not peers or b - peers[-1] > 0.05:
                     peers.append(b)
             points = set()
             for p in spec.split(","):
                 points.update(peers if p == "peers" else [float(p)])
             for b in sorted(points):
                 self.quantize(f"{variant} @{b:g}", "skim", b, options)
-        for name, (method, b, options) in OTHERS.items():
+        for name, (method, b, options) in OTHERS.items() if self.a.others else ():
             self.quantize(name, method, b, options)
 
 
@@ -248,7 +248,7 @@ def write_report(result, doc, plot):
                         or r["name"] in GPTQ), key=lambda r: r["bits"]):
         point = int(peer["bits"] * 100 + 1e-6) / 100
         mine = [r for r in runs if r["tool"] == "skim-dist" and r["method"] == "skim"
-                and point - 0.02 <= r["bits_option"] <= point + 1e-9]
+                and point - 0.05 <= r["bits_option"] <= point + 1e-9]
         if not mine:
             continue
         best = min(mine, key=lambda r: gap(r, fp, "close") + gap(r, fp, "far"))
@@ -308,6 +308,8 @@ def main():
     p.add_argument("--eval-windows", type=int, default=16)
     p.add_argument("--ranks", type=int, default=2)
     p.add_argument("--skim", default=",".join(SKIM), help="skim variants to run")
+    p.add_argument("--others", action=argparse.BooleanOptionalAction, default=True,
+                   help="also the tool's rtn and kmeans baselines")
     p.add_argument("--redo", default="", help="comma-separated run names to run again")
     p.add_argument("--only", choices=["llama", "tool"], help="one half of the comparison")
     p.add_argument("--work", default=os.path.join(ROOT, "build-peers"))
