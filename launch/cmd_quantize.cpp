@@ -23,7 +23,8 @@ struct QuantizeArgs {
   std::string allocation = "layer";
   std::string propagation = "fp";
   std::string progress = "text";
-  std::string lut = "f16";
+  std::string lut = "q8";
+  bool lut_given = false;
   bool no_scale = false;
   bool no_refine = false;
 };
@@ -41,6 +42,11 @@ void run_quantize_command(QuantizeArgs& a) {
   o.progress = a.progress == "json"   ? ProgressFormat::kJson
                : a.progress == "none" ? ProgressFormat::kNone
                                       : ProgressFormat::kText;
+  if (a.lut_given && (o.method == Method::kGptq || o.method == Method::kRtn))
+    fail(ErrorKind::kUsage,
+         "--lut {} applies to --method skim and kmeans only (gptq and rtn store "
+         "no LUT)",
+         a.lut);
   o.lut_entries = a.lut == "q8" ? quant::LutEntries::kQ8 : quant::LutEntries::kF16;
   o.train_scale = !a.no_scale;
   o.refine_luts = !a.no_refine;
@@ -116,7 +122,8 @@ void add_quantize_command(CLI::App& root, Action& action) {
                   "gptq/rtn: columns per quantization group (0: row)");
   cmd->add_flag("--act-order", o.act_order, "gptq: columns by descending Hessian diagonal");
   cmd->add_option("--damp", o.damp, "relative Hessian damping");
-  cmd->callback([&action, a] {
+  cmd->callback([&action, a, cmd] {
+    a->lut_given = cmd->count("--lut") > 0;
     // Now, before MPI starts: a stop asked for while the job comes up must not kill the rank.
     install_stop_handlers();
     action = [a] { run_quantize_command(*a); };

@@ -108,9 +108,6 @@ void check_options(const QuantizeOptions& o) {
     fail(ErrorKind::kUsage, "--bits {} is out of range for skim (b_min {})", o.bits, o.b_min);
   if (o.scale_steps < 0 || o.scale_steps > 100000)
     fail(ErrorKind::kUsage, "--scale-steps {}: need 0..100000", o.scale_steps);
-  if (o.lut_entries == quant::LutEntries::kQ8 && o.method != Method::kSkim &&
-      o.method != Method::kKmeans)
-    fail(ErrorKind::kUsage, "--lut q8 applies to --method skim and kmeans only");
   if (o.b_min < 1 || o.b_max > 8 || o.b_min > o.b_max)
     fail(ErrorKind::kUsage, "--b-min {} --b-max {}: need 1 <= b_min <= b_max <= 8", o.b_min,
          o.b_max);
@@ -755,7 +752,9 @@ class QuantizeRun {
           {"scale_steps", o_.scale_steps},
           {"refine_luts", o_.refine_luts},
           {"exact_kmeans", o_.exact_kmeans},
-          {"lut", lut_entries_name(o_.lut_entries)},
+          {"lut", o_.method == Method::kSkim || o_.method == Method::kKmeans
+                      ? json(lut_entries_name(o_.lut_entries))
+                      : json(nullptr)},
           {"group_size", o_.group_size},
           {"act_order", o_.act_order},
           {"damp", o_.damp}}},

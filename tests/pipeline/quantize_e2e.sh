@@ -114,7 +114,7 @@ check_stopped() {
 
 case "$scenario" in
   methods)
-    for m in "skim 3" "skim 2.5" "skim 3.5 q8" "kmeans 3" "kmeans 3 q8" "gptq 3" "rtn 4"; do
+    for m in "skim 3" "skim 2.5" "skim 3.5 q8" "kmeans 3 f16" "kmeans 3" "gptq 3" "rtn 4"; do
       set -- $m
       out="$work/out-$1-$2${3:+-$3}"
       "$bin" quantize "${common[@]}" --method "$1" --bits "$2" ${3:+--lut "$3"} --out "$out" \
@@ -159,10 +159,10 @@ for dl, rl in zip(d["layers"], r["layers"], strict=True):
         assert abs(a["relative_error"] - b["error"] / b["energy"]) < 1e-12, (a, b)
 PY
     done
-    # 8-bit LUT entries: at 3 bits a row stores 8 codes and a grid (64 + 32 bits) instead of 8
-    # fp16 entries (128 bits), so kmeans saves exactly 32 bits per row; every LUT layer of the
-    # file says q8 and has no fp16 codebook.
-    python3 - "$work/out-kmeans-3/report.json" "$work/out-kmeans-3-q8" <<'PY' || fail "--lut q8"
+    # 8-bit LUT entries (the default): at 3 bits a row stores 8 codes and a grid (64 + 32 bits)
+    # instead of 8 fp16 entries (128 bits, --lut f16), so kmeans saves exactly 32 bits per row;
+    # every LUT layer of the file says q8 and has no fp16 codebook.
+    python3 - "$work/out-kmeans-3-f16/report.json" "$work/out-kmeans-3" <<'PY' || fail "--lut q8"
 import glob, json, struct, sys
 a = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2] + "/report.json"))
 rows = sum(sum(l["bits_histogram"].values()) for layer in a["layers"] for l in layer["linears"])
