@@ -97,8 +97,7 @@ void check_packed_layer(const PackedLutLayer& l, const std::string& name,
            lut_tensor(name, "grid"), l.codebook_q8_grid.size(), l.rows);
     for (int64_t i = 0; i < l.rows; ++i) {
       const uint16_t lo = l.codebook_q8_grid[2 * i], step = l.codebook_q8_grid[2 * i + 1];
-      if (!std::isfinite(half_to_float(lo)) || !std::isfinite(half_to_float(step)) ||
-          !(half_to_float(step) >= 0.0f))
+      if (!quant::lut_q8_grid_valid(lo, step))
         fail(ErrorKind::kBadInput, "{}: tensor {}: row {} has lo {} and step {}", where,
              lut_tensor(name, "grid"), i, half_to_float(lo), half_to_float(step));
       for (int64_t k = o.codebook[i]; k < o.codebook[i + 1]; ++k)

@@ -29,8 +29,7 @@ void validate_q8(const LutLayer& layer, const char* what) {
          layer.rows);
   for (int64_t i = 0; i < layer.rows; ++i) {
     const uint16_t lo = layer.codebook_q8_grid[2 * i], step = layer.codebook_q8_grid[2 * i + 1];
-    if (!std::isfinite(half_to_float(lo)) || !(half_to_float(step) >= 0.0f) ||
-        !std::isfinite(half_to_float(step)))
+    if (!lut_q8_grid_valid(lo, step))
       fail(ErrorKind::kBadInput, "{}: row {}: LUT grid lo {} step {} is not finite and ascending",
            what, i, half_to_float(lo), half_to_float(step));
     for (int64_t k = layer.codebook_offset[i]; k < layer.codebook_offset[i + 1]; ++k)

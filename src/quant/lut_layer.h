@@ -3,6 +3,7 @@
 // bits[i] bits, a codebook of 2^bits[i] fp16 values, one label per weight, and the layer has an
 // optional per-column scale alpha (stored fp16). Dequantized: W^[i][j] = codebook_i[label_ij] /
 // alpha_j.
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -20,6 +21,12 @@ enum class LutEntries { kF16, kQ8 };
 // a fused multiply-add gives the same bits and every reader decodes the same table.
 inline uint16_t lut_q8_entry(uint16_t lo, uint16_t step, uint8_t c) {
   return float_to_half(half_to_float(lo) + half_to_float(step) * static_cast<float>(c));
+}
+// A row's grid as the format allows it: finite lo, finite step >= 0 (the writer's and the
+// reader's check, io/packed_format.cpp, and validate below).
+inline bool lut_q8_grid_valid(uint16_t lo, uint16_t step) {
+  const float l = half_to_float(lo), s = half_to_float(step);
+  return std::isfinite(l) && std::isfinite(s) && s >= 0.0f;
 }
 
 struct LutLayer {
