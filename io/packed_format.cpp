@@ -109,6 +109,7 @@ void check_packed_layer(const PackedLutLayer& l, const std::string& name,
   if (l.labels.size() != static_cast<size_t>(o.label.back()))
     fail(ErrorKind::kBadInput, "{}: tensor {}: {} bytes, the row widths need {}", where,
          lut_tensor(name, "labels"), l.labels.size(), o.label.back());
+  quant::validate(l.sparse, l.rows, l.cols, fmt::format("{}: layer {}", where, name));
   if (!l.alpha.empty()) {
     if (l.alpha.size() != static_cast<size_t>(l.cols))
       fail(ErrorKind::kBadInput, "{}: tensor {}: {} entries for {} columns", where,
@@ -185,6 +186,52 @@ std::vector<T> read_tensor(const SafetensorsReader& r, const std::string& name, 
   return out;
 }
 
+// A sparse part as stored: per row its entry count (I32), the columns (U16, or I32 above 65536
+// columns) and the fp16 values; the row pointers are the counts' prefix sums.
+void write_sparse(SafetensorsWriter& w, Json& crc, const std::string& name,
+                  const PackedLutLayer& l) {
+  const quant::SparsePart& s = l.sparse;
+  std::vector<int32_t> counts(static_cast<size_t>(l.rows));
+  for (int64_t i = 0; i < l.rows; ++i) {
+    const int64_t c = s.row_ptr[i + 1] - s.row_ptr[i];
+    if (c > l.cols) fail(ErrorKind::kInternal, "layer {}: {} sparse entries in a row", name, c);
+    counts[static_cast<size_t>(i)] = static_cast<int32_t>(c);
+  }
+  add_tensor(w, crc, lut_tensor(name, "sparse_counts"), StDtype::kI32, {l.rows}, counts);
+  if (quant::sparse_column_bits(l.cols) == 16) {
+    std::vector<uint16_t> cols(s.cols.begin(), s.cols.end());
+    add_tensor(w, crc, lut_tensor(name, "sparse_cols"), StDtype::kU16, {s.nnz()}, cols);
+  } else {
+    add_tensor(w, crc, lut_tensor(name, "sparse_cols"), StDtype::kI32, {s.nnz()}, s.cols);
+  }
+  add_tensor(w, crc, lut_tensor(name, "sparse_values"), StDtype::kF16, {s.nnz()}, s.values);
+}
+
+quant::SparsePart read_sparse(const SafetensorsReader& r, const std::string& name, int64_t rows,
+                              int64_t cols) {
+  quant::SparsePart s;
+  const auto counts =
+      read_tensor<int32_t>(r, lut_tensor(name, "sparse_counts"), StDtype::kI32, {rows});
+  s.row_ptr.assign(1, 0);
+  for (int64_t i = 0; i < rows; ++i) {
+    const int32_t c = counts[static_cast<size_t>(i)];
+    if (c < 0 || c > cols)
+      fail(ErrorKind::kBadInput, "{}: tensor {}: row {} has {} entries ({} columns)", r.path(),
+           lut_tensor(name, "sparse_counts"), i, c, cols);
+    s.row_ptr.push_back(s.row_ptr.back() + c);
+  }
+  const int64_t nnz = s.row_ptr.back();
+  if (quant::sparse_column_bits(cols) == 16) {
+    const auto c16 =
+        read_tensor<uint16_t>(r, lut_tensor(name, "sparse_cols"), StDtype::kU16, {nnz});
+    s.cols.assign(c16.begin(), c16.end());
+  } else {
+    s.cols = read_tensor<int32_t>(r, lut_tensor(name, "sparse_cols"), StDtype::kI32, {nnz});
+  }
+  s.values = read_tensor<uint16_t>(r, lut_tensor(name, "sparse_values"), StDtype::kF16, {nnz});
+  return s;
+}
+
 std::vector<uint8_t> dense_bytes(const Tensor& t, StDtype dtype) {
   std::vector<uint8_t> out;
   if (dtype == StDtype::kF32) {
@@ -247,7 +294,8 @@ void write_packed_model(const std::string& path, const PackedModel& model) {
                     {"rows", l.rows},
                     {"cols", l.cols},
                     {"alpha", !l.alpha.empty()},
-                    {"entries", q8 ? "q8" : "f16"}};
+                    {"entries", q8 ? "q8" : "f16"},
+                    {"sparse", !l.sparse.empty()}};
     add_tensor(w, crc, lut_tensor(name, "bits"), StDtype::kU8, {l.rows}, l.bits);
     if (q8) {
       add_tensor(w, crc, lut_tensor(name, "codes"), StDtype::kU8,
@@ -261,6 +309,7 @@ void write_packed_model(const std::string& path, const PackedModel& model) {
                {static_cast<int64_t>(l.labels.size())}, l.labels);
     if (!l.alpha.empty())
       add_tensor(w, crc, lut_tensor(name, "alpha"), StDtype::kF16, {l.cols}, l.alpha);
+    if (!l.sparse.empty()) write_sparse(w, crc, name, l);
   }
   for (const auto& [name, l] : model.uniform_layers) {
     if (layers.contains(name))
@@ -387,6 +436,11 @@ PackedModel read_packed_model(const std::string& path) {
           read_tensor<uint8_t>(*r, lut_tensor(name, "labels"), StDtype::kU8, {o.label.back()});
       if (json_bool(entry, "alpha", path, name))
         l.alpha = read_tensor<uint16_t>(*r, lut_tensor(name, "alpha"), StDtype::kF16, {cols});
+      if (entry.contains("sparse") && json_bool(entry, "sparse", path, name)) {
+        l.sparse = read_sparse(*r, name, rows, cols);
+        for (const char* part : {"sparse_counts", "sparse_cols", "sparse_values"})
+          parts.push_back(part);
+      }
       check_packed_layer(l, name, path);
       for (const char* part : parts) layer_tensor[lut_tensor(name, part)] = true;
       if (!l.alpha.empty()) layer_tensor[lut_tensor(name, "alpha")] = true;

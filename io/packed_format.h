@@ -14,7 +14,7 @@
 namespace skim::io {
 
 // Version 2 added 8-bit LUT entries; version 1 files (fp16 entries only) are still read.
-inline constexpr int kPackedFormatVersion = 2;
+inline constexpr int kPackedFormatVersion = 3;
 inline constexpr int kPackedFormatOldestVersion = 1;
 inline constexpr const char* kPackedFormatName = "skim-packed";
 

@@ -16,7 +16,7 @@
 namespace skim::launch {
 
 // Where the pipeline calls fault_point, in the order a quantize run reaches them.
-inline constexpr std::array<std::string_view, 18> kFaultStages = {
+inline constexpr std::array<std::string_view, 19> kFaultStages = {
     "startup",         // launch: the Runtime and communicator are up
     "open_model",      // the model files are mapped and checked
     "calibration",     // calibration windows drawn and embedded
@@ -26,6 +26,7 @@ inline constexpr std::array<std::string_view, 18> kFaultStages = {
     "error_table",     // error tables of the owned rows
     "linear_task",     // one linear's error table or quantization starts
     "row_kmeans",      // one row's K-means in the error tables (inside a parallel region)
+    "sensitivity",     // global allocation: each linear's KL sensitivity measured
     "allocation",      // bit allocation on rank 0
     "quantize_rows",   // owned rows quantized
     "gather_rows",     // quantized rows gathered

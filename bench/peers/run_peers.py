@@ -52,6 +52,19 @@ SKIM = {
     "skim q8 b6 damp0.1": ("4.5", ["--lut", "q8", "--b-max", "6", "--damp", "0.1"]),
     "skim q8 b6 norefine": ("4.5", ["--lut", "q8", "--b-max", "6", "--no-refine"]),
     "skim q8 b6 noscale": ("4.5", ["--lut", "q8", "--b-max", "6", "--no-scale"]),
+    # One budget over the whole model: each linear's errors divided by tr(W H W^T) (energy), or
+    # times its measured KL per unit of error (kl).
+    "skim q8 b4 global energy": ("3", ["--lut", "q8", "--b-max", "4", "--allocation", "global",
+                                       "--global-weights", "energy"]),
+    "skim q8 b4 global kl": ("3,4", ["--lut", "q8", "--b-max", "4", "--allocation", "global",
+                                     "--global-weights", "kl"]),
+    "skim q8 b6 global kl": ("4.23,4.5", ["--lut", "q8", "--b-max", "6", "--allocation", "global",
+                                          "--global-weights", "kl"]),
+    # Reserved weights (fp16 corrections, 32 bits each + 32 per row, out of the budget).
+    "skim q8 b4 out0.002": ("3", ["--lut", "q8", "--b-max", "4", "--outliers", "0.002"]),
+    "skim q8 b4 out0.005": ("3", ["--lut", "q8", "--b-max", "4", "--outliers", "0.005"]),
+    "skim q8 b4 global kl t256": ("3", ["--lut", "q8", "--b-max", "4", "--allocation", "global",
+                                        "--global-weights", "kl", "--sensitivity-tokens", "256"]),
 }
 
 

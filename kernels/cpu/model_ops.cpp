@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <numbers>
+#include <utility>
 #include <vector>
 
 #include "kernels/cpu/blas.h"
@@ -150,17 +151,53 @@ void silu_mul(float* gate, const float* up, int64_t n) {
   }
 }
 
+namespace {
+
+// max and log sum exp(row - max) of one row, in double.
+std::pair<double, double> log_sum_exp(const float* row, int64_t vocab) {
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < vocab; ++j) mx = std::max(mx, row[j]);
+  const double m = mx;
+  double sum = 0.0;
+  for (int64_t j = 0; j < vocab; ++j) sum += std::exp(static_cast<double>(row[j]) - m);
+  return {m, std::log(sum)};
+}
+
+}  // namespace
+
 void log_softmax_nll(const float* logits, int64_t rows, int64_t vocab, const int32_t* targets,
                      double* nll) {
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = logits + r * vocab;
-    float mx = -std::numeric_limits<float>::infinity();
-    for (int64_t j = 0; j < vocab; ++j) mx = std::max(mx, row[j]);
-    const double m = mx;
+    const auto [m, lse] = log_sum_exp(row, vocab);
+    nll[r] = lse - (static_cast<double>(row[targets[r]]) - m);
+  }
+}
+
+void log_softmax(const float* logits, int64_t rows, int64_t vocab, float* log_p) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = logits + r * vocab;
+    const auto [m, lse] = log_sum_exp(row, vocab);
+    for (int64_t j = 0; j < vocab; ++j)
+      log_p[r * vocab + j] = static_cast<float>(static_cast<double>(row[j]) - m - lse);
+  }
+}
+
+void kl_divergence(const float* log_p, const float* logits_q, int64_t rows, int64_t vocab,
+                   double* kl) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* lp = log_p + r * vocab;
+    const float* row = logits_q + r * vocab;
+    const auto [m, lse] = log_sum_exp(row, vocab);
     double sum = 0.0;
-    for (int64_t j = 0; j < vocab; ++j) sum += std::exp(static_cast<double>(row[j]) - m);
-    nll[r] = std::log(sum) - (static_cast<double>(row[targets[r]]) - m);
+    for (int64_t j = 0; j < vocab; ++j) {
+      const double log_q = static_cast<double>(row[j]) - m - lse;
+      sum += std::exp(static_cast<double>(lp[j])) * (static_cast<double>(lp[j]) - log_q);
+    }
+    kl[r] = sum;
   }
 }
 

@@ -49,4 +49,12 @@ void silu_mul(float* gate, const float* up, int64_t n);
 void log_softmax_nll(const float* logits, int64_t rows, int64_t vocab, const int32_t* targets,
                      double* nll);
 
+// log softmax(logits[r]) per row, computed in double with max subtraction, stored in fp32.
+void log_softmax(const float* logits, int64_t rows, int64_t vocab, float* log_p);
+
+// KL(p || q) = sum_j p_j (log p_j - log q_j) per row, in double, where log_p holds log
+// probabilities (from log_softmax) and q = softmax(logits_q); logits are [rows, vocab].
+void kl_divergence(const float* log_p, const float* logits_q, int64_t rows, int64_t vocab,
+                   double* kl);
+
 }  // namespace skim::kernels

@@ -25,6 +25,11 @@ DeviceLutLayer::DeviceLutLayer(const LutDeviceLayout& layout, void* stream)
     groups_.push_back(std::move(d));
   }
   alpha_ = DeviceArray<uint16_t>(layout.alpha, stream);
+  if (!layout.sparse.empty()) {
+    sparse_row_ptr_ = DeviceArray<int64_t>(layout.sparse.row_ptr, stream);
+    sparse_cols_ = DeviceArray<int32_t>(layout.sparse.cols, stream);
+    sparse_values_ = DeviceArray<uint16_t>(layout.sparse.values, stream);
+  }
 }
 
 }  // namespace skim::kernels::gpu

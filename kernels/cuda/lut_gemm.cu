@@ -9,6 +9,7 @@ void DeviceLutLayer::gemm(const float* x, int64_t batch, float* y, void* stream)
     return;
   }
   lut::launch</*R=*/4, /*T=*/8, /*U=*/2>(*this, x, batch, y, stream);
+  add_sparse(x, batch, y, stream);
 }
 
 }  // namespace skim::kernels::gpu

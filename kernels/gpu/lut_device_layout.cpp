@@ -12,6 +12,7 @@ int64_t LutDeviceLayout::device_bytes() const {
   for (const LutDeviceGroup& g : groups)
     bytes += 4 * static_cast<int64_t>(g.words.size()) + 2 * static_cast<int64_t>(g.lut.size()) +
              4 * static_cast<int64_t>(g.row_index.size());
+  if (!sparse.empty()) bytes += 8 * static_cast<int64_t>(sparse.row_ptr.size()) + 6 * sparse.nnz();
   return bytes;
 }
 
@@ -37,6 +38,8 @@ LutDeviceLayout to_device_layout(const quant::PackedLutLayer& layer, const char*
   out.cols = layer.cols;
   out.alpha = layer.alpha;
   if (out.alpha.empty()) out.alpha.assign(static_cast<size_t>(layer.cols), float_to_half(1.0f));
+  quant::validate(layer.sparse, layer.rows, layer.cols, what);
+  out.sparse = layer.sparse;
 
   std::vector<uint8_t> labels(static_cast<size_t>(layer.cols));
   for (int b = 1; b <= kLutMaxBits; ++b) {
@@ -81,6 +84,7 @@ quant::PackedLutLayer from_device_layout(const LutDeviceLayout& layout, bool had
   p.cols = layout.cols;
   p.bits.assign(static_cast<size_t>(layout.rows), 0);
   if (had_alpha) p.alpha = layout.alpha;
+  p.sparse = layout.sparse;
   // Per original row: its group and its position there.
   std::vector<std::pair<int, int64_t>> where(static_cast<size_t>(layout.rows), {-1, -1});
   for (size_t gi = 0; gi < layout.groups.size(); ++gi) {

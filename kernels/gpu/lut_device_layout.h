@@ -36,9 +36,10 @@ struct LutDeviceLayout {
   int64_t cols = 0;
   std::vector<uint16_t> alpha;         // [cols] fp16; all 1.0 when the layer has no scale
   std::vector<LutDeviceGroup> groups;  // ascending bit-width, empty widths left out
+  quant::SparsePart sparse;            // the packed layer's, as it is (CSR), or empty
 
   int64_t device_bytes()
-      const;  // what the kernels read for one product (words, LUTs, indices, alpha)
+      const;  // what the kernels read for one product (words, LUTs, indices, alpha, sparse)
 };
 
 // Throws kBadInput, naming `what`, for a layer with a row wider than kLutMaxBits or an

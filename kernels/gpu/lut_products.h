@@ -34,7 +34,7 @@ class DeviceLutLayer {
   // Bytes one product reads from device memory for the weights (words, LUTs, row indices, alpha).
   int64_t weight_bytes() const { return weight_bytes_; }
 
-  // y[rows] = W^ x for x [cols].
+  // y[rows] = W^ x for x [cols] (the LUT part, then the sparse part added).
   void gemv(const float* x, float* y, void* stream) const;
   // y[batch, rows] = X[batch, cols] W^T; batch 1 takes the GEMV.
   void gemm(const float* x, int64_t batch, float* y, void* stream) const;
@@ -43,11 +43,17 @@ class DeviceLutLayer {
   const uint16_t* alpha() const { return alpha_.data(); }
 
  private:
+  // y[b][i] += the sparse part's row i times x[b] (kernels/cuda/sparse_add.cu); no-op without one.
+  void add_sparse(const float* x, int64_t batch, float* y, void* stream) const;
+
   int64_t rows_ = 0;
   int64_t cols_ = 0;
   int64_t weight_bytes_ = 0;
   std::vector<DeviceLutGroup> groups_;
-  DeviceArray<uint16_t> alpha_;  // fp16 [cols]
+  DeviceArray<uint16_t> alpha_;          // fp16 [cols]
+  DeviceArray<int64_t> sparse_row_ptr_;  // [rows + 1], empty without a sparse part
+  DeviceArray<int32_t> sparse_cols_;
+  DeviceArray<uint16_t> sparse_values_;  // fp16
 };
 
 }  // namespace skim::kernels::gpu

@@ -113,12 +113,14 @@ DecoderLayer DecoderLayer::load(const io::ModelSource& source, int64_t index) {
   return DecoderLayer(c, index, std::move(linears), std::move(in_norm), std::move(post_norm));
 }
 
-void DecoderLayer::replace_linear(LinearKind kind, std::unique_ptr<Linear> linear) {
+std::unique_ptr<Linear> DecoderLayer::replace_linear(LinearKind kind,
+                                                     std::unique_ptr<Linear> linear) {
   const LinearShape s = linear_shape(config_, kind);
   if (!linear || linear->out_features() != s.out || linear->in_features() != s.in)
     fail(ErrorKind::kInternal, "layer {} {}: replacement must be [{}, {}]", index_,
          linear_kind_name(kind), s.out, s.in);
-  linears_[static_cast<size_t>(kind)] = std::move(linear);
+  std::swap(linears_[static_cast<size_t>(kind)], linear);
+  return linear;
 }
 
 void DecoderLayer::forward(float* hidden, int64_t batch, int64_t seq,

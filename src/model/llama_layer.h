@@ -58,8 +58,9 @@ class DecoderLayer {
   const Tensor& input_norm() const { return input_norm_; }
   const Tensor& post_attention_norm() const { return post_attention_norm_; }
   const Linear& linear(LinearKind kind) const { return *linears_[static_cast<size_t>(kind)]; }
-  // Swaps in another implementation (a quantized layer) of the same shape.
-  void replace_linear(LinearKind kind, std::unique_ptr<Linear> linear);
+  // Swaps in another implementation (a quantized layer) of the same shape; returns the one it
+  // replaces.
+  std::unique_ptr<Linear> replace_linear(LinearKind kind, std::unique_ptr<Linear> linear);
 
   // hidden [batch * seq, hidden_size] is updated in place; each sequence starts at position 0.
   void forward(float* hidden, int64_t batch, int64_t seq, const CaptureHook& capture = {}) const;

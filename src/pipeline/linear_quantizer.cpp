@@ -39,6 +39,7 @@ quant::SkimOptions skim_options(const QuantizeOptions& o) {
   s.scale.refine_full_hessian = o.refine_luts;
   s.scale.solver = s.solver;
   s.allocation.entries = o.lut_entries;
+  s.outliers = o.outliers;
   return s;
 }
 
@@ -88,6 +89,7 @@ QuantizedLinear quantize_linear(const std::string& name, const Tensor& w, const 
       if (r.scale.error_final > 0.0) q.scale_gain = r.scale.error_unscaled / r.scale.error_final;
       if (none) break;
       if (options.lut_entries == quant::LutEntries::kQ8) quant::encode_codebook_q8(r.layer);
+      quant::set_sparse_corrections(r.layer, w);
       w_hat = quant::dequantize(r.layer);
       q.lut = quant::pack(r.layer);
       break;
@@ -146,6 +148,7 @@ Tensor dequantize(const QuantizedLinear& q) {
 QuantizedLinear merge_row_blocks(std::vector<QuantizedLinear> blocks, const std::string& what) {
   if (blocks.empty()) fail(ErrorKind::kInternal, "{}: no row blocks to merge", what);
   QuantizedLinear q = std::move(blocks.front());
+  std::vector<quant::SparsePart> sparse = {q.lut.sparse};
   const auto append = [](auto& to, const auto& from) {
     to.insert(to.end(), from.begin(), from.end());
   };
@@ -168,6 +171,7 @@ QuantizedLinear merge_row_blocks(std::vector<QuantizedLinear> blocks, const std:
       append(q.lut.codebook_q8, x.lut.codebook_q8);
       append(q.lut.codebook_q8_grid, x.lut.codebook_q8_grid);
       append(q.lut.labels, x.lut.labels);
+      sparse.push_back(x.lut.sparse);
     } else {
       q.uniform.rows += x.uniform.rows;
       append(q.uniform.scale, x.uniform.scale);
@@ -176,6 +180,7 @@ QuantizedLinear merge_row_blocks(std::vector<QuantizedLinear> blocks, const std:
     }
   }
   if (q.is_lut) {
+    if (sparse.size() > 1) q.lut.sparse = quant::concat_rows(sparse);
     io::check_packed_layer(q.lut, q.name, what);
     q.stored_bits = quant::stored_bits(q.lut);
   } else {
@@ -198,6 +203,9 @@ std::vector<uint8_t> serialize(const QuantizedLinear& q) {
     w.put_vector(q.lut.alpha);
     w.put_vector(q.lut.codebook_q8);
     w.put_vector(q.lut.codebook_q8_grid);
+    w.put_vector(q.lut.sparse.row_ptr);
+    w.put_vector(q.lut.sparse.cols);
+    w.put_vector(q.lut.sparse.values);
   } else {
     w.put(q.uniform.rows);
     w.put(q.uniform.cols);
@@ -230,6 +238,9 @@ QuantizedLinear deserialize_quantized_linear(const uint8_t* data, size_t size,
     q.lut.alpha = r.get_vector<uint16_t>();
     q.lut.codebook_q8 = r.get_vector<uint8_t>();
     q.lut.codebook_q8_grid = r.get_vector<uint16_t>();
+    q.lut.sparse.row_ptr = r.get_vector<int64_t>();
+    q.lut.sparse.cols = r.get_vector<int32_t>();
+    q.lut.sparse.values = r.get_vector<uint16_t>();
   } else {
     q.uniform.rows = r.get<int64_t>();
     q.uniform.cols = r.get<int64_t>();

@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -30,7 +32,9 @@
 #include "src/pipeline/fingerprint.h"
 #include "src/pipeline/linear_quantizer.h"
 #include "src/pipeline/packed_model_dir.h"
+#include "src/pipeline/sensitivity.h"
 #include "src/quant/allocation.h"
+#include "src/quant/skim_layer.h"
 
 namespace skim::pipeline {
 namespace fs = std::filesystem;
@@ -106,6 +110,10 @@ void check_options(const QuantizeOptions& o) {
          "full-precision pass)");
   if (o.method == Method::kSkim && (o.bits <= o.b_min - 1e-9 || o.bits > 16))
     fail(ErrorKind::kUsage, "--bits {} is out of range for skim (b_min {})", o.bits, o.b_min);
+  if (o.outliers != 0.0 && o.method != Method::kSkim)
+    fail(ErrorKind::kUsage, "--outliers applies to --method skim only");
+  if (!(o.outliers >= 0.0 && o.outliers <= 0.25))
+    fail(ErrorKind::kUsage, "--outliers {}: need a fraction in [0, 0.25]", o.outliers);
   if (o.scale_steps < 0 || o.scale_steps > 100000)
     fail(ErrorKind::kUsage, "--scale-steps {}: need 0..100000", o.scale_steps);
   if (o.b_min < 1 || o.b_max > 8 || o.b_min > o.b_max)
@@ -135,6 +143,7 @@ json linear_report(const QuantizedLinear& q) {
           {"relative_error", q.energy > 0 ? q.error / q.energy : 0.0},
           {"scale_gain", q.scale_gain},
           {"stored_bits", q.stored_bits},
+          {"reserved_weights", q.is_lut ? q.lut.sparse.nnz() : 0},
           {"average_bits", static_cast<double>(q.stored_bits) / static_cast<double>(rows * cols)},
           {"bits_histogram", histogram_json(hist)},
           {"seconds",
@@ -482,7 +491,14 @@ class QuantizeRun {
     io::write_packed_model(work_file(packed_layer_file(layer)), pm);
 
     json linears = json::array();
-    for (const auto& x : q) linears.push_back(linear_report(x));
+    for (size_t k = 0; k < q.size(); ++k) {
+      json x = linear_report(q[k]);
+      if (!sensitivity_.empty()) {
+        const auto& s = sensitivity_[static_cast<size_t>(layer) * kKinds.size() + k];
+        x["sensitivity"] = {{"kl", s.kl}, {"error", s.error}, {"weight", s.weight()}};
+      }
+      linears.push_back(std::move(x));
+    }
     json seconds = json::object();
     for (const auto& [k, v] : times_) seconds[k] = v;
     const json report = {{"layer", layer}, {"seconds", seconds}, {"linears", linears}};
@@ -606,6 +622,9 @@ class QuantizeRun {
         progress("stats", l, seconds_since(t0), 2 * n - l - 1);
       }
       fs::remove(hidden_file(n));
+      if (o_.global_weights == GlobalWeights::kKl) measure_sensitivities();
+    } else if (o_.global_weights == GlobalWeights::kKl && rank_ == 0) {
+      read_sensitivities();  // for the report
     }
 
     const auto bits = allocate_global();
@@ -628,6 +647,53 @@ class QuantizeRun {
       checkpoint("quantize", l + 1, false);
       progress("quantize", l, seconds_since(t0), n - l - 1);
     }
+  }
+
+  // Every rank: each linear's KL per unit of error (sensitivity.h), on the first calibration
+  // windows (each cut to at most --sensitivity-tokens); rank 0 keeps them in sensitivity.bin.
+  void measure_sensitivities() {
+    hooks_.fault_point("sensitivity");
+    const auto t0 = Clock::now();
+    const int64_t seq = std::min(calib_.seq_len, o_.sensitivity_tokens);
+    const int64_t windows = std::min(calib_.samples(), (o_.sensitivity_tokens + seq - 1) / seq);
+    std::vector<int32_t> tokens;
+    for (int64_t w = 0; w < windows; ++w) {
+      const int32_t* first = calib_.tokens.data() + w * calib_.seq_len;
+      tokens.insert(tokens.end(), first, first + seq);
+    }
+    SensitivityInput in;
+    in.tokens = tokens.data();
+    in.windows = windows;
+    in.seq = seq;
+    in.bits = std::clamp(static_cast<int>(std::floor(o_.bits)), o_.b_min, o_.b_max);
+    in.hessian = [&](int64_t layer, model::LinearGroup g) {
+      return read_tensor_file(
+          work_file(fmt::format("hessian-{:05d}-{}.bin", layer, static_cast<int>(g))));
+    };
+    in.after_layer = [&](int64_t) { safe_point(false); };
+    sensitivity_ = measure_sensitivity(comm_, *source_, in, o_);
+    if (rank_ == 0) {
+      std::vector<double> flat;
+      for (const auto& s : sensitivity_) flat.insert(flat.end(), {s.kl, s.error});
+      ByteWriter w;
+      w.put_vector(flat);
+      write_bytes_file(work_file("sensitivity.bin"), w.bytes());
+      hooks_.progress_line(fmt::format("sensitivity of {} linears on {} x {} tokens: {:.1f}s",
+                                       sensitivity_.size(), windows, seq, seconds_since(t0)));
+    }
+  }
+
+  void read_sensitivities() {
+    const std::string path = work_file("sensitivity.bin");
+    if (!fs::exists(path)) return;  // the allocation was made: only the report misses them
+    const auto bytes = read_bytes_file(path);
+    ByteReader r(bytes.data(), bytes.size(), path);
+    const auto flat = r.get_vector<double>();
+    if (flat.size() != static_cast<size_t>(config_.num_layers) * kKinds.size() * 2)
+      fail(ErrorKind::kBadInput, "{}: {} values for {} layers", path, flat.size(),
+           config_.num_layers);
+    sensitivity_.clear();
+    for (size_t i = 0; i < flat.size(); i += 2) sensitivity_.push_back({flat[i], flat[i + 1]});
   }
 
   // Rank 0 solves one budget over every layer from the stored error tables; every rank gets the
@@ -655,8 +721,13 @@ class QuantizeRun {
               fail(ErrorKind::kBadInput, "{}: error table of {} rows for {}", path, t.table.rows,
                    linear_name(l, kKinds[k]));
             tables.push_back(std::move(t.table));
-            layers.push_back({nullptr, model::linear_shape(config_, kKinds[k]).in, true,
-                              t.energy > 0 ? 1.0 / t.energy : 1.0});
+            double scale = t.energy > 0 ? 1.0 / t.energy : 1.0;
+            if (o_.global_weights == GlobalWeights::kKl)
+              scale = std::max(sensitivity_[static_cast<size_t>(l) * kKinds.size() + k].weight(),
+                               std::numeric_limits<double>::min());
+            const auto shape = model::linear_shape(config_, kKinds[k]);
+            layers.push_back({nullptr, shape.in, true, scale,
+                              quant::reserved_bits(shape.out, shape.in, o_.outliers)});
           }
         }
         for (size_t i = 0; i < layers.size(); ++i) layers[i].table = &tables[i];
@@ -745,6 +816,10 @@ class QuantizeRun {
           {"micro_batch", o_.micro_batch},
           {"seed", o_.seed},
           {"allocation", allocation_name(o_.allocation)},
+          {"global_weights", o_.allocation == Allocation::kGlobal
+                                 ? json(global_weights_name(o_.global_weights))
+                                 : json(nullptr)},
+          {"sensitivity_tokens", o_.sensitivity_tokens},
           {"propagation", propagation_name(o_.propagation)},
           {"b_min", o_.b_min},
           {"b_max", o_.b_max},
@@ -752,6 +827,7 @@ class QuantizeRun {
           {"scale_steps", o_.scale_steps},
           {"refine_luts", o_.refine_luts},
           {"exact_kmeans", o_.exact_kmeans},
+          {"outliers", o_.outliers},
           {"lut", o_.method == Method::kSkim || o_.method == Method::kKmeans
                       ? json(lut_entries_name(o_.lut_entries))
                       : json(nullptr)},
@@ -829,6 +905,7 @@ class QuantizeRun {
   json calib_report_;
   comm::GroupBlock block_;
   Tensor hidden_;
+  std::vector<LinearSensitivity> sensitivity_;  // global allocation with kl weights
   std::map<std::string, double> times_;
   int64_t done_layers_ = 0;
   double done_seconds_ = 0.0;

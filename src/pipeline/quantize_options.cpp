@@ -20,6 +20,10 @@ const char* allocation_name(Allocation a) {
   return a == Allocation::kLayer ? "layer" : "global";
 }
 
+const char* global_weights_name(GlobalWeights w) {
+  return w == GlobalWeights::kKl ? "kl" : "energy";
+}
+
 const char* propagation_name(Propagation p) {
   return p == Propagation::kFp ? "fp" : "quantized";
 }

@@ -12,11 +12,14 @@ namespace skim::pipeline {
 
 enum class Method { kSkim, kKmeans, kGptq, kRtn };
 enum class Allocation { kLayer, kGlobal };
+// How global allocation puts different linears' errors on one scale (src/pipeline/sensitivity.h).
+enum class GlobalWeights { kKl, kEnergy };
 enum class Propagation { kFp, kQuantized };
 enum class ProgressFormat { kText, kJson, kNone };
 
 const char* method_name(Method m);
 const char* allocation_name(Allocation a);
+const char* global_weights_name(GlobalWeights w);
 const char* propagation_name(Propagation p);
 const char* lut_entries_name(quant::LutEntries e);
 
@@ -33,6 +36,10 @@ struct QuantizeOptions {
   int64_t micro_batch = 32768;
   uint64_t seed = 0;
   Allocation allocation = Allocation::kLayer;
+  // Global allocation: each linear's errors times its measured KL per unit of error (kl), or
+  // divided by tr(W H W^T) (energy); kl uses the first `sensitivity_tokens` calibration tokens.
+  GlobalWeights global_weights = GlobalWeights::kKl;
+  int64_t sensitivity_tokens = 512;
   Propagation propagation = Propagation::kFp;
   bool resume = false;
   bool overwrite = false;
@@ -47,6 +54,8 @@ struct QuantizeOptions {
   int scale_steps = 15;
   bool refine_luts = true;
   bool exact_kmeans = false;
+  // Fraction of each row's weights reserved as fp16 corrections (src/quant/sparse_part.h).
+  double outliers = 0.0;
   // skim / kmeans: how LUT entries are stored (and what the allocation charges for them). q8:
   // lower perplexity than f16 on both held-out texts at 3, 4 and 4.25 bits (docs/RESULTS.md).
   quant::LutEntries lut_entries = quant::LutEntries::kQ8;

@@ -72,12 +72,12 @@ GlobalAllocation allocate_bits_global(std::span<const LayerErrors> layers, doubl
   int64_t cost = 0;
   for (size_t l = 0; l < layers.size(); ++l) {
     const LayerErrors& le = layers[l];
-    if (le.table == nullptr || le.cols <= 0 || !(le.error_scale > 0.0) || le.table->b_min < 1 ||
-        le.table->b_max > 8 || le.table->b_min > le.table->b_max)
+    if (le.table == nullptr || le.cols <= 0 || !(le.error_scale > 0.0) || le.extra_bits < 0 ||
+        le.table->b_min < 1 || le.table->b_max > 8 || le.table->b_min > le.table->b_max)
       fail(ErrorKind::kInternal, "allocation: layer {} has no table, columns, scale or bit range",
            l);
     out.weights += le.table->rows * le.cols;
-    cost += lut_layer_overhead_bits(le.cols, le.has_alpha) +
+    cost += le.extra_bits + lut_layer_overhead_bits(le.cols, le.has_alpha) +
             le.table->rows * lut_row_cost_bits(le.cols, le.table->b_min, options.entries);
     first_row[l + 1] = first_row[l] + le.table->rows;
   }
@@ -144,7 +144,7 @@ GlobalAllocation allocate_bits_global(std::span<const LayerErrors> layers, doubl
     BitAllocation& a = out.layers[l];
     a.bits.assign(at.begin() + first_row[l], at.begin() + first_row[l + 1]);
     a.weights = le.table->rows * le.cols;
-    a.cost_bits = lut_layer_overhead_bits(le.cols, le.has_alpha);
+    a.cost_bits = le.extra_bits + lut_layer_overhead_bits(le.cols, le.has_alpha);
     for (int64_t i = 0; i < le.table->rows; ++i) {
       a.cost_bits += lut_row_cost_bits(le.cols, a.bits[i], options.entries);
       a.error += le.error_scale * le.table->at(i, a.bits[i]);
@@ -158,8 +158,8 @@ GlobalAllocation allocate_bits_global(std::span<const LayerErrors> layers, doubl
 }
 
 BitAllocation allocate_bits(const ErrorTable& table, int64_t cols, double bits_per_weight,
-                            bool has_alpha, const AllocationOptions& options) {
-  const LayerErrors one{&table, cols, has_alpha, 1.0};
+                            bool has_alpha, const AllocationOptions& options, int64_t extra_bits) {
+  const LayerErrors one{&table, cols, has_alpha, 1.0, extra_bits};
   GlobalAllocation g =
       allocate_bits_global(std::span<const LayerErrors>(&one, 1), bits_per_weight, options);
   return std::move(g.layers.front());

@@ -30,9 +30,11 @@ struct BitAllocation {
   double error = 0.0;         // sum of the table errors at the chosen bits (scaled, if any)
 };
 
-// One layer meets the budget on its own: cost <= floor(bits_per_weight * rows * cols).
+// One layer meets the budget on its own: cost <= floor(bits_per_weight * rows * cols), the cost
+// including `extra_bits` stored beside the rows (a sparse part).
 BitAllocation allocate_bits(const ErrorTable& table, int64_t cols, double bits_per_weight,
-                            bool has_alpha, const AllocationOptions& options = {});
+                            bool has_alpha, const AllocationOptions& options = {},
+                            int64_t extra_bits = 0);
 
 // One budget over many layers. Each layer's errors are multiplied by error_scale (e.g.
 // 1 / tr(W H W^T), see output_energy) so that layers are compared on one scale.
@@ -41,6 +43,7 @@ struct LayerErrors {
   int64_t cols = 0;
   bool has_alpha = true;
   double error_scale = 1.0;
+  int64_t extra_bits = 0;  // stored beside the rows (a sparse part), counted in the budget
 };
 
 struct GlobalAllocation {

@@ -103,6 +103,7 @@ void validate(const LutLayer& layer, const char* what) {
     if (!std::isfinite(half_to_float(c)))
       fail(ErrorKind::kBadInput, "{}: non-finite codebook entry", what);
   if (!layer.codebook_q8.empty() || !layer.codebook_q8_grid.empty()) validate_q8(layer, what);
+  validate(layer.sparse, layer.rows, layer.cols, what);
   if (!layer.alpha.empty()) {
     if (layer.alpha.size() != static_cast<size_t>(layer.cols))
       fail(ErrorKind::kBadInput, "{}: {} alpha values for {} columns", what, layer.alpha.size(),
@@ -129,7 +130,14 @@ Tensor dequantize(const LutLayer& layer) {
     for (int64_t j = 0; j < layer.cols; ++j)
       out[j] = half_to_float(lut[l[j]]) / alpha[static_cast<size_t>(j)];
   }
+  add_to_dense(layer.sparse, layer.cols, w.data());
   return w;
+}
+
+void set_sparse_corrections(LutLayer& layer, const Tensor& w) {
+  if (layer.sparse.empty()) return;
+  std::fill(layer.sparse.values.begin(), layer.sparse.values.end(), uint16_t{0});
+  set_corrections(layer.sparse, w, dequantize(layer));
 }
 
 }  // namespace skim::quant

@@ -9,6 +9,7 @@
 
 #include "src/core/half.h"
 #include "src/core/tensor.h"
+#include "src/quant/sparse_part.h"
 
 namespace skim::quant {
 
@@ -41,6 +42,8 @@ struct LutLayer {
   // `codebook` then holds the decoded entries, lut_q8_entry(lo_i, step_i, q8[k]).
   std::vector<uint8_t> codebook_q8;        // [codebook.size()]
   std::vector<uint16_t> codebook_q8_grid;  // [rows * 2]: lo_i, step_i
+  // Reserved weights (sparse_part.h): corrections added to the LUT part; empty when none.
+  SparsePart sparse;
 };
 
 // Stored bits of one row, all overhead counted: cols*b (indices) + its LUT (kF16: 16*2^b;
@@ -67,7 +70,12 @@ void validate(const LutLayer& layer, const char* what);
 // labels stay; every entry moves by at most about step / 2.
 void encode_codebook_q8(LutLayer& layer);
 
-// The dense fp32 matrix W^ [rows, cols], W^[i][j] = codebook_i[label_ij] / alpha_j.
+// The dense fp32 matrix W^ [rows, cols], W^[i][j] = codebook_i[label_ij] / alpha_j, plus the
+// sparse part's corrections.
 Tensor dequantize(const LutLayer& layer);
+
+// The sparse part's values from the final LUT part (after encode_codebook_q8): at each reserved
+// position fp16(w_ij - LUT part_ij). w is the layer's original weight.
+void set_sparse_corrections(LutLayer& layer, const Tensor& w);
 
 }  // namespace skim::quant

@@ -51,6 +51,7 @@ PackedLutLayer pack(const LutLayer& layer) {
   p.codebook_q8 = layer.codebook_q8;
   p.codebook_q8_grid = layer.codebook_q8_grid;
   p.alpha = layer.alpha;
+  p.sparse = layer.sparse;
   const PackedLutOffsets o = packed_lut_offsets(p.cols, p.bits);
   p.labels.assign(static_cast<size_t>(o.label.back()), 0);
 #pragma omp parallel for schedule(static)
@@ -74,6 +75,7 @@ LutLayer unpack(const PackedLutLayer& p) {
   l.codebook_q8 = p.codebook_q8;
   l.codebook_q8_grid = p.codebook_q8_grid;
   l.alpha = p.alpha;
+  l.sparse = p.sparse;
   l.labels.resize(static_cast<size_t>(p.rows * p.cols));
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < p.rows; ++i)
@@ -164,6 +166,8 @@ void check_lut_layout(const PackedLutLayer& layer, const PackedLutOffsets& o) {
   SKIM_ASSERT(layer.labels.size() == static_cast<size_t>(o.label.back()));
   SKIM_ASSERT(layer.codebook.size() == static_cast<size_t>(o.codebook.back()));
   SKIM_ASSERT(layer.alpha.empty() || layer.alpha.size() == static_cast<size_t>(layer.cols));
+  SKIM_ASSERT(layer.sparse.empty() ||
+              layer.sparse.row_ptr.size() == static_cast<size_t>(layer.rows + 1));
 }
 
 void load_lut(const PackedLutLayer& layer, const PackedLutOffsets& o, size_t r, float* lut) {
@@ -300,6 +304,7 @@ void gemv(const PackedLutLayer& layer, const float* x, float* y) {
     y[i] = kernels::lut_dot(layer.labels.data() + o.label[r], n, layer.bits[r],
                             layer.codebook.data() + o.codebook[r], xs.data());
   }
+  gemv_add(layer.sparse, x, y);
 }
 
 void gemm(const PackedLutLayer& layer, const float* x, int64_t batch, float* y) {
@@ -318,6 +323,7 @@ void gemm(const PackedLutLayer& layer, const float* x, int64_t batch, float* y) 
         for (int64_t j = 0; j < n; ++j) w[j] *= inv_alpha[static_cast<size_t>(j)];
     }
   });
+  gemm_add(layer.sparse, layer.rows, n, x, batch, y);
 }
 
 void gemv(const PackedUniformLayer& layer, const float* x, float* y) {

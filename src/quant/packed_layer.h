@@ -39,6 +39,7 @@ struct PackedLutLayer {
   std::vector<uint16_t> alpha;             // [cols] fp16, or empty (no scale)
   std::vector<uint8_t> codebook_q8;        // kQ8: [codebook.size()] codes, else empty
   std::vector<uint16_t> codebook_q8_grid;  // kQ8: [rows * 2] fp16 lo, step; else empty
+  SparsePart sparse;                       // reserved weights' corrections, or empty
 };
 
 // Prefix sums of the rows' label bytes and LUT sizes: [rows + 1] each.
@@ -80,7 +81,8 @@ PackedUniformLayer pack(const UniformLayer& layer);  // validates first (kBadInp
 UniformLayer unpack(const PackedUniformLayer& layer);
 
 // Stored bits, all overhead counted. LUT: label bytes * 8 + 16 per fp16 LUT entry (or 8 per
-// 8-bit entry + 32 per row for its grid) + 8 per row (its width) + 16 per alpha entry (equals the
+// 8-bit entry + 32 per row for its grid) + 8 per row (its width) + 16 per alpha entry + the
+// sparse part (sparse_part.h) (equals the
 // sum of lut_row_cost_bits when cols * bits is a multiple of 8). Uniform: code bytes * 8 + 32 per
 // (row, group) + 32 per permutation entry.
 inline int64_t stored_bits(const PackedLutLayer& layer) {
@@ -89,7 +91,8 @@ inline int64_t stored_bits(const PackedLutLayer& layer) {
                               : 8 * static_cast<int64_t>(layer.codebook_q8.size()) +
                                     16 * static_cast<int64_t>(layer.codebook_q8_grid.size());
   return 8 * static_cast<int64_t>(layer.labels.size()) + entries + 8 * layer.rows +
-         16 * static_cast<int64_t>(layer.alpha.size());
+         16 * static_cast<int64_t>(layer.alpha.size()) +
+         stored_bits(layer.sparse, layer.rows, layer.cols);
 }
 inline int64_t stored_bits(const PackedUniformLayer& layer) {
   return 8 * static_cast<int64_t>(layer.codes.size()) + 32 * layer.rows * layer.groups() +
@@ -97,7 +100,7 @@ inline int64_t stored_bits(const PackedUniformLayer& layer) {
 }
 
 // y[rows] = W^ x[cols], computed from the packed form: x is divided by alpha once, then each row
-// looks its labels up in its own LUT. OpenMP over rows.
+// looks its labels up in its own LUT; the sparse part is added last. OpenMP over rows.
 void gemv(const PackedLutLayer& layer, const float* x, float* y);
 // Y[batch, rows] = X[batch, cols] W^T. W^ is decoded one tile of rows at a time (at most 4 MiB
 // of fp32) and multiplied by one sgemm per tile: never a dense copy of the whole W^. Results do

@@ -29,10 +29,27 @@ std::vector<float> column_importance(const Tensor& h, ImportanceKind kind) {
   return f;
 }
 
+namespace {
+
+// The weights the LUT part quantizes: w, or w with its reserved entries set to the row mean.
+OutlierSplit lut_part_input(const Tensor& w, std::span<const float> f, const SkimOptions& o) {
+  const int64_t per_row = reserved_per_row(w.dim(1), o.outliers);
+  if (per_row == 0) return {w, {}};
+  return split_outliers(w, f, per_row);
+}
+
+}  // namespace
+
 ErrorTable skim_error_table(const Tensor& w, const Tensor& h, const SkimOptions& options) {
   check_layer(w, h);
   const auto f = column_importance(h, options.importance);
-  return build_error_table(w, h, {f.data(), 0}, options.b_min, options.b_max, options.solver);
+  const OutlierSplit split = lut_part_input(w, f, options);
+  return build_error_table(split.dense, h, {f.data(), 0}, options.b_min, options.b_max,
+                           options.solver);
+}
+
+int64_t reserved_bits(int64_t rows, int64_t cols, double fraction) {
+  return sparse_part_bits(rows, cols, rows * reserved_per_row(cols, fraction));
 }
 
 SkimLayerResult quantize_skim_layer_with_bits(const Tensor& w, const Tensor& h,
@@ -40,8 +57,13 @@ SkimLayerResult quantize_skim_layer_with_bits(const Tensor& w, const Tensor& h,
                                               const SkimOptions& options, RowGroup* group) {
   check_layer(w, h);
   const auto f = column_importance(h, options.importance);
+  OutlierSplit split = lut_part_input(w, f, options);
   SkimLayerResult out;
-  out.layer = scaled_kmeans(w, h, {f.data(), 0}, bits, options.scale, &out.scale, group);
+  out.layer = scaled_kmeans(split.dense, h, {f.data(), 0}, bits, options.scale, &out.scale, group);
+  if (w.dim(0) > 0 && !split.positions.empty()) {
+    out.layer.sparse = std::move(split.positions);
+    set_sparse_corrections(out.layer, w);  // again after any change of the LUTs (q8 storage)
+  }
   out.times.kmeans_s = out.scale.kmeans_s;
   out.times.scale_training_s = out.scale.training_s;
   out.times.refine_s = out.scale.refine_s;
@@ -64,7 +86,8 @@ SkimLayerResult quantize_skim_layer(const Tensor& w, const Tensor& h, const Skim
   if (static_cast<int64_t>(table.e.size()) != table.rows * table.levels())
     fail(ErrorKind::kInternal, "skim: gathered error table of {} entries for {} rows",
          table.e.size(), table.rows);
-  BitAllocation alloc = allocate_bits(table, w.dim(1), options.bits, true, options.allocation);
+  BitAllocation alloc = allocate_bits(table, w.dim(1), options.bits, true, options.allocation,
+                                      reserved_bits(table.rows, w.dim(1), options.outliers));
   const double alloc_s = seconds_since(t0);
   const std::span<const uint8_t> mine(alloc.bits.data() + block.first,
                                       static_cast<size_t>(block.count));
@@ -106,7 +129,7 @@ LutLayer quantize_kmeans_layer(const Tensor& w, const Tensor& h, int bits,
 int64_t lut_stored_bits(const LutLayer& layer) {
   int64_t s = lut_layer_overhead_bits(layer.cols, !layer.alpha.empty());
   for (const uint8_t b : layer.bits) s += lut_row_cost_bits(layer.cols, b, lut_entries(layer));
-  return s;
+  return s + stored_bits(layer.sparse, layer.rows, layer.cols);
 }
 
 }  // namespace skim::quant

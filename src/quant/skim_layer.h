@@ -28,6 +28,9 @@ struct SkimOptions {
   KMeansSolver solver = KMeansSolver::kLloyd;
   AllocationOptions allocation;
   ScaleTrainingOptions scale;
+  // Fraction of each row's weights reserved (sparse_part.h): left out of the K-means, stored as
+  // fp16 corrections, their bits taken from the budget.
+  double outliers = 0.0;
 };
 
 struct SkimPhaseTimes {
@@ -48,8 +51,11 @@ struct SkimLayerResult {
 // The K-means weights of every column, shared by all rows: H_jj or 1.
 std::vector<float> column_importance(const Tensor& h, ImportanceKind kind);
 
-// The error table of the layer (what global mode gathers from every layer).
+// The error table of the layer (what global mode gathers from every layer), of its LUT part.
 ErrorTable skim_error_table(const Tensor& w, const Tensor& h, const SkimOptions& options);
+
+// Bits of the sparse part of a [rows, cols] layer with `fraction` of each row reserved.
+int64_t reserved_bits(int64_t rows, int64_t cols, double fraction);
 
 // Layer mode: the layer meets options.bits on its own. h is the damped Hessian. With a row
 // group, w is this rank's block of rows; the error tables of all blocks are gathered, every rank

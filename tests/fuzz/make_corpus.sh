@@ -21,6 +21,7 @@ quantize() {  # quantize OUT ARGS...: the cut SmolLM2 at 3 bits
   "$skim" quantize --model "$work/gguf/smollm2-cut.gguf" "${calib[@]}" --bits 3 --out "$out" "$@"
 }
 quantize "$work/skim"
+quantize "$work/skim-outliers" --outliers 0.01
 quantize "$work/kmeans" --method kmeans
 quantize "$work/rtn" --method rtn --group-size 32
 quantize "$work/gptq" --method gptq --act-order
@@ -44,6 +45,9 @@ SKIM_FAULT_INJECT=rank=0,at=checkpoint,hit=2 "$skim" quantize --model "$work/tin
   --calib "$src/data/text/emma.txt" --calib-samples 2 --calib-seq-len 16 --bits 3 \
   --out "$work/failed" --progress none 2>/dev/null && { echo "make_corpus: no failure" >&2; exit 1; }
 
+# Regression inputs (regression-*, added by hand after a fuzzer found them) are kept.
+mkdir -p "$work/keep"
+find "$corpus" -name 'regression-*' -exec cp --parents {} "$work/keep" \; 2>/dev/null || true
 rm -rf "$corpus"
 mkdir -p "$corpus"/{fuzz_gguf,fuzz_safetensors,fuzz_hf_config,fuzz_tokenizer_json,fuzz_packed_model,fuzz_checkpoint,fuzz_calibration}
 cp "$work/gguf/smollm2-cut.gguf" "$work/gguf/types.gguf" "$corpus/fuzz_gguf/"
@@ -52,7 +56,8 @@ cp "$work/skim/config.json" "$corpus/fuzz_hf_config/smollm2-cut.json"
 cp "$work/tiny/config.json" "$corpus/fuzz_hf_config/tiny.json"
 cp "$work/skim/tokenizer.json" "$corpus/fuzz_tokenizer_json/smollm2-cut.json"
 cp "$work/tiny/tokenizer.json" "$corpus/fuzz_tokenizer_json/bytes.json"
-for m in skim kmeans rtn gptq; do
+if [ -d "$work/keep$corpus" ]; then cp -r "$work/keep$corpus/." "$corpus/"; fi
+for m in skim skim-outliers kmeans rtn gptq; do
   cp "$work/$m/layers/layer-00000.safetensors" "$corpus/fuzz_packed_model/$m.safetensors"
   cp "$work/$m/layers/layer-00000.safetensors" "$corpus/fuzz_safetensors/$m.safetensors"
 done

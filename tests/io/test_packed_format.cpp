@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -59,6 +60,26 @@ PackedLutLayer lut_layer_q8(int64_t rows, int64_t cols, std::mt19937& rng) {
   return l;
 }
 
+// The same with a sparse part: row i holds i % 3 entries at random ascending columns.
+PackedLutLayer lut_layer_sparse(int64_t rows, int64_t cols, std::mt19937& rng) {
+  PackedLutLayer l = lut_layer(rows, cols, true, rng);
+  l.sparse.row_ptr.push_back(0);
+  for (int64_t i = 0; i < rows; ++i) {
+    std::vector<int32_t> picked;
+    while (static_cast<int64_t>(picked.size()) < i % 3) {
+      const auto j = static_cast<int32_t>(rng() % static_cast<uint32_t>(cols));
+      if (std::find(picked.begin(), picked.end(), j) == picked.end()) picked.push_back(j);
+    }
+    std::sort(picked.begin(), picked.end());
+    for (int32_t j : picked) {
+      l.sparse.cols.push_back(j);
+      l.sparse.values.push_back(float_to_half(std::normal_distribution<float>(0, 1)(rng)));
+    }
+    l.sparse.row_ptr.push_back(l.sparse.nnz());
+  }
+  return l;
+}
+
 PackedUniformLayer uniform_layer(int64_t rows, int64_t cols, int bits, int64_t gs, bool perm,
                                  std::mt19937& rng) {
   PackedUniformLayer l;
@@ -86,6 +107,9 @@ PackedModel sample_model() {
   m.lut_layers["model.layers.0.self_attn.q_proj"] = lut_layer(9, 37, true, rng);
   m.lut_layers["model.layers.0.mlp.down_proj"] = lut_layer(5, 64, false, rng);
   m.lut_layers["model.layers.0.mlp.gate_proj"] = lut_layer_q8(7, 40, rng);
+  m.lut_layers["model.layers.0.mlp.up_proj"] = lut_layer_sparse(8, 33, rng);
+  // More than 65536 columns: the sparse part's columns are stored in 32 bits.
+  m.lut_layers["model.layers.0.self_attn.k_proj"] = lut_layer_sparse(3, 70000, rng);
   m.uniform_layers["model.layers.1.self_attn.o_proj"] = uniform_layer(6, 45, 3, 16, true, rng);
   m.uniform_layers["model.layers.1.mlp.up_proj"] = uniform_layer(4, 20, 4, 0, false, rng);
   Tensor emb({3, 4});
@@ -122,6 +146,9 @@ void expect_same(const PackedModel& a, const PackedModel& b) {
     EXPECT_EQ(l.codebook_q8_grid, r.codebook_q8_grid);
     EXPECT_EQ(l.labels, r.labels);
     EXPECT_EQ(l.alpha, r.alpha);
+    EXPECT_EQ(l.sparse.row_ptr, r.sparse.row_ptr);
+    EXPECT_EQ(l.sparse.cols, r.sparse.cols);
+    EXPECT_EQ(l.sparse.values, r.sparse.values);
   }
   ASSERT_EQ(a.uniform_layers.size(), b.uniform_layers.size());
   for (const auto& [name, l] : a.uniform_layers) {
@@ -191,7 +218,7 @@ TEST_F(PackedFormat, LayoutMatchesTheDocumentedFormat) {
   const auto r = SafetensorsReader::open(file("m.safetensors"));
   const auto& meta = r->metadata();
   EXPECT_EQ(meta.at("skim.format"), "skim-packed");
-  EXPECT_EQ(meta.at("skim.format_version"), "2");
+  EXPECT_EQ(meta.at("skim.format_version"), "3");
   EXPECT_EQ(meta.at("skim.method"), "skim");
   EXPECT_EQ(meta.at("model"), "test");
   const auto layers = nlohmann::json::parse(meta.at("skim.layers"));
@@ -225,6 +252,29 @@ TEST_F(PackedFormat, LayoutMatchesTheDocumentedFormat) {
         ASSERT_EQ(back.codebook[k], float_to_half(static_cast<float>(v))) << i << " " << e;
       }
   }
+  // Sparse parts: per row its count (I32), columns U16 (I32 above 65536 columns), fp16 values.
+  const std::string u = "model.layers.0.mlp.up_proj", k = "model.layers.0.self_attn.k_proj";
+  EXPECT_EQ(layers[u]["sparse"], true);
+  EXPECT_EQ(layers[q]["sparse"], false);
+  EXPECT_FALSE(r->has(q + ".lut.sparse_counts"));
+  EXPECT_EQ(r->raw(u + ".lut.sparse_counts").dtype, StDtype::kI32);
+  EXPECT_EQ(r->raw(u + ".lut.sparse_counts").shape, std::vector<int64_t>{8});
+  EXPECT_EQ(r->raw(u + ".lut.sparse_cols").dtype, StDtype::kU16);
+  EXPECT_EQ(r->raw(u + ".lut.sparse_values").dtype, StDtype::kF16);
+  EXPECT_EQ(r->raw(k + ".lut.sparse_cols").dtype, StDtype::kI32);
+  {
+    const PackedLutLayer& l = m.lut_layers.at(u);
+    const auto counts = r->raw(u + ".lut.sparse_counts").bytes;
+    const auto cols = r->raw(u + ".lut.sparse_cols").bytes;
+    int64_t n = 0;
+    for (int64_t i = 0; i < l.rows; ++i) {
+      int32_t c;
+      std::memcpy(&c, counts.data() + 4 * i, 4);
+      EXPECT_EQ(c, i % 3);
+      for (int32_t t = 0; t < c; ++t, ++n)
+        EXPECT_EQ(cols[2 * n] | (cols[2 * n + 1] << 8), l.sparse.cols[static_cast<size_t>(n)]);
+    }
+  }
   const std::string o = "model.layers.1.self_attn.o_proj";
   EXPECT_EQ(r->raw(o + ".uq.codes").shape, (std::vector<int64_t>{6, (45 * 3 + 7) / 8}));
   EXPECT_EQ(r->raw(o + ".uq.scale").shape, (std::vector<int64_t>{6, 3}));
@@ -238,6 +288,8 @@ TEST_F(PackedFormat, LayoutMatchesTheDocumentedFormat) {
     for (uint8_t b : l.bits)
       bits += 8.0 * ((l.cols * b + 7) / 8) + (q8 ? 8.0 * (1 << b) + 32.0 : 16.0 * (1 << b)) + 8.0;
     bits += 16.0 * static_cast<double>(l.alpha.size());
+    if (!l.sparse.empty())
+      bits += (l.cols > 65536 ? 48.0 : 32.0) * static_cast<double>(l.sparse.nnz()) + 32.0 * l.rows;
     weights += static_cast<double>(l.rows * l.cols);
   }
   for (const auto& [name, l] : m.uniform_layers) {
@@ -320,7 +372,7 @@ TEST_F(PackedFormat, TruncatedFile) {
 TEST_F(PackedFormat, WrongVersionOrNotAPackedFile) {
   write_packed_model(file("m.safetensors"), sample_model());
   std::string bytes = read_all(file("m.safetensors"));
-  const std::string key = "\"skim.format_version\":\"2\"";
+  const std::string key = "\"skim.format_version\":\"3\"";
   const size_t at = bytes.find(key);
   ASSERT_NE(at, std::string::npos);
   bytes[at + key.size() - 2] = '7';  // same length: the header stays valid safetensors
@@ -328,9 +380,11 @@ TEST_F(PackedFormat, WrongVersionOrNotAPackedFile) {
   expect_bad_input([&] { read_packed_model(file("v.safetensors")); },
                    {file("v.safetensors"), "version 7"});
 
-  // Version 1 (fp16 entries only, no "entries" key) is still read.
+  // Version 1 (fp16 entries only, no "entries" or "sparse" key) is still read.
   PackedModel v1 = sample_model();
-  v1.lut_layers.erase("model.layers.0.mlp.gate_proj");
+  for (const char* layer : {"model.layers.0.mlp.gate_proj", "model.layers.0.mlp.up_proj",
+                            "model.layers.0.self_attn.k_proj"})
+    v1.lut_layers.erase(layer);
   write_packed_model(file("m1.safetensors"), v1);
   bytes = read_all(file("m1.safetensors"));
   bytes[bytes.find(key) + key.size() - 2] = '1';

@@ -79,6 +79,15 @@ TEST_P(LayoutShapes, DecodesBackToTheOriginalLabels) {
   EXPECT_EQ(back.labels, packed.labels);
   EXPECT_EQ(back.codebook, packed.codebook);
   EXPECT_EQ(back.alpha, packed.alpha);
+
+  // A sparse part travels as it is.
+  quant::PackedLutLayer with_sparse = packed;
+  skim::testing::add_random_sparse_part(with_sparse, 7);
+  const quant::PackedLutLayer sparse_back =
+      from_device_layout(to_device_layout(with_sparse), with_alpha);
+  EXPECT_EQ(sparse_back.sparse.row_ptr, with_sparse.sparse.row_ptr);
+  EXPECT_EQ(sparse_back.sparse.cols, with_sparse.sparse.cols);
+  EXPECT_EQ(sparse_back.sparse.values, with_sparse.sparse.values);
 }
 
 TEST_P(LayoutShapes, ProductFromTheLayoutMatchesDense) {

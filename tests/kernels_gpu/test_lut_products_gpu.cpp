@@ -107,5 +107,23 @@ TEST(LutProducts, WideLayerSplitAlongK) {
   expect_close(dy.to_host(), ref, magnitudes(p, x, 1), "wide gemv");
 }
 
+// The sparse part (reserved weights) added after the LUT product, GEMV and GEMM, against
+// quant::gemv / quant::gemm; the same bound (the sparse entries enter the magnitudes).
+TEST(LutProducts, SparsePartIsAdded) {
+  SKIM_REQUIRE_GPU();
+  quant::PackedLutLayer p = skim::testing::random_lut_layer(300, 1000, {2, 3, 4}, true, 51);
+  skim::testing::add_random_sparse_part(p, 52);
+  const DeviceLutLayer layer(to_device_layout(p));
+  for (const int64_t batch : {1, 7}) {
+    const auto x =
+        random_floats(static_cast<size_t>(batch * p.cols), 53 + static_cast<uint32_t>(batch));
+    std::vector<float> ref(static_cast<size_t>(batch * p.rows));
+    quant::gemm(p, x.data(), batch, ref.data());
+    DeviceArray<float> dx(x), dy(ref.size());
+    layer.gemm(dx.data(), batch, dy.data(), nullptr);
+    expect_close(dy.to_host(), ref, magnitudes(p, x, batch), "sparse gemm");
+  }
+}
+
 }  // namespace
 }  // namespace skim::kernels::gpu

@@ -40,6 +40,7 @@ class SyntheticSource final : public io::ModelSource {
 
   const Tensor& tensor(const std::string& name) const;  // direct access for reference code
   void drop_tensor(const std::string& name) { tensors_.erase(name); }  // for error tests
+  void set_tensor(const std::string& name, Tensor t) { tensors_[name] = std::move(t); }
 
  private:
   ModelConfig config_;

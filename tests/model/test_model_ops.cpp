@@ -59,5 +59,35 @@ TEST(ModelOps, NllMatchesLogSumExp) {
   }
 }
 
+TEST(ModelOps, LogSoftmaxAndKlMatchTheirDefinitions) {
+  const int64_t rows = 3, vocab = 40;
+  std::vector<float> a(static_cast<size_t>(rows * vocab)), b(a.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    a[i] = static_cast<float>(std::sin(i * 0.7) * 20);
+    b[i] = static_cast<float>(std::sin(i * 0.7) * 20 + std::cos(i * 1.3));
+  }
+  std::vector<float> log_p(a.size());
+  kernels::log_softmax(a.data(), rows, vocab, log_p.data());
+  std::vector<double> kl(rows), self(rows);
+  kernels::kl_divergence(log_p.data(), b.data(), rows, vocab, kl.data());
+  kernels::kl_divergence(log_p.data(), a.data(), rows, vocab, self.data());
+  for (int64_t r = 0; r < rows; ++r) {
+    double za = 0, zb = 0;
+    for (int64_t j = 0; j < vocab; ++j) {
+      za += std::exp(double{a[r * vocab + j]});
+      zb += std::exp(double{b[r * vocab + j]});
+    }
+    double ref = 0;
+    for (int64_t j = 0; j < vocab; ++j) {
+      const double lp = a[r * vocab + j] - std::log(za), lq = b[r * vocab + j] - std::log(zb);
+      EXPECT_NEAR(log_p[r * vocab + j], lp, 1e-5 * std::max(1.0, std::fabs(lp)));
+      ref += std::exp(lp) * (lp - lq);
+    }
+    EXPECT_GT(ref, 1e-3);
+    EXPECT_NEAR(kl[r], ref, 1e-5 * ref);
+    EXPECT_NEAR(self[r], 0.0, 1e-6);  // KL(p || p), up to the fp32 rounding of log p
+  }
+}
+
 }  // namespace
 }  // namespace skim::testing

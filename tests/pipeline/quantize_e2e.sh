@@ -133,9 +133,13 @@ if method == "skim":
     # every stored bit counted, the budget never exceeded
     assert r["average_bits"] <= bits + 1e-12, r["average_bits"]
     assert r["average_bits"] > bits - 0.25, r["average_bits"]
+    # global allocation (the default): one budget, every linear with its measured sensitivity
+    assert r["options"]["allocation"] == "global" and r["options"]["global_weights"] == "kl"
     for layer in r["layers"]:
         for lin in layer["linears"]:
-            assert lin["average_bits"] <= bits + 1e-12, lin
+            s = lin["sensitivity"]
+            assert s["kl"] > 0 and s["error"] > 0, lin
+            assert abs(s["weight"] - s["kl"] / s["error"]) <= 1e-12 * s["weight"], lin
 assert r["stored_bits"] == sum(l["stored_bits"] for layer in r["layers"] for l in layer["linears"])
 assert 0 <= r["mean_relative_error"] < 1, r["mean_relative_error"]
 assert all(m > 0 for m in r["peak_rss_mb"])
@@ -180,6 +184,25 @@ PY
       --comm none 2> "$work/q8.err" || status=$?
     [ "$status" -eq 2 ] && grep -q "lut q8" "$work/q8.err" \
       || fail "--lut q8 with gptq: exit $status, $(cat "$work/q8.err")"
+    # Reserved weights: round(0.02 cols) per row in every linear, their bits inside the budget;
+    # the packed folder evaluates. With gptq --outliers is a usage error (exit 2).
+    "$bin" quantize "${common[@]}" --bits 4 --outliers 0.02 --out "$work/outliers" --comm none
+    python3 - "$work/outliers/report.json" <<'PY' || fail "--outliers: report check"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["options"]["outliers"] == 0.02 and r["average_bits"] <= 4 + 1e-12, r["average_bits"]
+for layer in r["layers"]:
+    for lin in layer["linears"]:
+        assert lin["reserved_weights"] == lin["rows"] * round(0.02 * lin["cols"]), lin
+        assert lin["reserved_weights"] > 0, lin
+PY
+    "$bin" eval --model "$work/outliers" --text "$work/eval.txt" --seq-len 64 --json --comm none \
+      > "$work/eval.json" || fail "--outliers: eval of the packed folder"
+    status=0
+    "$bin" quantize "${common[@]}" --method gptq --bits 3 --outliers 0.01 --out "$work/gptq-o" \
+      --comm none 2> "$work/o.err" || status=$?
+    [ "$status" -eq 2 ] && grep -q "outliers" "$work/o.err" \
+      || fail "--outliers with gptq: exit $status, $(cat "$work/o.err")"
     # --scale-steps 0 trains nothing: the same layer bytes as --no-scale; a negative count is
     # a usage error (exit 2).
     "$bin" quantize "${common[@]}" --bits 3 --scale-steps 0 --out "$work/steps0" --comm none \
@@ -347,10 +370,11 @@ PY
     same_for_ranks rtn 3 -- --method rtn --bits 4 --group-size 32
     # Bounded memory: with a micro-batch smaller than a rank's calibration tokens the forward
     # holds one sample at a time (two passes); the bytes stay the same.
-    "$bin" quantize "${wide[@]}" --bits 2.5 --micro-batch 64 --out "$work/micro-np1" --comm none
+    "$bin" quantize "${wide[@]}" --bits 2.5 --allocation layer --micro-batch 64 \
+      --out "$work/micro-np1" --comm none
     same_model "$work/skim-layer-np1" "$work/micro-np1"
-    mpi 2 "$bin" quantize "${wide[@]}" --bits 2.5 --micro-batch 200 --out "$work/micro-np2" \
-      --comm mpi
+    mpi 2 "$bin" quantize "${wide[@]}" --bits 2.5 --allocation layer --micro-batch 200 \
+      --out "$work/micro-np2" --comm mpi
     same_model "$work/skim-layer-np1" "$work/micro-np2"
     ;;
   resume)
@@ -391,7 +415,7 @@ PY
       [ ! -e "$out" ] || fail "$stage: a killed run left a final-looking output"
       : > "$out.partial/.stray.tmp.1.0"  # what a killed writer leaves behind
       "$bin" quantize "${common[@]}" --bits 3 --out "$out" --resume --comm none
-      same_model "$work/full-layer" "$out"
+      same_model "$work/full-global" "$out"  # the default allocation
       [ ! -e "$out.partial" ] || fail "$stage: the work folder is left behind"
     done
     # A checkpoint is not wiped by a run without --resume: refused unless --overwrite.
@@ -405,19 +429,20 @@ PY
     grep -q "checkpoint of an earlier run" "$work/err" || fail "message $(cat "$work/err")"
     [ -s "$work/kept.partial/state.json" ] || fail "the checkpoint was touched"
     "$bin" quantize "${common[@]}" --bits 3 --out "$work/kept" --overwrite --comm none
-    same_model "$work/full-layer" "$work/kept"
+    same_model "$work/full-global" "$work/kept"
     ;;
   stop)
     for alloc in layer global; do
       "$bin" quantize "${common[@]}" --bits 3 --allocation "$alloc" --out "$work/full-$alloc" \
         --comm none
     done
-    interrupted_run USR1 self "$bin" quantize "${common[@]}" --bits 3 --out "$work/layer" \
-      --comm none
+    interrupted_run USR1 self "$bin" quantize "${common[@]}" --bits 3 --allocation layer \
+      --out "$work/layer" --comm none
     check_stopped "$work/layer"
     ls "$work/layer.partial"/linear-00000-*.bin >/dev/null 2>&1 \
       || fail "layer: the linears finished before the stop were not saved"
-    "$bin" quantize "${common[@]}" --bits 3 --out "$work/layer" --resume --comm none
+    "$bin" quantize "${common[@]}" --bits 3 --allocation layer --out "$work/layer" --resume \
+      --comm none
     same_model "$work/full-layer" "$work/layer"
     interrupted_run TERM self "$bin" quantize "${common[@]}" --bits 3 --allocation global \
       --out "$work/global" --comm none

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "src/pipeline/fingerprint.h"
 
@@ -83,6 +84,28 @@ TEST_F(ModelIdentity, SeesSizeAndModificationTime) {
   EXPECT_EQ(model_identity(dir_.string()), base);
   fs::resize_file(file_, kSize - 1);
   EXPECT_NE(model_identity(dir_.string()), base);
+}
+
+// Each option that changes the output changes the fingerprint (a resumed run must refuse a
+// checkpoint made with another value); ranks, threads and progress do not enter it.
+TEST_F(ModelIdentity, OutputChangingOptionsChangeTheRunFingerprint) {
+  QuantizeOptions base;
+  base.model = file_;
+  const std::string ref = run_fingerprint(base, "calibration text");
+  std::vector<QuantizeOptions> changed(6, base);
+  changed[0].outliers = 0.01;
+  changed[1].global_weights = GlobalWeights::kEnergy;
+  changed[2].sensitivity_tokens = 256;
+  changed[3].allocation = Allocation::kGlobal;
+  changed[4].lut_entries = quant::LutEntries::kF16;
+  changed[5].seed = 1;
+  for (size_t i = 0; i < changed.size(); ++i)
+    EXPECT_NE(run_fingerprint(changed[i], "calibration text"), ref) << "option " << i;
+  EXPECT_NE(run_fingerprint(base, "other text"), ref);
+  QuantizeOptions same = base;
+  same.progress = ProgressFormat::kNone;
+  same.micro_batch = 7;
+  EXPECT_EQ(run_fingerprint(same, "calibration text"), ref);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "src/core/half.h"
 #include "src/quant/packed_layer.h"
 #include "src/quant/rtn.h"
+#include "src/quant/skim_layer.h"
 #include "tests/quant/random_lut_layer.h"
 #include "tests/quant/synthetic_layer.h"
 
@@ -68,7 +69,16 @@ std::vector<double> dense_reference(const LutLayer& l) {
       const double a = l.alpha.empty() ? 1.0 : half_to_float(l.alpha[j]);
       w[i * l.cols + j] = c / a;
     }
+  if (!l.sparse.empty())
+    for (int64_t i = 0; i < l.rows; ++i)
+      for (int64_t k = l.sparse.row_ptr[i]; k < l.sparse.row_ptr[i + 1]; ++k)
+        w[i * l.cols + l.sparse.cols[k]] += half_to_float(l.sparse.values[k]);
   return w;
+}
+
+LutLayer with_sparse(LutLayer l, uint64_t seed) {
+  l.sparse = testing::random_sparse_part(l.rows, l.cols, seed);
+  return l;
 }
 
 // |got - W x| <= 1e-5 * sum_j |w_ij x_j| (+ a tiny absolute floor) for every output.
@@ -106,21 +116,30 @@ TEST(PackedLut, PackUnpackRoundTrip) {
     EXPECT_EQ(back.codebook, l.codebook);
     EXPECT_EQ(back.labels, l.labels);
     EXPECT_EQ(back.alpha, l.alpha);
+    const LutLayer s = with_sparse(l, 3);
+    const LutLayer s_back = unpack(pack(s));
+    EXPECT_EQ(s_back.sparse.row_ptr, s.sparse.row_ptr);
+    EXPECT_EQ(s_back.sparse.cols, s.sparse.cols);
+    EXPECT_EQ(s_back.sparse.values, s.sparse.values);
   }
 }
 
 TEST(PackedLut, DequantizeMatchesDefinition) {
-  const LutLayer l = random_lut_layer(9, 31, 3, true);
-  const Tensor d = dequantize(l);
-  const std::vector<double> ref = dense_reference(l);
-  for (int64_t k = 0; k < d.numel(); ++k)
-    ASSERT_NEAR(d.data()[k], ref[k], 1e-7 * std::fabs(ref[k]));
+  for (bool sparse : {false, true}) {
+    const LutLayer l = sparse ? with_sparse(random_lut_layer(9, 31, 3, true), 4)
+                              : random_lut_layer(9, 31, 3, true);
+    const Tensor d = dequantize(l);
+    const std::vector<double> ref = dense_reference(l);
+    for (int64_t k = 0; k < d.numel(); ++k)
+      ASSERT_NEAR(d.data()[k], ref[k], 1e-7 * std::fabs(ref[k]));
+  }
 }
 
 TEST(PackedLut, GemvEqualsDenseProduct) {
   for (bool with_alpha : {false, true}) {
     for (int64_t cols : {1, 77, 301}) {
-      const LutLayer l = random_lut_layer(40, cols, 4 + cols, with_alpha);
+      const LutLayer l = with_alpha ? with_sparse(random_lut_layer(40, cols, 4 + cols, true), 5)
+                                    : random_lut_layer(40, cols, 4 + cols, false);
       const PackedLutLayer p = pack(l);
       const std::vector<float> x = random_input(cols, 5);
       std::vector<float> y(static_cast<size_t>(l.rows));
@@ -133,7 +152,7 @@ TEST(PackedLut, GemvEqualsDenseProduct) {
 TEST(PackedLut, GemmEqualsDenseProduct) {
   for (int64_t batch : {1, 5, 300}) {  // 300 spans two partial-sum chunks
     const int64_t cols = 129;
-    const LutLayer l = random_lut_layer(24, cols, 6, true);
+    const LutLayer l = with_sparse(random_lut_layer(24, cols, 6, true), 6);
     const PackedLutLayer p = pack(l);
     const std::vector<float> x = random_input(batch * cols, 7);
     std::vector<float> y(static_cast<size_t>(batch * l.rows));
@@ -148,6 +167,11 @@ TEST(PackedLut, StoredBitsCountEverything) {
   int64_t expected = lut_layer_overhead_bits(cols, true);
   for (uint8_t b : l.bits) expected += lut_row_cost_bits(cols, b, LutEntries::kF16);
   EXPECT_EQ(stored_bits(pack(l)), expected);
+  // A sparse part: 16 (value) + 16 (column) per entry and 32 per row.
+  const LutLayer s = with_sparse(l, 8);
+  ASSERT_GT(s.sparse.nnz(), 0);
+  EXPECT_EQ(stored_bits(pack(s)), expected + 32 * s.sparse.nnz() + 32 * l.rows);
+  EXPECT_EQ(lut_stored_bits(s), stored_bits(pack(s)));
 }
 
 TEST(PackedLut, PackRejectsInvalidLayers) {
@@ -162,6 +186,26 @@ TEST(PackedLut, PackRejectsInvalidLayers) {
   short_lut.codebook.pop_back();
   short_lut.codebook_offset.back() -= 1;
   EXPECT_THROW(pack(short_lut), Error);
+  // Sparse parts: a column out of range, columns not ascending, row pointers that do not add up,
+  // a row pointer past the end in the middle, a non-finite value.
+  const LutLayer s = with_sparse(l, 10);
+  ASSERT_GE(s.sparse.row_ptr[3] - s.sparse.row_ptr[2], 2);
+  LutLayer bad_col = s;
+  bad_col.sparse.cols.back() = 10;
+  EXPECT_THROW(pack(bad_col), Error);
+  LutLayer unsorted = s;
+  std::swap(unsorted.sparse.cols[static_cast<size_t>(s.sparse.row_ptr[2])],
+            unsorted.sparse.cols[static_cast<size_t>(s.sparse.row_ptr[2] + 1)]);
+  EXPECT_THROW(pack(unsorted), Error);
+  LutLayer short_ptr = s;
+  short_ptr.sparse.row_ptr.pop_back();
+  EXPECT_THROW(pack(short_ptr), Error);
+  LutLayer past_end = s;
+  past_end.sparse.row_ptr[1] = s.sparse.nnz() + 5;
+  EXPECT_THROW(pack(past_end), Error);
+  LutLayer inf = s;
+  inf.sparse.values[0] = 0x7c00;  // +inf
+  EXPECT_THROW(pack(inf), Error);
 }
 
 std::vector<double> dense_uniform(const UniformLayer& u) {

@@ -1,0 +1,122 @@
+#include "src/pipeline/sensitivity.h"
+
+#include <algorithm>
+#include <memory>
+#include <numeric>
+
+#include "kernels/cpu/model_ops.h"
+#include "src/core/error.h"
+#include "src/model/linear.h"
+#include "src/model/llama_model.h"
+#include "src/quant/hessian.h"
+#include "src/quant/layer_error.h"
+#include "src/quant/lut_layer.h"
+#include "src/quant/skim_layer.h"
+
+namespace skim::pipeline {
+namespace {
+
+constexpr int64_t kKinds = model::kLinearKindCount;
+// Tokens whose logits are held at once at the head.
+constexpr int64_t kHeadChunk = 64;
+
+// The replacement of one linear and its error on the damped H.
+struct Replacement {
+  Tensor w_hat;
+  double error = 0.0;
+};
+
+Replacement kmeans_replacement(const Tensor& w, Tensor h, int bits, const QuantizeOptions& o) {
+  quant::damp_hessian(h, o.damp);
+  const quant::LutLayer q = quant::quantize_kmeans_layer(
+      w, h, bits, quant::ImportanceKind::kHessianDiagonal,
+      o.exact_kmeans ? quant::KMeansSolver::kExact : quant::KMeansSolver::kLloyd);
+  Replacement r{quant::dequantize(q), 0.0};
+  const auto e = quant::row_errors(w, r.w_hat, h);
+  r.error = std::accumulate(e.begin(), e.end(), 0.0);
+  return r;
+}
+
+}  // namespace
+
+std::vector<LinearSensitivity> measure_sensitivity(comm::Communicator& comm,
+                                                   const io::ModelSource& source,
+                                                   const SensitivityInput& in,
+                                                   const QuantizeOptions& options) {
+  const ModelConfig& c = source.config();
+  const int64_t n = c.num_layers, d = c.hidden_size, vocab = c.vocab_size;
+  const int64_t tokens = in.windows * in.seq;
+  if (tokens <= 0) fail(ErrorKind::kUsage, "sensitivity: no tokens to measure on");
+  const auto ends = model::LlamaModel::load(source, model::LlamaModel::Layers::kStream);
+
+  // One window per call, as the calibration forward: a stream's bits do not depend on its rank.
+  const auto forward = [&](const model::DecoderLayer& layer, Tensor& hidden) {
+    for (int64_t w = 0; w < in.windows; ++w)
+      layer.forward(hidden.data() + w * in.seq * d, 1, in.seq);
+  };
+
+  Tensor base({tokens, d});
+  ends.embed(in.tokens, tokens, base.data());
+  struct Stream {
+    int64_t id;
+    Tensor hidden;
+  };
+  std::vector<Stream> streams;  // this rank's perturbed copies
+  std::vector<LinearSensitivity> out(static_cast<size_t>(n * kKinds));
+  for (int64_t l = 0; l < n; ++l) {
+    model::DecoderLayer layer = model::DecoderLayer::load(source, l);
+    for (auto& s : streams) forward(layer, s.hidden);
+    for (int64_t k = 0; k < kKinds; ++k) {
+      const int64_t id = l * kKinds + k;
+      if (id % comm.size() != comm.rank()) continue;
+      const auto kind = model::kLinearKinds[static_cast<size_t>(k)];
+      const auto& dense = dynamic_cast<const model::DenseLinear&>(layer.linear(kind));
+      Replacement r = kmeans_replacement(dense.weight(), in.hessian(l, model::linear_group(kind)),
+                                         in.bits, options);
+      out[static_cast<size_t>(id)].error = r.error;
+      auto original = layer.replace_linear(
+          kind, std::make_unique<model::DenseLinear>(std::move(r.w_hat), dense.bias()));
+      Stream s{id, base};
+      forward(layer, s.hidden);
+      layer.replace_linear(kind, std::move(original));
+      streams.push_back(std::move(s));
+    }
+    forward(layer, base);
+    in.after_layer(l);
+  }
+
+  // The full model's log-probabilities, then each stream's KL against them.
+  ends.final_norm(base.data(), tokens);
+  std::vector<float> log_p(static_cast<size_t>(tokens * vocab));
+  std::vector<float> logits(static_cast<size_t>(kHeadChunk * vocab));
+  for (int64_t t0 = 0; t0 < tokens; t0 += kHeadChunk) {
+    const int64_t rows = std::min(kHeadChunk, tokens - t0);
+    ends.logits(base.data() + t0 * d, rows, logits.data());
+    kernels::log_softmax(logits.data(), rows, vocab, log_p.data() + t0 * vocab);
+  }
+  std::vector<double> kl(static_cast<size_t>(kHeadChunk));
+  for (auto& s : streams) {
+    ends.final_norm(s.hidden.data(), tokens);
+    double sum = 0.0;
+    for (int64_t t0 = 0; t0 < tokens; t0 += kHeadChunk) {
+      const int64_t rows = std::min(kHeadChunk, tokens - t0);
+      ends.logits(s.hidden.data() + t0 * d, rows, logits.data());
+      kernels::kl_divergence(log_p.data() + t0 * vocab, logits.data(), rows, vocab, kl.data());
+      for (int64_t r = 0; r < rows; ++r) sum += kl[static_cast<size_t>(r)];
+    }
+    out[static_cast<size_t>(s.id)].kl = sum / static_cast<double>(tokens);
+    s.hidden = Tensor();
+  }
+
+  // Each entry was computed on one rank (zeros elsewhere): the sums are exact.
+  std::vector<double> flat(out.size() * 2);
+  for (size_t i = 0; i < out.size(); ++i) {
+    flat[2 * i] = out[i].kl;
+    flat[2 * i + 1] = out[i].error;
+  }
+  comm.all_reduce_sum(flat.data(), static_cast<int64_t>(flat.size()));
+  for (size_t i = 0; i < out.size(); ++i) out[i] = {flat[2 * i], flat[2 * i + 1]};
+  return out;
+}
+
+}  // namespace skim::pipeline
