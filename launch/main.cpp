@@ -8,6 +8,7 @@
 
 #include <string>
 
+#include "launch/build_info.h"
 #include "launch/commands.h"
 #include "launch/runtime.h"
 
@@ -22,6 +23,7 @@ int main(int argc, char** argv) {
   app.option_defaults()->always_capture_default();
   app.require_subcommand(1);
   app.fallthrough();  // --comm may also follow the subcommand
+  app.set_version_flag("--version", SKIM_VERSION_STRING "\n" SKIM_BUILD_FEATURES);
   std::string comm = "auto";
   app.add_option("--comm", comm,
                  "Communicator: auto (NCCL if every rank has a GPU, else MPI when started by "

@@ -114,6 +114,11 @@ check_stopped() {
 
 case "$scenario" in
   methods)
+    # --version: the program and what the build has, exit 0.
+    "$bin" --version > "$work/version" || fail "--version exited non-zero"
+    for key in "skim-dist [0-9]" "^CUDA: " "^NCCL: " "^MPI: " "^BLAS: OpenBLAS"; do
+      grep -q "$key" "$work/version" || fail "--version: no '$key' in $(cat "$work/version")"
+    done
     for m in "skim 3" "skim 2.5" "skim 3.5 q8" "kmeans 3 f16" "kmeans 3" "gptq 3" "rtn 4"; do
       set -- $m
       out="$work/out-$1-$2${3:+-$3}"
