@@ -619,7 +619,8 @@ class QuantizeRun {
                               h[static_cast<size_t>(g)]);
         }
         checkpoint("stats", l + 1, true);
-        progress("stats", l, seconds_since(t0), 2 * n - l - 1);
+        const int64_t passes = o_.global_weights == GlobalWeights::kKl ? 3 : 2;
+        progress("stats", l, seconds_since(t0), passes * n - l - 1);
       }
       fs::remove(hidden_file(n));
       if (o_.global_weights == GlobalWeights::kKl) measure_sensitivities();
@@ -670,7 +671,12 @@ class QuantizeRun {
       return read_tensor_file(
           work_file(fmt::format("hessian-{:05d}-{}.bin", layer, static_cast<int>(g))));
     };
-    in.after_layer = [&](int64_t) { safe_point(false); };
+    auto t_layer = Clock::now();
+    in.after_layer = [&](int64_t layer) {
+      safe_point(false);
+      progress("kl", layer, seconds_since(t_layer), 2 * config_.num_layers - layer - 1);
+      t_layer = Clock::now();
+    };
     sensitivity_ = measure_sensitivity(comm_, *source_, in, o_);
     if (rank_ == 0) {
       std::vector<double> flat;
