@@ -279,6 +279,10 @@ class QuantizeRun {
   }
   std::string hidden_file(int64_t layer) const { return hidden_file(rank_, layer); }
   std::string work_file(const std::string& name) const { return (fs::path(work_) / name).string(); }
+  // Global allocation's stored Hessian of a layer's linear group.
+  std::string hessian_file(int64_t layer, int group) const {
+    return work_file(fmt::format("hessian-{:05d}-{}.bin", layer, group));
+  }
 
   // ---- one layer ----------------------------------------------------------------------------
 
@@ -615,8 +619,7 @@ class QuantizeRun {
           for (const auto& t : tables) all.put_vector(serialize(t));
           write_bytes_file(work_file(fmt::format("etable-{:05d}.bin", l)), all.bytes());
           for (int g = 0; g < kGroups; ++g)
-            write_tensor_file(work_file(fmt::format("hessian-{:05d}-{}.bin", l, g)),
-                              h[static_cast<size_t>(g)]);
+            write_tensor_file(hessian_file(l, g), h[static_cast<size_t>(g)]);
         }
         checkpoint("stats", l + 1, true);
         const int64_t passes = o_.global_weights == GlobalWeights::kKl ? 3 : 2;
@@ -636,8 +639,7 @@ class QuantizeRun {
       times_.clear();
       std::array<Tensor, kGroups> h;
       for (int g = 0; g < kGroups; ++g)
-        h[static_cast<size_t>(g)] =
-            read_tensor_file(work_file(fmt::format("hessian-{:05d}-{}.bin", l, g)));
+        h[static_cast<size_t>(g)] = read_tensor_file(hessian_file(l, g));
       const auto weight = [&](model::LinearKind k, const quant::RowBlock& b) {
         const auto s = model::linear_shape(config_, k);
         return source_->load(linear_name(l, k) + ".weight", {s.out, s.in}).rows(b.first, b.count);
@@ -668,8 +670,7 @@ class QuantizeRun {
     in.seq = seq;
     in.bits = std::clamp(static_cast<int>(std::floor(o_.bits)), o_.b_min, o_.b_max);
     in.hessian = [&](int64_t layer, model::LinearGroup g) {
-      return read_tensor_file(
-          work_file(fmt::format("hessian-{:05d}-{}.bin", layer, static_cast<int>(g))));
+      return read_tensor_file(hessian_file(layer, static_cast<int>(g)));
     };
     auto t_layer = Clock::now();
     in.after_layer = [&](int64_t layer) {

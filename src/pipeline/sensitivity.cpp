@@ -1,8 +1,8 @@
 #include "src/pipeline/sensitivity.h"
 
 #include <algorithm>
+#include <array>
 #include <memory>
-#include <numeric>
 
 #include "kernels/cpu/model_ops.h"
 #include "src/core/error.h"
@@ -32,8 +32,7 @@ Replacement kmeans_replacement(const Tensor& w, Tensor h, int bits, const Quanti
       w, h, bits, quant::ImportanceKind::kHessianDiagonal,
       o.exact_kmeans ? quant::KMeansSolver::kExact : quant::KMeansSolver::kLloyd);
   Replacement r{quant::dequantize(q), 0.0};
-  const auto e = quant::row_errors(w, r.w_hat, h);
-  r.error = std::accumulate(e.begin(), e.end(), 0.0);
+  r.error = quant::layer_error(w, r.w_hat, h);
   return r;
 }
 
@@ -66,13 +65,16 @@ std::vector<LinearSensitivity> measure_sensitivity(comm::Communicator& comm,
   for (int64_t l = 0; l < n; ++l) {
     model::DecoderLayer layer = model::DecoderLayer::load(source, l);
     for (auto& s : streams) forward(layer, s.hidden);
+    std::array<Tensor, 4> hessians;  // read once per group (q, k and v share one)
     for (int64_t k = 0; k < kKinds; ++k) {
       const int64_t id = l * kKinds + k;
       if (id % comm.size() != comm.rank()) continue;
       const auto kind = model::kLinearKinds[static_cast<size_t>(k)];
       const auto& dense = dynamic_cast<const model::DenseLinear&>(layer.linear(kind));
-      Replacement r = kmeans_replacement(dense.weight(), in.hessian(l, model::linear_group(kind)),
-                                         in.bits, options);
+      const auto group = model::linear_group(kind);
+      Tensor& h = hessians[static_cast<size_t>(group)];
+      if (h.numel() == 0) h = in.hessian(l, group);
+      Replacement r = kmeans_replacement(dense.weight(), h, in.bits, options);
       out[static_cast<size_t>(id)].error = r.error;
       auto original = layer.replace_linear(
           kind, std::make_unique<model::DenseLinear>(std::move(r.w_hat), dense.bias()));

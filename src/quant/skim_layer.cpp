@@ -1,6 +1,7 @@
 #include "src/quant/skim_layer.h"
 
 #include <chrono>
+#include <optional>
 
 #include "src/core/error.h"
 #include "src/core/half.h"
@@ -31,10 +32,12 @@ std::vector<float> column_importance(const Tensor& h, ImportanceKind kind) {
 
 namespace {
 
-// The weights the LUT part quantizes: w, or w with its reserved entries set to the row mean.
-OutlierSplit lut_part_input(const Tensor& w, std::span<const float> f, const SkimOptions& o) {
+// The reserved entries and w with them set to the row mean, or nothing (no copy of w) when
+// no weight is reserved.
+std::optional<OutlierSplit> reserve(const Tensor& w, std::span<const float> f,
+                                    const SkimOptions& o) {
   const int64_t per_row = reserved_per_row(w.dim(1), o.outliers);
-  if (per_row == 0) return {w, {}};
+  if (per_row == 0) return std::nullopt;
   return split_outliers(w, f, per_row);
 }
 
@@ -43,8 +46,8 @@ OutlierSplit lut_part_input(const Tensor& w, std::span<const float> f, const Ski
 ErrorTable skim_error_table(const Tensor& w, const Tensor& h, const SkimOptions& options) {
   check_layer(w, h);
   const auto f = column_importance(h, options.importance);
-  const OutlierSplit split = lut_part_input(w, f, options);
-  return build_error_table(split.dense, h, {f.data(), 0}, options.b_min, options.b_max,
+  const auto split = reserve(w, f, options);
+  return build_error_table(split ? split->dense : w, h, {f.data(), 0}, options.b_min, options.b_max,
                            options.solver);
 }
 
@@ -57,11 +60,12 @@ SkimLayerResult quantize_skim_layer_with_bits(const Tensor& w, const Tensor& h,
                                               const SkimOptions& options, RowGroup* group) {
   check_layer(w, h);
   const auto f = column_importance(h, options.importance);
-  OutlierSplit split = lut_part_input(w, f, options);
+  auto split = reserve(w, f, options);
   SkimLayerResult out;
-  out.layer = scaled_kmeans(split.dense, h, {f.data(), 0}, bits, options.scale, &out.scale, group);
-  if (w.dim(0) > 0 && !split.positions.empty()) {
-    out.layer.sparse = std::move(split.positions);
+  out.layer = scaled_kmeans(split ? split->dense : w, h, {f.data(), 0}, bits, options.scale,
+                            &out.scale, group);
+  if (split && w.dim(0) > 0) {
+    out.layer.sparse = std::move(split->positions);
     set_sparse_corrections(out.layer, w);  // again after any change of the LUTs (q8 storage)
   }
   out.times.kmeans_s = out.scale.kmeans_s;

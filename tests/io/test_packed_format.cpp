@@ -15,6 +15,7 @@
 #include "io/safetensors.h"
 #include "src/core/error.h"
 #include "src/core/half.h"
+#include "tests/quant/random_lut_layer.h"
 
 namespace skim::io {
 namespace {
@@ -60,23 +61,10 @@ PackedLutLayer lut_layer_q8(int64_t rows, int64_t cols, std::mt19937& rng) {
   return l;
 }
 
-// The same with a sparse part: row i holds i % 3 entries at random ascending columns.
+// The same with a sparse part (row i holds i % 4 entries, tests/quant/random_lut_layer.h).
 PackedLutLayer lut_layer_sparse(int64_t rows, int64_t cols, std::mt19937& rng) {
   PackedLutLayer l = lut_layer(rows, cols, true, rng);
-  l.sparse.row_ptr.push_back(0);
-  for (int64_t i = 0; i < rows; ++i) {
-    std::vector<int32_t> picked;
-    while (static_cast<int64_t>(picked.size()) < i % 3) {
-      const auto j = static_cast<int32_t>(rng() % static_cast<uint32_t>(cols));
-      if (std::find(picked.begin(), picked.end(), j) == picked.end()) picked.push_back(j);
-    }
-    std::sort(picked.begin(), picked.end());
-    for (int32_t j : picked) {
-      l.sparse.cols.push_back(j);
-      l.sparse.values.push_back(float_to_half(std::normal_distribution<float>(0, 1)(rng)));
-    }
-    l.sparse.row_ptr.push_back(l.sparse.nnz());
-  }
+  l.sparse = quant::testing::random_sparse_part(rows, cols, rng());
   return l;
 }
 
@@ -270,7 +258,7 @@ TEST_F(PackedFormat, LayoutMatchesTheDocumentedFormat) {
     for (int64_t i = 0; i < l.rows; ++i) {
       int32_t c;
       std::memcpy(&c, counts.data() + 4 * i, 4);
-      EXPECT_EQ(c, i % 3);
+      EXPECT_EQ(c, i % 4);
       for (int32_t t = 0; t < c; ++t, ++n)
         EXPECT_EQ(cols[2 * n] | (cols[2 * n + 1] << 8), l.sparse.cols[static_cast<size_t>(n)]);
     }

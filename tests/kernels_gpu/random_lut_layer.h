@@ -1,6 +1,5 @@
 #pragma once
 // Random packed LUT layers with mixed bit-widths, for the GPU layout and product tests.
-#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -39,28 +38,6 @@ inline quant::PackedLutLayer random_lut_layer(int64_t rows, int64_t cols,
     for (auto& a : p.alpha) a = float_to_half(scale(rng));
   }
   return p;
-}
-
-// A sparse part for p: row i holds i % 5 entries at distinct ascending columns, values ~ N(0, 4).
-inline void add_random_sparse_part(quant::PackedLutLayer& p, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 2.0f);
-  p.sparse = {};
-  p.sparse.row_ptr.push_back(0);
-  for (int64_t i = 0; i < p.rows; ++i) {
-    const int64_t want = std::min<int64_t>(i % 5, p.cols);
-    std::vector<int32_t> picked;
-    while (static_cast<int64_t>(picked.size()) < want) {
-      const auto j = static_cast<int32_t>(rng() % static_cast<uint32_t>(p.cols));
-      if (std::find(picked.begin(), picked.end(), j) == picked.end()) picked.push_back(j);
-    }
-    std::sort(picked.begin(), picked.end());
-    for (int32_t j : picked) {
-      p.sparse.cols.push_back(j);
-      p.sparse.values.push_back(float_to_half(normal(rng)));
-    }
-    p.sparse.row_ptr.push_back(p.sparse.nnz());
-  }
 }
 
 // Dense W^[i][j] = LUT_i[label_ij] / alpha_j, from the packed form by plain loops.

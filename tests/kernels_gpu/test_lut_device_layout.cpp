@@ -11,6 +11,7 @@
 #include "src/core/error.h"
 #include "src/core/half.h"
 #include "tests/kernels_gpu/random_lut_layer.h"
+#include "tests/quant/random_lut_layer.h"
 
 namespace skim::kernels::gpu {
 namespace {
@@ -82,7 +83,7 @@ TEST_P(LayoutShapes, DecodesBackToTheOriginalLabels) {
 
   // A sparse part travels as it is.
   quant::PackedLutLayer with_sparse = packed;
-  skim::testing::add_random_sparse_part(with_sparse, 7);
+  with_sparse.sparse = quant::testing::random_sparse_part(with_sparse.rows, with_sparse.cols, 7);
   const quant::PackedLutLayer sparse_back =
       from_device_layout(to_device_layout(with_sparse), with_alpha);
   EXPECT_EQ(sparse_back.sparse.row_ptr, with_sparse.sparse.row_ptr);

@@ -14,6 +14,7 @@
 #include "src/quant/packed_layer.h"
 #include "tests/kernels_gpu/gpu_test_util.h"
 #include "tests/kernels_gpu/random_lut_layer.h"
+#include "tests/quant/random_lut_layer.h"
 
 namespace skim::kernels::gpu {
 namespace {
@@ -112,7 +113,7 @@ TEST(LutProducts, WideLayerSplitAlongK) {
 TEST(LutProducts, SparsePartIsAdded) {
   SKIM_REQUIRE_GPU();
   quant::PackedLutLayer p = skim::testing::random_lut_layer(300, 1000, {2, 3, 4}, true, 51);
-  skim::testing::add_random_sparse_part(p, 52);
+  p.sparse = quant::testing::random_sparse_part(p.rows, p.cols, 52);
   const DeviceLutLayer layer(to_device_layout(p));
   for (const int64_t batch : {1, 7}) {
     const auto x =
