@@ -133,8 +133,21 @@ void check_packed_layer(const PackedUniformLayer& l, const std::string& name,
   if (l.scale.size() != params || l.zero.size() != params)
     fail(ErrorKind::kBadInput, "{}: layer {}: {} scales and {} zeros, expected {}", where, name,
          l.scale.size(), l.zero.size(), params);
-  const float maxq = static_cast<float>((1 << l.bits) - 1);
+  if (!l.group_bits.empty()) {
+    if (l.group_bits.size() != static_cast<size_t>(l.groups()) || l.group_size % 8 != 0 ||
+        !l.perm.empty())
+      fail(ErrorKind::kBadInput,
+           "{}: tensor {}: {} group widths for {} groups of {} columns (need a multiple of 8 "
+           "columns and no permutation)",
+           where, uq_tensor(name, "group_bits"), l.group_bits.size(), l.groups(), l.group_size);
+    for (uint8_t b : l.group_bits)
+      if (b < 1 || b > 8)
+        fail(ErrorKind::kBadInput, "{}: tensor {}: width {} outside 1..8", where,
+             uq_tensor(name, "group_bits"), b);
+  }
   for (size_t k = 0; k < params; ++k) {
+    const float maxq =
+        static_cast<float>((1 << l.group_width(static_cast<int64_t>(k) % l.groups())) - 1);
     const float s = half_to_float(l.scale[k]);
     const float z = half_to_float(l.zero[k]);
     if (!(s > 0.0f) || !std::isfinite(s))
@@ -144,9 +157,9 @@ void check_packed_layer(const PackedUniformLayer& l, const std::string& name,
       fail(ErrorKind::kBadInput, "{}: tensor {}: zero point {} is not an integer in [0, {}]", where,
            uq_tensor(name, "zero"), z, maxq);
   }
-  if (l.codes.size() != static_cast<size_t>(l.rows * quant::packed_row_bytes(l.cols, l.bits)))
+  if (l.codes.size() != static_cast<size_t>(l.rows * quant::uniform_row_bytes(l)))
     fail(ErrorKind::kBadInput, "{}: tensor {}: {} bytes, expected {} rows of {}", where,
-         uq_tensor(name, "codes"), l.codes.size(), l.rows, quant::packed_row_bytes(l.cols, l.bits));
+         uq_tensor(name, "codes"), l.codes.size(), l.rows, quant::uniform_row_bytes(l));
   if (!l.perm.empty()) {
     bool ok = l.perm.size() == static_cast<size_t>(l.cols);
     std::vector<char> seen(ok ? l.perm.size() : 0, 0);
@@ -315,11 +328,17 @@ void write_packed_model(const std::string& path, const PackedModel& model) {
     if (layers.contains(name))
       fail(ErrorKind::kBadInput, "{}: layer {} is both a LUT and a uniform layer", path, name);
     check_packed_layer(l, name, path);
-    layers[name] = {
-        {"kind", "uniform"},          {"rows", l.rows},         {"cols", l.cols}, {"bits", l.bits},
-        {"group_size", l.group_size}, {"perm", !l.perm.empty()}};
+    layers[name] = {{"kind", "uniform"},
+                    {"rows", l.rows},
+                    {"cols", l.cols},
+                    {"bits", l.bits},
+                    {"group_size", l.group_size},
+                    {"perm", !l.perm.empty()},
+                    {"group_bits", !l.group_bits.empty()}};
     add_tensor(w, crc, uq_tensor(name, "codes"), StDtype::kU8,
-               {l.rows, quant::packed_row_bytes(l.cols, l.bits)}, l.codes);
+               {l.rows, quant::uniform_row_bytes(l)}, l.codes);
+    if (!l.group_bits.empty())
+      add_tensor(w, crc, uq_tensor(name, "group_bits"), StDtype::kU8, {l.groups()}, l.group_bits);
     add_tensor(w, crc, uq_tensor(name, "scale"), StDtype::kF16, {l.rows, l.groups()}, l.scale);
     add_tensor(w, crc, uq_tensor(name, "zero"), StDtype::kF16, {l.rows, l.groups()}, l.zero);
     if (!l.perm.empty())
@@ -455,8 +474,20 @@ PackedModel read_packed_model(const std::string& path) {
         fail(ErrorKind::kBadInput, "{}: layer {}: bad bits {} or group size {}", path, name, bits,
              l.group_size);
       l.bits = static_cast<int>(bits);
+      // Version 3 and older have no group widths.
+      if (entry.contains("group_bits") && json_bool(entry, "group_bits", path, name)) {
+        l.group_bits =
+            read_tensor<uint8_t>(*r, uq_tensor(name, "group_bits"), StDtype::kU8, {l.groups()});
+        if (l.group_size % 8 != 0)  // before the row size is derived from the widths
+          fail(ErrorKind::kBadInput, "{}: layer {}: group widths with groups of {} columns", path,
+               name, l.group_size);
+        for (uint8_t b : l.group_bits)
+          if (b < 1 || b > 8)
+            fail(ErrorKind::kBadInput, "{}: tensor {}: width {} outside 1..8", path,
+                 uq_tensor(name, "group_bits"), b);
+      }
       l.codes = read_tensor<uint8_t>(*r, uq_tensor(name, "codes"), StDtype::kU8,
-                                     {rows, quant::packed_row_bytes(cols, l.bits)});
+                                     {rows, quant::uniform_row_bytes(l)});
       l.scale =
           read_tensor<uint16_t>(*r, uq_tensor(name, "scale"), StDtype::kF16, {rows, l.groups()});
       l.zero =
@@ -467,6 +498,7 @@ PackedModel read_packed_model(const std::string& path) {
       for (const char* part : {"codes", "scale", "zero"})
         layer_tensor[uq_tensor(name, part)] = true;
       if (!l.perm.empty()) layer_tensor[uq_tensor(name, "perm")] = true;
+      if (!l.group_bits.empty()) layer_tensor[uq_tensor(name, "group_bits")] = true;
       model.uniform_layers.emplace(name, std::move(l));
     } else {
       fail(ErrorKind::kBadInput, "{}: layer {} has unknown kind {}", path, name, kind);

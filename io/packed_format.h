@@ -13,8 +13,9 @@
 
 namespace skim::io {
 
-// Version 2 added 8-bit LUT entries; version 1 files (fp16 entries only) are still read.
-inline constexpr int kPackedFormatVersion = 3;
+// Version 2 added 8-bit LUT entries, 3 sparse parts, 4 uniform group widths; files of
+// every older version are still read.
+inline constexpr int kPackedFormatVersion = 4;
 inline constexpr int kPackedFormatOldestVersion = 1;
 inline constexpr const char* kPackedFormatName = "skim-packed";
 

@@ -160,7 +160,8 @@ QuantizedLinear merge_row_blocks(std::vector<QuantizedLinear> blocks, const std:
                         x.lut.codebook_q8.empty() == q.lut.codebook_q8.empty()
                   : x.uniform.cols == q.uniform.cols && x.uniform.bits == q.uniform.bits &&
                         x.uniform.group_size == q.uniform.group_size &&
-                        x.uniform.perm == q.uniform.perm);
+                        x.uniform.perm == q.uniform.perm &&
+                        x.uniform.group_bits == q.uniform.group_bits);
     if (!fits)
       fail(ErrorKind::kBadInput, "{}: row block {} does not continue block 0 ({})", what, b,
            x.name);
@@ -214,6 +215,7 @@ std::vector<uint8_t> serialize(const QuantizedLinear& q) {
     w.put_vector(q.uniform.scale);
     w.put_vector(q.uniform.zero);
     w.put_vector(q.uniform.perm);
+    w.put_vector(q.uniform.group_bits);
     w.put_vector(q.uniform.codes);
   }
   for (double v : {q.error, q.energy, q.scale_gain, q.seconds_error_table, q.seconds_allocation,
@@ -249,6 +251,7 @@ QuantizedLinear deserialize_quantized_linear(const uint8_t* data, size_t size,
     q.uniform.scale = r.get_vector<uint16_t>();
     q.uniform.zero = r.get_vector<uint16_t>();
     q.uniform.perm = r.get_vector<int32_t>();
+    q.uniform.group_bits = r.get_vector<uint8_t>();
     q.uniform.codes = r.get_vector<uint8_t>();
   }
   for (double* v : {&q.error, &q.energy, &q.scale_gain, &q.seconds_error_table,

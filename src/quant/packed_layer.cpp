@@ -94,16 +94,23 @@ PackedUniformLayer pack(const UniformLayer& layer) {
   p.scale = layer.scale;
   p.zero = layer.zero;
   p.perm = layer.perm;
-  const int64_t row_bytes = packed_row_bytes(p.cols, p.bits);
+  p.group_bits = layer.group_bits;
+  const std::vector<int64_t> o = uniform_group_offsets(p.cols, p.bits, p.group_size, p.group_bits);
+  const int64_t row_bytes = o.back(), group_cols = p.group_bits.empty() ? p.cols : p.group_size;
   p.codes.assign(static_cast<size_t>(p.rows * row_bytes), 0);
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < p.rows; ++i)
-    pack_row(layer.codes.data() + i * p.cols, p.cols, p.bits, p.codes.data() + i * row_bytes);
+    for (size_t g = 0; g + 1 < o.size(); ++g) {
+      const int64_t j0 = static_cast<int64_t>(g) * group_cols;
+      pack_row(layer.codes.data() + i * p.cols + j0, std::min(p.cols, j0 + group_cols) - j0,
+               p.group_width(static_cast<int64_t>(g)), p.codes.data() + i * row_bytes + o[g]);
+    }
   return p;
 }
 
 UniformLayer unpack(const PackedUniformLayer& p) {
-  const int64_t row_bytes = packed_row_bytes(p.cols, p.bits);
+  const std::vector<int64_t> o = uniform_group_offsets(p.cols, p.bits, p.group_size, p.group_bits);
+  const int64_t row_bytes = o.back(), group_cols = p.group_bits.empty() ? p.cols : p.group_size;
   SKIM_ASSERT(p.codes.size() == static_cast<size_t>(p.rows * row_bytes));
   UniformLayer l;
   l.rows = p.rows;
@@ -113,10 +120,15 @@ UniformLayer unpack(const PackedUniformLayer& p) {
   l.scale = p.scale;
   l.zero = p.zero;
   l.perm = p.perm;
+  l.group_bits = p.group_bits;
   l.codes.resize(static_cast<size_t>(p.rows * p.cols));
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < p.rows; ++i)
-    unpack_row(p.codes.data() + i * row_bytes, p.cols, p.bits, l.codes.data() + i * p.cols);
+    for (size_t g = 0; g + 1 < o.size(); ++g) {
+      const int64_t j0 = static_cast<int64_t>(g) * group_cols;
+      unpack_row(p.codes.data() + i * row_bytes + o[g], std::min(p.cols, j0 + group_cols) - j0,
+                 p.group_width(static_cast<int64_t>(g)), l.codes.data() + i * p.cols + j0);
+    }
   return l;
 }
 
@@ -178,8 +190,10 @@ void load_lut(const PackedLutLayer& layer, const PackedLutOffsets& o, size_t r, 
 
 void check_uniform_layout(const PackedUniformLayer& layer) {
   SKIM_ASSERT(layer.bits >= 1 && layer.bits <= 8);
-  SKIM_ASSERT(layer.codes.size() ==
-              static_cast<size_t>(layer.rows * packed_row_bytes(layer.cols, layer.bits)));
+  SKIM_ASSERT(layer.group_bits.empty() ||
+              (layer.perm.empty() && layer.group_size % 8 == 0 &&
+               layer.group_bits.size() == static_cast<size_t>(layer.groups())));
+  SKIM_ASSERT(layer.codes.size() == static_cast<size_t>(layer.rows * uniform_row_bytes(layer)));
   SKIM_ASSERT(layer.scale.size() == static_cast<size_t>(layer.rows * layer.groups()));
   SKIM_ASSERT(layer.zero.size() == layer.scale.size());
 }
@@ -189,10 +203,18 @@ class UniformDecoder {
  public:
   explicit UniformDecoder(const PackedUniformLayer& layer)
       : layer_(layer),
-        row_bytes_(packed_row_bytes(layer.cols, layer.bits)),
+        row_bytes_(uniform_row_bytes(layer)),
         group_cols_(layer.group_size <= 0 ? layer.cols : layer.group_size),
         byte_aligned_groups_(layer.perm.empty() &&
                              (layer.groups() == 1 || layer.group_size % 8 == 0)) {
+    // With group widths each group has its own stream; otherwise group g of a byte-aligned
+    // layer starts g * group_cols * bits / 8 bytes into the row's one stream.
+    group_offset_.resize(static_cast<size_t>(layer.groups()) + 1);
+    for (int64_t g = 0; g <= layer.groups(); ++g)
+      group_offset_[static_cast<size_t>(g)] = g * group_cols_ * layer.bits / 8;
+    if (!layer.group_bits.empty())
+      group_offset_ =
+          uniform_group_offsets(layer.cols, layer.bits, layer.group_size, layer.group_bits);
     UniformLayer shape;  // column_groups needs only the grouping fields
     shape.cols = layer.cols;
     shape.group_size = layer.group_size;
@@ -211,7 +233,7 @@ class UniformDecoder {
         for (int64_t g = 0; g < groups; ++g) {
           group_table(i, g, table);
           const int64_t j0 = g * group_cols_, j1 = std::min(n, j0 + group_cols_);
-          kernels::lut_decode(group_codes(i, g), j1 - j0, layer_.bits, table, w + j0);
+          kernels::lut_decode(group_codes(i, g), j1 - j0, layer_.group_width(g), table, w + j0);
         }
         continue;
       }
@@ -253,7 +275,7 @@ class UniformDecoder {
       for (int64_t g = 0; g < layer_.groups(); ++g) {
         group_table(i, g, table);
         const int64_t j0 = g * group_cols_, j1 = std::min(n, j0 + group_cols_);
-        acc += kernels::lut_dot(group_codes(i, g), j1 - j0, layer_.bits, table, x + j0);
+        acc += kernels::lut_dot(group_codes(i, g), j1 - j0, layer_.group_width(g), table, x + j0);
       }
       return acc;
     }
@@ -271,17 +293,18 @@ class UniformDecoder {
   void group_table(int64_t i, int64_t g, float* table) const {
     const auto k = static_cast<size_t>(i * layer_.groups() + g);
     const float s = half_to_float(layer_.scale[k]), z = half_to_float(layer_.zero[k]);
-    for (int q = 0; q < (1 << layer_.bits); ++q) table[q] = s * (levels_[q] - z);
+    for (int q = 0; q < (1 << layer_.group_width(g)); ++q) table[q] = s * (levels_[q] - z);
   }
   // First code byte of group g of row i (groups start on byte boundaries: 8 | group_cols_).
   const uint8_t* group_codes(int64_t i, int64_t g) const {
-    return layer_.codes.data() + i * row_bytes_ + g * group_cols_ * layer_.bits / 8;
+    return layer_.codes.data() + i * row_bytes_ + group_offset_[static_cast<size_t>(g)];
   }
 
   const PackedUniformLayer& layer_;
   int64_t row_bytes_;
   int64_t group_cols_;
   bool byte_aligned_groups_;
+  std::vector<int64_t> group_offset_;
   std::vector<int32_t> group_;
   float levels_[256];
 };

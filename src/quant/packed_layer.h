@@ -59,21 +59,45 @@ inline PackedLutOffsets packed_lut_offsets(int64_t cols, const std::vector<uint8
 }
 
 // A uniform (rtn / gptq) layer as stored: the UniformLayer with its codes packed per row,
-// every row packed_row_bytes(cols, bits) bytes.
+// every row packed_row_bytes(cols, bits) bytes. With group widths a row is its groups'
+// codes one after the other (no method writes widths yet), group g packed at its own width in
+// packed_row_bytes(its columns, width) bytes (whole bytes: groups are a multiple of 8 columns, the
+// last may be shorter).
 struct PackedUniformLayer {
   int64_t rows = 0;
   int64_t cols = 0;
   int bits = 4;
   int64_t group_size = 0;
-  std::vector<uint16_t> scale;  // [rows * groups] fp16
-  std::vector<uint16_t> zero;   // [rows * groups] fp16
-  std::vector<int32_t> perm;    // empty or [cols]
-  std::vector<uint8_t> codes;   // [rows * packed_row_bytes(cols, bits)]
+  std::vector<uint16_t> scale;      // [rows * groups] fp16
+  std::vector<uint16_t> zero;       // [rows * groups] fp16
+  std::vector<int32_t> perm;        // empty or [cols]
+  std::vector<uint8_t> group_bits;  // empty or [groups]
+  std::vector<uint8_t> codes;       // [rows * uniform_row_bytes(*this)]
 
   int64_t groups() const {
     return group_size <= 0 || group_size >= cols ? 1 : (cols + group_size - 1) / group_size;
   }
+  int group_width(int64_t g) const {
+    return group_bits.empty() ? bits : group_bits[static_cast<size_t>(g)];
+  }
 };
+
+// Byte offset of each group's codes within a packed row: [groups + 1], the last the row's size.
+// Without group widths the groups share one stream: one entry pair {0, packed_row_bytes}.
+inline std::vector<int64_t> uniform_group_offsets(int64_t cols, int bits, int64_t group_size,
+                                                  const std::vector<uint8_t>& group_bits) {
+  if (group_bits.empty()) return {0, packed_row_bytes(cols, bits)};
+  std::vector<int64_t> o(group_bits.size() + 1, 0);
+  for (size_t g = 0; g < group_bits.size(); ++g) {
+    const int64_t j0 = static_cast<int64_t>(g) * group_size;
+    const int64_t width = (cols < j0 + group_size ? cols : j0 + group_size) - j0;
+    o[g + 1] = o[g] + packed_row_bytes(width > 0 ? width : 0, group_bits[g]);
+  }
+  return o;
+}
+inline int64_t uniform_row_bytes(const PackedUniformLayer& l) {
+  return uniform_group_offsets(l.cols, l.bits, l.group_size, l.group_bits).back();
+}
 
 PackedLutLayer pack(const LutLayer& layer);  // validates first (kBadInput)
 LutLayer unpack(const PackedLutLayer& layer);
@@ -84,7 +108,7 @@ UniformLayer unpack(const PackedUniformLayer& layer);
 // 8-bit entry + 32 per row for its grid) + 8 per row (its width) + 16 per alpha entry + the
 // sparse part (sparse_part.h) (equals the
 // sum of lut_row_cost_bits when cols * bits is a multiple of 8). Uniform: code bytes * 8 + 32 per
-// (row, group) + 32 per permutation entry.
+// (row, group) + 32 per permutation entry + 8 per group width.
 inline int64_t stored_bits(const PackedLutLayer& layer) {
   const int64_t entries = layer.codebook_q8.empty()
                               ? 16 * static_cast<int64_t>(layer.codebook.size())
@@ -96,7 +120,8 @@ inline int64_t stored_bits(const PackedLutLayer& layer) {
 }
 inline int64_t stored_bits(const PackedUniformLayer& layer) {
   return 8 * static_cast<int64_t>(layer.codes.size()) + 32 * layer.rows * layer.groups() +
-         32 * static_cast<int64_t>(layer.perm.size());
+         32 * static_cast<int64_t>(layer.perm.size()) +
+         8 * static_cast<int64_t>(layer.group_bits.size());
 }
 
 // y[rows] = W^ x[cols], computed from the packed form: x is divided by alpha once, then each row

@@ -32,10 +32,28 @@ void validate(const UniformLayer& layer, const char* what) {
   if (layer.codes.size() != static_cast<size_t>(layer.rows * layer.cols))
     fail(ErrorKind::kBadInput, "{}: {} codes, expected {}", what, layer.codes.size(),
          layer.rows * layer.cols);
-  const int maxq = (1 << layer.bits) - 1;
-  for (uint8_t q : layer.codes)
-    if (q > maxq) fail(ErrorKind::kBadInput, "{}: code {} exceeds {} bits", what, q, layer.bits);
+  if (!layer.group_bits.empty()) {
+    if (layer.group_bits.size() != static_cast<size_t>(layer.groups()))
+      fail(ErrorKind::kBadInput, "{}: {} group widths for {} groups", what, layer.group_bits.size(),
+           layer.groups());
+    if (layer.group_size <= 0 || layer.group_size % 8 != 0 || !layer.perm.empty())
+      fail(ErrorKind::kBadInput,
+           "{}: group widths need groups of a multiple of 8 columns and no permutation "
+           "(group size {})",
+           what, layer.group_size);
+    for (uint8_t b : layer.group_bits)
+      if (b < 1 || b > 8) fail(ErrorKind::kBadInput, "{}: group width {} outside 1..8", what, b);
+  }
+  const std::vector<int32_t> group = column_groups(layer);
+  for (int64_t i = 0; i < layer.rows; ++i)
+    for (int64_t j = 0; j < layer.cols; ++j) {
+      const int b = layer.group_width(group[static_cast<size_t>(j)]);
+      const uint8_t q = layer.codes[static_cast<size_t>(i * layer.cols + j)];
+      if (q >= (1 << b))
+        fail(ErrorKind::kBadInput, "{}: code {} at ({}, {}) exceeds {} bits", what, q, i, j, b);
+    }
   for (size_t k = 0; k < params; ++k) {
+    const int maxq = (1 << layer.group_width(static_cast<int64_t>(k) % layer.groups())) - 1;
     const float s = half_to_float(layer.scale[k]);
     const float z = half_to_float(layer.zero[k]);
     if (!(s > 0.0f) || !std::isfinite(s))
@@ -77,8 +95,16 @@ Tensor dequantize(const UniformLayer& layer) {
 }
 
 int64_t stored_bits(const UniformLayer& layer) {
-  return layer.rows * layer.cols * layer.bits + 32 * layer.rows * layer.groups() +
-         (layer.perm.empty() ? 0 : 32 * layer.cols);
+  int64_t code_bits = layer.rows * layer.cols * layer.bits;
+  if (!layer.group_bits.empty()) {
+    code_bits = 0;
+    for (int64_t g = 0; g < layer.groups(); ++g)
+      code_bits += layer.rows *
+                   (std::min(layer.cols, (g + 1) * layer.group_size) - g * layer.group_size) *
+                   layer.group_width(g);
+  }
+  return code_bits + 32 * layer.rows * layer.groups() + (layer.perm.empty() ? 0 : 32 * layer.cols) +
+         8 * static_cast<int64_t>(layer.group_bits.size());
 }
 
 UniformParams uniform_params(float min_value, float max_value, int bits) {

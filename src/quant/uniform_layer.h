@@ -5,6 +5,10 @@
 // in quantization order (the act-order permutation when there is one); group_size 0 means one
 // group per row. Codes are stored in the original column order, so the permutation only decides
 // which group a column belongs to.
+//
+// Mixed precision per column group: `group_bits` gives each column group its own width (the same
+// for every row); then groups are consecutive runs of a multiple of 8 columns (no permutation), so
+// every group's codes start on a byte boundary of the packed row.
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -16,14 +20,18 @@ namespace skim::quant {
 struct UniformLayer {
   int64_t rows = 0;
   int64_t cols = 0;
-  int bits = 4;                 // 1..8
-  int64_t group_size = 0;       // 0: per row
-  std::vector<uint16_t> scale;  // [rows * groups()] fp16, > 0
-  std::vector<uint16_t> zero;   // [rows * groups()] fp16, integer in [0, 2^bits - 1]
-  std::vector<uint8_t> codes;   // [rows * cols], original column order
-  std::vector<int32_t> perm;    // empty, or [cols]: perm[k] = column quantized k-th
+  int bits = 4;                     // 1..8; with group_bits, the nominal (average) width
+  int64_t group_size = 0;           // 0: per row
+  std::vector<uint16_t> scale;      // [rows * groups()] fp16, > 0
+  std::vector<uint16_t> zero;       // [rows * groups()] fp16, integer in [0, 2^bits - 1]
+  std::vector<uint8_t> codes;       // [rows * cols], original column order
+  std::vector<int32_t> perm;        // empty, or [cols]: perm[k] = column quantized k-th
+  std::vector<uint8_t> group_bits;  // empty, or [groups()]: each group's width, 1..8
 
   int64_t groups() const { return group_size <= 0 ? 1 : (cols + group_size - 1) / group_size; }
+  int group_width(int64_t g) const {
+    return group_bits.empty() ? bits : group_bits[static_cast<size_t>(g)];
+  }
 };
 
 // Group of every column: group_of[j] = (position of j in quantization order) / group_size.
@@ -35,8 +43,9 @@ void validate(const UniformLayer& layer, const char* what);
 // The dense fp32 matrix W^ [rows, cols].
 Tensor dequantize(const UniformLayer& layer);
 
-// Stored bits, all overhead counted: codes rows*cols*bits, scale and zero 16 bits each per
-// (row, group), the permutation 32 bits per column when present.
+// Stored bits, all overhead counted: codes rows*cols*bits (each group at its width), scale and
+// zero 16 bits each per (row, group), the permutation 32 bits per column when present, 8 bits per
+// group width when present.
 int64_t stored_bits(const UniformLayer& layer);
 
 // Per-group asymmetric quantizer parameters of the reference GPTQ code: the range is widened to

@@ -88,6 +88,17 @@ PackedUniformLayer uniform_layer(int64_t rows, int64_t cols, int bits, int64_t g
   return l;
 }
 
+// Group widths: groups of 16, 16 and 8 columns at 2, 4 and 3 bits.
+PackedUniformLayer uniform_layer_widths(int64_t rows, int64_t cols, std::mt19937& rng) {
+  PackedUniformLayer l = uniform_layer(rows, cols, 3, 16, false, rng);
+  l.group_bits = {2, 4, 3};
+  for (int64_t k = 0; k < rows * l.groups(); ++k)
+    l.zero[k] = float_to_half(static_cast<float>(rng() % (1u << l.group_bits[k % 3])));
+  l.codes.resize(static_cast<size_t>(rows * (16 * 2 + 16 * 4 + 8 * 3) / 8));
+  for (auto& c : l.codes) c = static_cast<uint8_t>(rng());
+  return l;
+}
+
 PackedModel sample_model() {
   std::mt19937 rng(7);
   PackedModel m;
@@ -100,6 +111,7 @@ PackedModel sample_model() {
   m.lut_layers["model.layers.0.self_attn.k_proj"] = lut_layer_sparse(3, 70000, rng);
   m.uniform_layers["model.layers.1.self_attn.o_proj"] = uniform_layer(6, 45, 3, 16, true, rng);
   m.uniform_layers["model.layers.1.mlp.up_proj"] = uniform_layer(4, 20, 4, 0, false, rng);
+  m.uniform_layers["model.layers.1.mlp.gate_proj"] = uniform_layer_widths(5, 40, rng);
   Tensor emb({3, 4});
   for (int64_t k = 0; k < emb.numel(); ++k) emb.data()[k] = 0.125f * static_cast<float>(k - 5);
   m.dense["model.embed_tokens.weight"] = emb;
@@ -149,6 +161,7 @@ void expect_same(const PackedModel& a, const PackedModel& b) {
     EXPECT_EQ(l.scale, r.scale);
     EXPECT_EQ(l.zero, r.zero);
     EXPECT_EQ(l.perm, r.perm);
+    EXPECT_EQ(l.group_bits, r.group_bits);
     EXPECT_EQ(l.codes, r.codes);
   }
   ASSERT_EQ(a.dense.size(), b.dense.size());
@@ -206,7 +219,7 @@ TEST_F(PackedFormat, LayoutMatchesTheDocumentedFormat) {
   const auto r = SafetensorsReader::open(file("m.safetensors"));
   const auto& meta = r->metadata();
   EXPECT_EQ(meta.at("skim.format"), "skim-packed");
-  EXPECT_EQ(meta.at("skim.format_version"), "3");
+  EXPECT_EQ(meta.at("skim.format_version"), "4");
   EXPECT_EQ(meta.at("skim.method"), "skim");
   EXPECT_EQ(meta.at("model"), "test");
   const auto layers = nlohmann::json::parse(meta.at("skim.layers"));
@@ -281,7 +294,12 @@ TEST_F(PackedFormat, LayoutMatchesTheDocumentedFormat) {
     weights += static_cast<double>(l.rows * l.cols);
   }
   for (const auto& [name, l] : m.uniform_layers) {
-    bits += 8.0 * static_cast<double>(l.rows * ((l.cols * l.bits + 7) / 8)) +
+    int64_t row_bits = ((l.cols * l.bits + 7) / 8) * 8;
+    if (!l.group_bits.empty()) {
+      row_bits = 0;
+      for (int64_t j = 0; j < l.cols; ++j) row_bits += l.group_bits[j / l.group_size];
+    }
+    bits += static_cast<double>(l.rows * row_bits + 8 * l.group_bits.size()) +
             32.0 * static_cast<double>(l.rows * l.groups() + static_cast<int64_t>(l.perm.size()));
     weights += static_cast<double>(l.rows * l.cols);
   }
@@ -360,7 +378,7 @@ TEST_F(PackedFormat, TruncatedFile) {
 TEST_F(PackedFormat, WrongVersionOrNotAPackedFile) {
   write_packed_model(file("m.safetensors"), sample_model());
   std::string bytes = read_all(file("m.safetensors"));
-  const std::string key = "\"skim.format_version\":\"3\"";
+  const std::string key = "\"skim.format_version\":\"4\"";
   const size_t at = bytes.find(key);
   ASSERT_NE(at, std::string::npos);
   bytes[at + key.size() - 2] = '7';  // same length: the header stays valid safetensors

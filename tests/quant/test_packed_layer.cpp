@@ -213,6 +213,18 @@ std::vector<double> dense_uniform(const UniformLayer& u) {
   return std::vector<double>(d.values().begin(), d.values().end());
 }
 
+// gemm on `batch` random tokens and gemv on the first, against the dense reference W^.
+void expect_uniform_products(const PackedUniformLayer& p, const std::vector<double>& ref,
+                             int64_t batch, uint64_t seed) {
+  const std::vector<float> x = random_input(batch * p.cols, seed);
+  std::vector<float> y(static_cast<size_t>(batch * p.rows));
+  gemm(p, x.data(), batch, y.data());
+  expect_product(ref, p.rows, p.cols, x, batch, y);
+  std::vector<float> y1(static_cast<size_t>(p.rows));
+  gemv(p, x.data(), y1.data());
+  expect_product(ref, p.rows, p.cols, x, 1, y1);
+}
+
 TEST(PackedUniform, RoundTripAndProducts) {
   for (int bits : {2, 3, 5, 8}) {
     // gs 64 without a permutation: the per-group table path of the products (whole runs of 8
@@ -244,16 +256,62 @@ TEST(PackedUniform, RoundTripAndProducts) {
         }
       const std::vector<double> deq = dense_uniform(u);
       for (size_t k = 0; k < ref.size(); ++k) ASSERT_NEAR(deq[k], ref[k], 1e-7);
-      const int64_t batch = 3;
-      const std::vector<float> x = random_input(batch * cols, 11);
-      std::vector<float> y(static_cast<size_t>(batch * rows));
-      gemm(p, x.data(), batch, y.data());
-      expect_product(ref, rows, cols, x, batch, y);
-      std::vector<float> y1(static_cast<size_t>(rows));
-      gemv(p, x.data(), y1.data());
-      expect_product(ref, rows, cols, x, 1, y1);
+      expect_uniform_products(p, ref, 3, 11);
     }
   }
+}
+
+// Group widths: codes requantized at each group's width, then packed group after group;
+// the layout, the products and the stored bits checked against a reading of the definition.
+TEST(PackedUniform, GroupWidthsLayoutProductsAndBits) {
+  const int64_t rows = 13, cols = 72, gs = 32;  // groups of 32, 32, 8 columns
+  const std::vector<uint8_t> widths = {2, 5, 3};
+  const Tensor w({rows, cols}, testing::synthetic_weights(rows, cols, 77));
+  UniformLayer u = rtn_quantize(w, {.bits = 4, .group_size = gs});
+  u.group_bits = widths;
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) {
+      const int b = widths[j / gs];
+      u.codes[i * cols + j] = static_cast<uint8_t>(u.codes[i * cols + j] % (1 << b));
+      const size_t k = static_cast<size_t>(i * u.groups() + j / gs);
+      u.zero[k] = float_to_half(std::min(half_to_float(u.zero[k]), float((1 << b) - 1)));
+    }
+  const PackedUniformLayer p = pack(u);
+  const int64_t row_bytes = 32 * 2 / 8 + 32 * 5 / 8 + 8 * 3 / 8;
+  ASSERT_EQ(static_cast<int64_t>(p.codes.size()), rows * row_bytes);
+  for (int64_t i = 0; i < rows; ++i) {  // each group a separate little-endian stream
+    int64_t offset = 0;
+    for (int64_t g = 0; g < 3; ++g) {
+      const int64_t n = std::min(cols, (g + 1) * gs) - g * gs;
+      const std::vector<uint8_t> v(u.codes.begin() + i * cols + g * gs,
+                                   u.codes.begin() + i * cols + g * gs + n);
+      const std::vector<uint8_t> ref = reference_pack(v, widths[g]);
+      ASSERT_TRUE(std::equal(ref.begin(), ref.end(), p.codes.begin() + i * row_bytes + offset))
+          << "row " << i << " group " << g;
+      offset += static_cast<int64_t>(ref.size());
+    }
+  }
+  EXPECT_EQ(unpack(p).codes, u.codes);
+  EXPECT_EQ(stored_bits(p), rows * (32 * 2 + 32 * 5 + 8 * 3) + 32 * rows * 3 + 8 * 3);
+  EXPECT_EQ(stored_bits(u), stored_bits(p));
+  std::vector<double> ref(static_cast<size_t>(rows * cols));
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) {
+      const size_t k = static_cast<size_t>(i * u.groups() + j / gs);
+      ref[i * cols + j] = static_cast<double>(half_to_float(u.scale[k])) *
+                          (u.codes[i * cols + j] - half_to_float(u.zero[k]));
+    }
+  expect_uniform_products(p, ref, 4, 12);
+  // A code wider than its group, a width of 9, a group size not a multiple of 8: refused.
+  UniformLayer wide = u;
+  wide.codes[0] = 4;  // group 0 has 2 bits
+  EXPECT_THROW(pack(wide), Error);
+  UniformLayer nine = u;
+  nine.group_bits[1] = 9;
+  EXPECT_THROW(pack(nine), Error);
+  UniformLayer odd = rtn_quantize(w, {.bits = 3, .group_size = 12});
+  odd.group_bits.assign(static_cast<size_t>(odd.groups()), 3);
+  EXPECT_THROW(pack(odd), Error);
 }
 
 }  // namespace
