@@ -133,18 +133,11 @@ void check_packed_layer(const PackedUniformLayer& l, const std::string& name,
   if (l.scale.size() != params || l.zero.size() != params)
     fail(ErrorKind::kBadInput, "{}: layer {}: {} scales and {} zeros, expected {}", where, name,
          l.scale.size(), l.zero.size(), params);
-  if (!l.group_bits.empty()) {
-    if (l.group_bits.size() != static_cast<size_t>(l.groups()) || l.group_size % 8 != 0 ||
-        !l.perm.empty())
-      fail(ErrorKind::kBadInput,
-           "{}: tensor {}: {} group widths for {} groups of {} columns (need a multiple of 8 "
-           "columns and no permutation)",
-           where, uq_tensor(name, "group_bits"), l.group_bits.size(), l.groups(), l.group_size);
-    for (uint8_t b : l.group_bits)
-      if (b < 1 || b > 8)
-        fail(ErrorKind::kBadInput, "{}: tensor {}: width {} outside 1..8", where,
-             uq_tensor(name, "group_bits"), b);
-  }
+  if (!quant::uniform_group_bits_valid(l.groups(), l.group_size, !l.perm.empty(), l.group_bits))
+    fail(ErrorKind::kBadInput,
+         "{}: tensor {}: {} group widths for {} groups of {} columns (need widths 1..8, groups of "
+         "a multiple of 8 columns and no permutation)",
+         where, uq_tensor(name, "group_bits"), l.group_bits.size(), l.groups(), l.group_size);
   for (size_t k = 0; k < params; ++k) {
     const float maxq =
         static_cast<float>((1 << l.group_width(static_cast<int64_t>(k) % l.groups())) - 1);
@@ -478,13 +471,6 @@ PackedModel read_packed_model(const std::string& path) {
       if (entry.contains("group_bits") && json_bool(entry, "group_bits", path, name)) {
         l.group_bits =
             read_tensor<uint8_t>(*r, uq_tensor(name, "group_bits"), StDtype::kU8, {l.groups()});
-        if (l.group_size % 8 != 0)  // before the row size is derived from the widths
-          fail(ErrorKind::kBadInput, "{}: layer {}: group widths with groups of {} columns", path,
-               name, l.group_size);
-        for (uint8_t b : l.group_bits)
-          if (b < 1 || b > 8)
-            fail(ErrorKind::kBadInput, "{}: tensor {}: width {} outside 1..8", path,
-                 uq_tensor(name, "group_bits"), b);
       }
       l.codes = read_tensor<uint8_t>(*r, uq_tensor(name, "codes"), StDtype::kU8,
                                      {rows, quant::uniform_row_bytes(l)});

@@ -209,12 +209,13 @@ class UniformDecoder {
                              (layer.groups() == 1 || layer.group_size % 8 == 0)) {
     // With group widths each group has its own stream; otherwise group g of a byte-aligned
     // layer starts g * group_cols * bits / 8 bytes into the row's one stream.
-    group_offset_.resize(static_cast<size_t>(layer.groups()) + 1);
-    for (int64_t g = 0; g <= layer.groups(); ++g)
-      group_offset_[static_cast<size_t>(g)] = g * group_cols_ * layer.bits / 8;
-    if (!layer.group_bits.empty())
+    if (!layer.group_bits.empty()) {
       group_offset_ =
           uniform_group_offsets(layer.cols, layer.bits, layer.group_size, layer.group_bits);
+    } else {
+      for (int64_t g = 0; g <= layer.groups(); ++g)
+        group_offset_.push_back(g * group_cols_ * layer.bits / 8);
+    }
     UniformLayer shape;  // column_groups needs only the grouping fields
     shape.cols = layer.cols;
     shape.group_size = layer.group_size;

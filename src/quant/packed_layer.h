@@ -95,6 +95,18 @@ inline std::vector<int64_t> uniform_group_offsets(int64_t cols, int bits, int64_
   }
   return o;
 }
+// Group widths are usable: one per group, each 1..8, groups of a multiple of 8 columns, no
+// permutation. The one rule for the quantizer's and the file's checks.
+inline bool uniform_group_bits_valid(int64_t groups, int64_t group_size, bool has_perm,
+                                     const std::vector<uint8_t>& group_bits) {
+  if (group_bits.empty()) return true;
+  if (static_cast<int64_t>(group_bits.size()) != groups || group_size <= 0 || group_size % 8 != 0 ||
+      has_perm)
+    return false;
+  for (uint8_t b : group_bits)
+    if (b < 1 || b > 8) return false;
+  return true;
+}
 inline int64_t uniform_row_bytes(const PackedUniformLayer& l) {
   return uniform_group_offsets(l.cols, l.bits, l.group_size, l.group_bits).back();
 }

@@ -5,6 +5,7 @@
 
 #include "src/core/error.h"
 #include "src/core/half.h"
+#include "src/quant/packed_layer.h"
 
 namespace skim::quant {
 
@@ -32,18 +33,12 @@ void validate(const UniformLayer& layer, const char* what) {
   if (layer.codes.size() != static_cast<size_t>(layer.rows * layer.cols))
     fail(ErrorKind::kBadInput, "{}: {} codes, expected {}", what, layer.codes.size(),
          layer.rows * layer.cols);
-  if (!layer.group_bits.empty()) {
-    if (layer.group_bits.size() != static_cast<size_t>(layer.groups()))
-      fail(ErrorKind::kBadInput, "{}: {} group widths for {} groups", what, layer.group_bits.size(),
-           layer.groups());
-    if (layer.group_size <= 0 || layer.group_size % 8 != 0 || !layer.perm.empty())
-      fail(ErrorKind::kBadInput,
-           "{}: group widths need groups of a multiple of 8 columns and no permutation "
-           "(group size {})",
-           what, layer.group_size);
-    for (uint8_t b : layer.group_bits)
-      if (b < 1 || b > 8) fail(ErrorKind::kBadInput, "{}: group width {} outside 1..8", what, b);
-  }
+  if (!uniform_group_bits_valid(layer.groups(), layer.group_size, !layer.perm.empty(),
+                                layer.group_bits))
+    fail(ErrorKind::kBadInput,
+         "{}: {} group widths for {} groups of {} columns (need widths 1..8, groups of a multiple "
+         "of 8 columns and no permutation)",
+         what, layer.group_bits.size(), layer.groups(), layer.group_size);
   const std::vector<int32_t> group = column_groups(layer);
   for (int64_t i = 0; i < layer.rows; ++i)
     for (int64_t j = 0; j < layer.cols; ++j) {
