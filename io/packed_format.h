@@ -20,7 +20,7 @@ inline constexpr int kPackedFormatOldestVersion = 1;
 inline constexpr const char* kPackedFormatName = "skim-packed";
 
 struct PackedModel {
-  std::string method;  // "skim", "kmeans", "rtn" or "gptq"
+  std::string method;  // "skim", "kmeans", "rtn", "gptq" or "slim"
   // Keyed by layer name, the linear's weight name without ".weight"
   // ("model.layers.0.self_attn.q_proj").
   std::map<std::string, quant::PackedLutLayer> lut_layers;

@@ -26,6 +26,7 @@ struct QuantizeArgs {
   std::string progress = "text";
   std::string lut = "q8";
   bool lut_given = false;
+  bool group_size_given = false;
   bool no_scale = false;
   bool no_refine = false;
 };
@@ -35,7 +36,8 @@ void run_quantize_command(QuantizeArgs& a) {
   static const std::map<std::string, Method> methods = {{"skim", Method::kSkim},
                                                         {"kmeans", Method::kKmeans},
                                                         {"gptq", Method::kGptq},
-                                                        {"rtn", Method::kRtn}};
+                                                        {"rtn", Method::kRtn},
+                                                        {"slim", Method::kSlim}};
   QuantizeOptions& o = a.options;
   o.method = methods.at(a.method);
   o.propagation = a.propagation == "quantized" ? Propagation::kQuantized : Propagation::kFp;
@@ -49,11 +51,11 @@ void run_quantize_command(QuantizeArgs& a) {
   o.progress = a.progress == "json"   ? ProgressFormat::kJson
                : a.progress == "none" ? ProgressFormat::kNone
                                       : ProgressFormat::kText;
-  if (a.lut_given && (o.method == Method::kGptq || o.method == Method::kRtn))
+  if (a.lut_given && (o.method != Method::kSkim && o.method != Method::kKmeans))
     fail(ErrorKind::kUsage,
-         "--lut {} applies to --method skim and kmeans only (gptq and rtn store "
-         "no LUT)",
+         "--lut {} applies to --method skim and kmeans only (gptq, rtn and slim store no LUT)",
          a.lut);
+  if (o.method == Method::kSlim && !a.group_size_given) o.group_size = 128;
   o.lut_entries = a.lut == "q8" ? quant::LutEntries::kQ8 : quant::LutEntries::kF16;
   o.train_scale = !a.no_scale;
   o.refine_luts = !a.no_refine;
@@ -89,8 +91,9 @@ void add_quantize_command(CLI::App& root, Action& action) {
                   "skim: average stored bits per weight, all overhead counted (e.g. 2.5, 3); "
                   "kmeans/gptq/rtn: the bit-width")
       ->required();
-  cmd->add_option("--method", a->method, "skim, kmeans, gptq or rtn")
-      ->check(CLI::IsMember({"skim", "kmeans", "gptq", "rtn"}));
+  cmd->add_option("--method", a->method,
+                  "skim, kmeans, gptq, rtn or slim (gptq with mixed-width column groups)")
+      ->check(CLI::IsMember({"skim", "kmeans", "gptq", "rtn", "slim"}));
   cmd->add_option("--calib", o.calib,
                   "calibration text: a UTF-8 file, a folder of text files, or JSON Lines (.jsonl, "
                   "one document per line in field \"text\")")
@@ -137,11 +140,13 @@ void add_quantize_command(CLI::App& root, Action& action) {
                   "skim: fraction of each row's weights kept apart from the K-means as fp16 "
                   "corrections (their bits come out of --bits)");
   cmd->add_option("--group-size", o.group_size,
-                  "gptq/rtn: columns per quantization group (0: row)");
+                  "gptq/rtn: columns per quantization group (0: row); slim: per group of one "
+                  "width (default 128)");
   cmd->add_flag("--act-order", o.act_order, "gptq: columns by descending Hessian diagonal");
   cmd->add_option("--damp", o.damp, "relative Hessian damping");
   cmd->callback([&action, a, cmd] {
     a->lut_given = cmd->count("--lut") > 0;
+    a->group_size_given = cmd->count("--group-size") > 0;
     // Now, before MPI starts: a stop asked for while the job comes up must not kill the rank.
     install_stop_handlers();
     action = [a] { run_quantize_command(*a); };

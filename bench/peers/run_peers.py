@@ -37,6 +37,9 @@ OTHERS = {
     "rtn-w4-g128": ("rtn", 4, ["--group-size", "128"]),
     "kmeans-3": ("kmeans", 3, []),
     "kmeans-4": ("kmeans", 4, []),
+    # SliM-LLM: gptq with groups of 128 at b-1, b and b+1 bits (the split chosen per layer).
+    "slim-w3-g128": ("slim", 3, ["--group-size", "128"]),
+    "slim-w4-g128": ("slim", 4, ["--group-size", "128"]),
 }
 # The decoder linears: what every method here quantizes and what the bits are averaged over.
 LINEARS = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
@@ -201,7 +204,7 @@ class Bench:
     def tool(self):
         for name, b in GPTQ.items():
             self.quantize(name, "gptq", b, ["--group-size", "128"])
-        for variant in self.a.skim.split(","):
+        for variant in filter(None, self.a.skim.split(",")):
             spec, options = SKIM[variant]
             self.reload()  # a llama half running beside this one may have added runs
             peers = []  # peers' bit counts; one run for counts within 0.05 of each other

@@ -95,6 +95,7 @@ ScaleTrainResult train_scales(const float* w, const float* h, RowWeights f, cons
                               double lr, int decay_every, double decay, float* alpha, void* stream);
 
 // ---- GPTQ (twin: quant::gptq_quantize, per-row or grouped quantizer) -----------------------
+// Not here (CPU only for now): slim's group widths and clipping search.
 struct GptqDeviceOptions {
   int bits = 4;              // 2..8
   int64_t group_size = 0;    // 0: one group per row; otherwise must divide block_size

@@ -15,6 +15,7 @@
 #include "src/quant/row_group.h"
 #include "src/quant/rtn.h"
 #include "src/quant/skim_layer.h"
+#include "src/quant/slim.h"
 #include "src/quant/uniform_layer.h"
 
 namespace skim::pipeline {
@@ -118,6 +119,18 @@ QuantizedLinear quantize_linear(const std::string& name, const Tensor& w, const 
       quant::UniformLayer layer = quant::gptq_quantize(w, h, g);
       w_hat = quant::dequantize(layer);
       q.uniform = quant::pack(layer);
+      break;
+    }
+    case Method::kSlim: {
+      quant::SlimOptions s;
+      s.bits = integer_bits(options);
+      s.group_size = options.group_size;
+      s.damp = options.damp;
+      q.is_lut = false;
+      quant::SlimResult r = quant::slim_quantize(w, h, s, group);
+      if (none) break;
+      w_hat = quant::dequantize(r.layer);
+      q.uniform = quant::pack(r.layer);
       break;
     }
     case Method::kRtn: {

@@ -73,7 +73,8 @@ PackedModelSource::PackedModelSource(const std::string& folder) : folder_(folder
     fail(ErrorKind::kBadInput, "{}: format_version {} is not supported (this build reads {})",
          index_path, version, kPackedIndexVersion);
   method_ = field(index, "method", json::value_t::string, index_path);
-  if (method_ != "skim" && method_ != "kmeans" && method_ != "rtn" && method_ != "gptq")
+  if (method_ != "skim" && method_ != "kmeans" && method_ != "rtn" && method_ != "gptq" &&
+      method_ != "slim")
     fail(ErrorKind::kBadInput, "{}: unknown method '{}'", index_path, method_);
   bits_per_weight_ = field(index, "bits_per_weight", json::value_t::number_float, index_path);
   const int64_t layers = field(index, "num_layers", json::value_t::number_integer, index_path);

@@ -110,6 +110,13 @@ void check_options(const QuantizeOptions& o) {
          "full-precision pass)");
   if (o.method == Method::kSkim && (o.bits <= o.b_min - 1e-9 || o.bits > 16))
     fail(ErrorKind::kUsage, "--bits {} is out of range for skim (b_min {})", o.bits, o.b_min);
+  if (o.method == Method::kSlim && (o.group_size <= 0 || o.group_size % 8 != 0 || o.act_order))
+    fail(ErrorKind::kUsage,
+         "--method slim needs --group-size a positive multiple of 8 (got {}) and no --act-order",
+         o.group_size);
+  if (o.method == Method::kSlim && (o.bits < 2 || o.bits > 7))
+    fail(ErrorKind::kUsage, "--bits {}: --method slim needs 2..7 (groups at b-1, b and b+1)",
+         o.bits);
   if (o.outliers != 0.0 && o.method != Method::kSkim)
     fail(ErrorKind::kUsage, "--outliers applies to --method skim only");
   if (!(o.outliers >= 0.0 && o.outliers <= 0.25))
@@ -135,6 +142,8 @@ json linear_report(const QuantizedLinear& q) {
     for (uint8_t b : q.lut.bits) ++hist[b];
   else
     hist[q.uniform.bits] = rows;
+  std::map<int, int64_t> group_hist;
+  for (uint8_t b : q.uniform.group_bits) ++group_hist[b];
   return {{"name", q.name},
           {"rows", rows},
           {"cols", cols},
@@ -146,6 +155,7 @@ json linear_report(const QuantizedLinear& q) {
           {"reserved_weights", q.is_lut ? q.lut.sparse.nnz() : 0},
           {"average_bits", static_cast<double>(q.stored_bits) / static_cast<double>(rows * cols)},
           {"bits_histogram", histogram_json(hist)},
+          {"group_bits_histogram", histogram_json(group_hist)},
           {"seconds",
            {{"error_table", q.seconds_error_table},
             {"allocation", q.seconds_allocation},

@@ -12,6 +12,8 @@ const char* method_name(Method m) {
       return "gptq";
     case Method::kRtn:
       return "rtn";
+    case Method::kSlim:
+      return "slim";
   }
   return "?";
 }

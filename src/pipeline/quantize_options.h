@@ -10,7 +10,7 @@
 
 namespace skim::pipeline {
 
-enum class Method { kSkim, kKmeans, kGptq, kRtn };
+enum class Method { kSkim, kKmeans, kGptq, kRtn, kSlim };
 enum class Allocation { kLayer, kGlobal };
 // How global allocation puts different linears' errors on one scale (src/pipeline/sensitivity.h).
 enum class GlobalWeights { kKl, kEnergy };
@@ -28,7 +28,7 @@ struct QuantizeOptions {
   std::string calib;
   std::string out;
   Method method = Method::kSkim;
-  double bits = 3.0;  // skim: average stored bits; kmeans / gptq / rtn: the integer bit-width
+  double bits = 3.0;  // skim: average stored bits; the others: the integer (average) bit-width
   int64_t calib_samples = 128;
   int64_t calib_seq_len = 2048;
   // Calibration tokens per rank above which the forward keeps one sample's captured inputs at a
@@ -59,7 +59,7 @@ struct QuantizeOptions {
   // skim / kmeans: how LUT entries are stored (and what the allocation charges for them). q8:
   // lower perplexity than f16 on both held-out texts at 3, 4 and 4.25 bits (docs/RESULTS.md).
   quant::LutEntries lut_entries = quant::LutEntries::kQ8;
-  // gptq / rtn
+  // gptq / rtn / slim (slim: groups of mixed width; the command line's default for it is 128)
   int64_t group_size = 0;
   bool act_order = false;
   double damp = 0.01;

@@ -11,6 +11,7 @@
 #include "kernels/cpu/blas.h"
 #include "src/core/error.h"
 #include "src/core/half.h"
+#include "src/quant/packed_layer.h"
 
 namespace skim::quant {
 namespace {
@@ -40,36 +41,110 @@ std::vector<float> inverse_cholesky_upper(std::vector<double> h, int64_t n, doub
   return u;
 }
 
+// Grid of one (row, group): the reference's range, or with the clipping search the scaled range
+// whose grid rounds the group's weights w[0, count) with the least error sum ((w - q) / d)^2.
+UniformParams group_params(const float* w, const float* d, int64_t count, int bits, bool clip) {
+  const auto [lo, hi] = std::minmax_element(w, w + count);
+  if (!clip) return uniform_params(*lo, *hi, bits);
+  UniformParams best{};
+  double best_error = 0.0;
+  for (size_t c = 0; c < std::size(kClipFactors); ++c) {
+    const auto f = static_cast<float>(kClipFactors[c]);
+    const UniformParams p = uniform_params(f * *lo, f * *hi, bits);
+    double e = 0.0;
+    for (int64_t j = 0; j < count; ++j) {
+      const double r = (w[j] - uniform_value(uniform_code(w[j], p, bits), p)) / d[j];
+      e += r * r;
+    }
+    if (c == 0 || e < best_error) {
+      best = p;
+      best_error = e;
+    }
+  }
+  return best;
+}
+
 }  // namespace
+
+GptqFactor gptq_factor(std::span<const double> h, int64_t n, double damp, bool act_order) {
+  if (n <= 0 || h.size() != static_cast<size_t>(n * n))
+    fail(ErrorKind::kBadInput, "gptq: Hessian has {} entries, expected {} x {}", h.size(), n, n);
+  if (!(damp >= 0.0)) fail(ErrorKind::kBadInput, "gptq: damp {}", damp);
+  for (double v : h)
+    if (!std::isfinite(v)) fail(ErrorKind::kBadInput, "gptq: non-finite Hessian entry");
+  GptqFactor f;
+  f.n = n;
+  f.act_order = act_order;
+  std::vector<double> hd(h.begin(), h.end());
+  f.dead.assign(static_cast<size_t>(n), 0);
+  for (int64_t j = 0; j < n; ++j) {
+    if (hd[static_cast<size_t>(j * n + j)] == 0.0) {
+      hd[static_cast<size_t>(j * n + j)] = 1.0;
+      f.dead[static_cast<size_t>(j)] = 1;
+    }
+  }
+  f.perm.resize(static_cast<size_t>(n));
+  std::iota(f.perm.begin(), f.perm.end(), 0);
+  if (act_order) {
+    std::stable_sort(f.perm.begin(), f.perm.end(), [&](int32_t a, int32_t b) {
+      return hd[static_cast<size_t>(a) * (n + 1)] > hd[static_cast<size_t>(b) * (n + 1)];
+    });
+    std::vector<double> hp(hd.size());
+    for (int64_t a = 0; a < n; ++a)
+      for (int64_t b = 0; b < n; ++b)
+        hp[static_cast<size_t>(a * n + b)] =
+            hd[static_cast<size_t>(f.perm[static_cast<size_t>(a)]) * n +
+               f.perm[static_cast<size_t>(b)]];
+    hd.swap(hp);
+  }
+  f.u = inverse_cholesky_upper(std::move(hd), n, damp);
+  return f;
+}
 
 UniformLayer gptq_quantize(const Tensor& w, std::span<const double> h, const GptqOptions& options) {
   if (w.ndim() != 2 || w.numel() == 0)
     fail(ErrorKind::kBadInput, "gptq: weight must be a non-empty matrix, got {}", w.shape_string());
+  return gptq_quantize(w, gptq_factor(h, w.dim(1), options.damp, options.act_order), options);
+}
+
+UniformLayer gptq_quantize(const Tensor& w, const GptqFactor& factor, const GptqOptions& options) {
+  if (w.ndim() != 2 || w.numel() == 0)
+    fail(ErrorKind::kBadInput, "gptq: weight must be a non-empty matrix, got {}", w.shape_string());
   const int64_t m = w.dim(0);
   const int64_t n = w.dim(1);
-  if (h.size() != static_cast<size_t>(n * n))
-    fail(ErrorKind::kBadInput, "gptq: Hessian has {} entries, expected {} x {}", h.size(), n, n);
+  if (factor.n != n)
+    fail(ErrorKind::kBadInput, "gptq: Hessian factor of {} columns for a weight {}", factor.n,
+         w.shape_string());
   if (options.bits < 2 || options.bits > 8)
     fail(ErrorKind::kBadInput, "gptq: bits {} outside 2..8", options.bits);
-  if (options.group_size < 0 || options.block_size <= 0 || !(options.damp >= 0.0))
-    fail(ErrorKind::kBadInput, "gptq: bad options (group size {}, block size {}, damp {})",
-         options.group_size, options.block_size, options.damp);
+  if (options.group_size < 0 || options.block_size <= 0)
+    fail(ErrorKind::kBadInput, "gptq: bad options (group size {}, block size {})",
+         options.group_size, options.block_size);
   for (float v : w.values())
     if (!(std::fabs(v) <= 65504.0f))
       fail(ErrorKind::kBadInput, "gptq: weight {} is non-finite or beyond the fp16 range", v);
-  for (double v : h)
-    if (!std::isfinite(v)) fail(ErrorKind::kBadInput, "gptq: non-finite Hessian entry");
 
   UniformLayer out;
   out.rows = m;
   out.cols = n;
   out.bits = options.bits;
-  out.group_size = options.group_size >= n ? 0 : options.group_size;
+  out.group_size = options.group_size >= n && options.group_bits.empty() ? 0 : options.group_size;
   const int64_t gs = out.group_size;
   const int64_t groups = out.groups();
+  out.group_bits = options.group_bits;
+  if (!uniform_group_bits_valid(groups, gs, factor.act_order, out.group_bits))
+    fail(ErrorKind::kBadInput,
+         "gptq: {} group widths for {} groups of {} columns{} (need one 1..8 per group, a group "
+         "size that is a multiple of 8, no act-order)",
+         out.group_bits.size(), groups, gs, factor.act_order ? " with act-order" : "");
   out.scale.resize(static_cast<size_t>(m * groups));
   out.zero.resize(out.scale.size());
   out.codes.resize(static_cast<size_t>(m * n));
+  const std::vector<int32_t>& perm = factor.perm;
+  const std::vector<float>& u = factor.u;
+  if (factor.act_order) out.perm = perm;
+  std::vector<float> diag(static_cast<size_t>(n));
+  for (int64_t j = 0; j < n; ++j) diag[static_cast<size_t>(j)] = u[static_cast<size_t>(j * n + j)];
 
   // Per-row parameters come from the original weights, before dead columns are zeroed.
   std::vector<UniformParams> row_params(static_cast<size_t>(gs == 0 ? m : 0));
@@ -80,38 +155,13 @@ UniformLayer gptq_quantize(const Tensor& w, std::span<const double> h, const Gpt
     out.scale[i] = row_params[i].scale_h;
     out.zero[i] = row_params[i].zero_h;
   }
-
-  std::vector<double> hd(h.begin(), h.end());
-  std::vector<char> dead(static_cast<size_t>(n), 0);
-  for (int64_t j = 0; j < n; ++j) {
-    if (hd[static_cast<size_t>(j * n + j)] == 0.0) {
-      hd[static_cast<size_t>(j * n + j)] = 1.0;
-      dead[static_cast<size_t>(j)] = 1;
-    }
-  }
-  std::vector<int32_t> perm(static_cast<size_t>(n));
-  std::iota(perm.begin(), perm.end(), 0);
-  if (options.act_order) {
-    std::stable_sort(perm.begin(), perm.end(), [&](int32_t a, int32_t b) {
-      return hd[static_cast<size_t>(a) * (n + 1)] > hd[static_cast<size_t>(b) * (n + 1)];
-    });
-    std::vector<double> hp(hd.size());
-    for (int64_t a = 0; a < n; ++a)
-      for (int64_t b = 0; b < n; ++b)
-        hp[static_cast<size_t>(a * n + b)] =
-            hd[static_cast<size_t>(perm[static_cast<size_t>(a)]) * n +
-               perm[static_cast<size_t>(b)]];
-    hd.swap(hp);
-    out.perm = perm;
-  }
   // Working weights in processing order.
   std::vector<float> wp(static_cast<size_t>(m * n));
   for (int64_t i = 0; i < m; ++i)
     for (int64_t k = 0; k < n; ++k) {
       const int32_t j = perm[static_cast<size_t>(k)];
-      wp[static_cast<size_t>(i * n + k)] = dead[static_cast<size_t>(j)] ? 0.0f : w.at(i, j);
+      wp[static_cast<size_t>(i * n + k)] = factor.dead[static_cast<size_t>(j)] ? 0.0f : w.at(i, j);
     }
-  const std::vector<float> u = inverse_cholesky_upper(std::move(hd), n, options.damp);
 
   // Blocks never contain a group start except at their first column unless the whole group
   // fits inside the block, so group parameters always see fully updated weights.
@@ -130,6 +180,7 @@ UniformLayer gptq_quantize(const Tensor& w, std::span<const double> h, const Gpt
         float* row = wp.data() + r * n;
         float* e = err.data() + r * bs;
         UniformParams p = gs == 0 ? row_params[static_cast<size_t>(r)] : UniformParams{};
+        int width = gs == 0 ? out.bits : out.group_width(i1 / gs);
         if (gs > 0 && i1 % gs != 0) {  // a group continuing from the previous block
           const size_t k = static_cast<size_t>(r * groups + i1 / gs);
           p.scale_h = out.scale[k];
@@ -139,17 +190,16 @@ UniformLayer gptq_quantize(const Tensor& w, std::span<const double> h, const Gpt
         }
         for (int64_t j = i1; j < i2; ++j) {
           if (gs > 0 && j % gs == 0) {
-            const int64_t end = std::min(n, j + gs);
-            const auto [lo, hi] = std::minmax_element(row + j, row + end);
-            p = uniform_params(*lo, *hi, out.bits);
+            const int64_t count = std::min(n, j + gs) - j;
+            width = out.group_width(j / gs);
+            p = group_params(row + j, diag.data() + j, count, width, options.clip_search);
             const size_t k = static_cast<size_t>(r * groups + j / gs);
             out.scale[k] = p.scale_h;
             out.zero[k] = p.zero_h;
           }
-          const uint8_t q = uniform_code(row[j], p, out.bits);
+          const uint8_t q = uniform_code(row[j], p, width);
           out.codes[static_cast<size_t>(r * n + perm[static_cast<size_t>(j)])] = q;
-          const float d = u[static_cast<size_t>(j * n + j)];
-          const float ej = (row[j] - uniform_value(q, p)) / d;
+          const float ej = (row[j] - uniform_value(q, p)) / diag[static_cast<size_t>(j)];
           e[j - i1] = ej;
           const float* uj = u.data() + j * n;
           for (int64_t k = j + 1; k < i2; ++k) row[k] -= ej * uj[k];

@@ -221,7 +221,7 @@ class UniformDecoder {
     shape.group_size = layer.group_size;
     shape.perm = layer.perm;
     group_ = column_groups(shape);
-    for (int k = 0; k < (1 << layer.bits); ++k) levels_[k] = static_cast<float>(k);
+    for (int k = 0; k < 256; ++k) levels_[k] = static_cast<float>(k);  // any group width
   }
 
   // Rows [r0, r1) into out [r1 - r0, cols].

@@ -208,6 +208,35 @@ PY
       --comm none 2> "$work/o.err" || status=$?
     [ "$status" -eq 2 ] && grep -q "outliers" "$work/o.err" \
       || fail "--outliers with gptq: exit $status, $(cat "$work/o.err")"
+    # slim: groups of 16 columns at 2, 3 and 4 bits, each linear's widths averaging exactly 3
+    # (the codes' bits, counted from the histogram); the stored bits are gptq's with the same
+    # groups plus 8 per group width; the folder evaluates. With --act-order: usage error (exit 2).
+    "$bin" quantize "${common[@]}" --method slim --bits 3 --group-size 16 --out "$work/slim" \
+      --comm none || fail "slim: quantize"
+    "$bin" quantize "${common[@]}" --method gptq --bits 3 --group-size 16 --out "$work/gptq16" \
+      --comm none || fail "gptq g16: quantize"
+    python3 - "$work/slim/report.json" "$work/gptq16/report.json" <<'PY' || fail "slim: report check"
+import json, sys
+s = json.load(open(sys.argv[1])); g = json.load(open(sys.argv[2]))
+assert s["options"]["method"] == "slim" and s["options"]["group_size"] == 16
+moved = 0
+for ls, lg in zip(s["layers"], g["layers"], strict=True):
+    for a, b in zip(ls["linears"], lg["linears"], strict=True):
+        h = {int(k): v for k, v in a["group_bits_histogram"].items()}
+        groups = a["cols"] // 16
+        assert sum(h.values()) == groups and set(h) <= {2, 3, 4}, a
+        assert h.get(2, 0) == h.get(4, 0), a  # every linear's columns here are whole groups
+        moved += h.get(4, 0)
+        assert a["stored_bits"] == b["stored_bits"] + 8 * groups, (a, b)
+assert moved > 0, "no linear moved a group"
+PY
+    "$bin" eval --model "$work/slim" --text "$work/eval.txt" --seq-len 64 --json --comm none \
+      > "$work/eval.json" || fail "slim: eval of the packed folder"
+    status=0
+    "$bin" quantize "${common[@]}" --method slim --bits 3 --act-order --out "$work/slim-ao" \
+      --comm none 2> "$work/ao.err" || status=$?
+    [ "$status" -eq 2 ] && grep -q "act-order" "$work/ao.err" \
+      || fail "slim with --act-order: exit $status, $(cat "$work/ao.err")"
     # --scale-steps 0 trains nothing: the same layer bytes as --no-scale; a negative count is
     # a usage error (exit 2).
     "$bin" quantize "${common[@]}" --bits 3 --scale-steps 0 --out "$work/steps0" --comm none \

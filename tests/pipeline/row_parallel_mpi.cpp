@@ -61,6 +61,7 @@ void expect_same(const QuantizedLinear& a, const QuantizedLinear& b, const std::
     EXPECT_EQ(a.uniform.scale, b.uniform.scale) << what;
     EXPECT_EQ(a.uniform.zero, b.uniform.zero) << what;
     EXPECT_EQ(a.uniform.perm, b.uniform.perm) << what;
+    EXPECT_EQ(a.uniform.group_bits, b.uniform.group_bits) << what;
     EXPECT_EQ(a.uniform.codes, b.uniform.codes) << what;
   }
   // Sums over rows in the same order: the same bits, not just close.
@@ -111,6 +112,10 @@ TEST(RowParallel, BaselinesMatchOneProcess) {
   check_method(o, 300, 64, 5, "gptq act-order g32");
   o.method = Method::kRtn;
   check_method(o, 300, 64, 6, "rtn g32");
+  o.method = Method::kSlim;
+  o.act_order = false;
+  o.group_size = 16;  // four full groups: N = 0, 1 or 2, chosen from every rank's rows
+  check_method(o, 300, 64, 7, "slim g16");
 }
 
 TEST(RowParallel, GlobalModeGivenBitsAndTablesMatchOneProcess) {

@@ -10,149 +10,20 @@
 #include "src/core/half.h"
 #include "src/quant/gptq.h"
 #include "src/quant/rtn.h"
+#include "tests/quant/naive_gptq.h"
 #include "tests/quant/synthetic_layer.h"
 
 namespace skim::quant {
 namespace {
 
-using Mat = std::vector<double>;  // row-major square or rectangular, double
+using testing::Mat;
 
-// Textbook pieces, written independently of the code under test.
-
-// Upper U with U^T U = A (A symmetric positive definite, n x n).
-Mat cholesky_upper(const Mat& a, int64_t n) {
-  Mat u(a.size(), 0.0);
-  for (int64_t i = 0; i < n; ++i) {
-    double d = a[i * n + i];
-    for (int64_t k = 0; k < i; ++k) d -= u[k * n + i] * u[k * n + i];
-    u[i * n + i] = std::sqrt(d);
-    for (int64_t j = i + 1; j < n; ++j) {
-      double v = a[i * n + j];
-      for (int64_t k = 0; k < i; ++k) v -= u[k * n + i] * u[k * n + j];
-      u[i * n + j] = v / u[i * n + i];
-    }
-  }
-  return u;
-}
-
-// A^-1 by Gauss-Jordan elimination with partial pivoting.
-Mat inverse(Mat a, int64_t n) {
-  Mat inv(a.size(), 0.0);
-  for (int64_t i = 0; i < n; ++i) inv[i * n + i] = 1.0;
-  for (int64_t c = 0; c < n; ++c) {
-    int64_t p = c;
-    for (int64_t r = c + 1; r < n; ++r)
-      if (std::fabs(a[r * n + c]) > std::fabs(a[p * n + c])) p = r;
-    for (int64_t k = 0; k < n; ++k) {
-      std::swap(a[c * n + k], a[p * n + k]);
-      std::swap(inv[c * n + k], inv[p * n + k]);
-    }
-    const double d = a[c * n + c];
-    for (int64_t k = 0; k < n; ++k) {
-      a[c * n + k] /= d;
-      inv[c * n + k] /= d;
-    }
-    for (int64_t r = 0; r < n; ++r) {
-      if (r == c) continue;
-      const double f = a[r * n + c];
-      if (f == 0.0) continue;
-      for (int64_t k = 0; k < n; ++k) {
-        a[r * n + k] -= f * a[c * n + k];
-        inv[r * n + k] -= f * inv[c * n + k];
-      }
-    }
-  }
-  return inv;
-}
-
-struct Grid {
-  double scale;
-  double zero;
-};
-
-// Asymmetric grid of the GPTQ reference: range widened to include 0, scale rounded up to fp16.
-Grid make_grid(double lo, double hi, int bits) {
-  lo = std::min(lo, 0.0);
-  hi = std::max(hi, 0.0);
-  if (lo == 0.0 && hi == 0.0) {
-    lo = -1.0;
-    hi = 1.0;
-  }
-  const double maxq = (1 << bits) - 1;
-  const float s = static_cast<float>((static_cast<float>(hi) - static_cast<float>(lo)) / maxq);
-  uint16_t h = float_to_half(s);
-  if (half_to_float(h) < s) ++h;
-  const double scale = half_to_float(h);
-  return {scale, std::clamp(std::nearbyint(-lo / scale), 0.0, maxq)};
-}
-
-int quant_code(double w, const Grid& g, int bits) {
-  const double q = std::nearbyint(w / g.scale) + g.zero;
-  return static_cast<int>(std::clamp(q, 0.0, static_cast<double>((1 << bits) - 1)));
-}
-
-// Naive GPTQ: one column at a time, every later column updated immediately.
-// Returns the dequantized weights in the original column order.
-Mat naive_gptq(const std::vector<float>& w_in, Mat h, int64_t m, int64_t n, int bits,
-               int64_t group_size, bool act_order, double damp) {
-  Mat w(w_in.begin(), w_in.end());
-  std::vector<Grid> row_grid(static_cast<size_t>(m));
-  for (int64_t i = 0; i < m; ++i) {
-    const auto [lo, hi] = std::minmax_element(w.begin() + i * n, w.begin() + (i + 1) * n);
-    row_grid[i] = make_grid(*lo, *hi, bits);
-  }
-  for (int64_t j = 0; j < n; ++j)
-    if (h[j * n + j] == 0.0) {
-      h[j * n + j] = 1.0;
-      for (int64_t i = 0; i < m; ++i) w[i * n + j] = 0.0;
-    }
-  std::vector<int64_t> perm(n);
-  std::iota(perm.begin(), perm.end(), 0);
-  if (act_order)
-    std::stable_sort(perm.begin(), perm.end(),
-                     [&](int64_t a, int64_t b) { return h[a * n + a] > h[b * n + b]; });
-  Mat wp(w.size()), hp(h.size());
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t k = 0; k < n; ++k) wp[i * n + k] = w[i * n + perm[k]];
-  for (int64_t a = 0; a < n; ++a)
-    for (int64_t b = 0; b < n; ++b) hp[a * n + b] = h[perm[a] * n + perm[b]];
-  double mean = 0.0;
-  for (int64_t j = 0; j < n; ++j) mean += hp[j * n + j];
-  mean /= static_cast<double>(n);
-  for (int64_t j = 0; j < n; ++j) hp[j * n + j] += damp * mean;
-  const Mat u = cholesky_upper(inverse(hp, n), n);
-
-  Mat out(w.size());
-  std::vector<Grid> grid = row_grid;
-  for (int64_t j = 0; j < n; ++j) {
-    for (int64_t i = 0; i < m; ++i) {
-      if (group_size > 0 && j % group_size == 0) {
-        const int64_t end = std::min(n, j + group_size);
-        const auto [lo, hi] = std::minmax_element(wp.begin() + i * n + j, wp.begin() + i * n + end);
-        grid[i] = make_grid(*lo, *hi, bits);
-      }
-      const double q = grid[i].scale * (quant_code(wp[i * n + j], grid[i], bits) - grid[i].zero);
-      out[i * n + perm[j]] = q;
-      const double err = (wp[i * n + j] - q) / u[j * n + j];
-      for (int64_t k = j + 1; k < n; ++k) wp[i * n + k] -= err * u[j * n + k];
-    }
-  }
-  return out;
-}
-
-double full_error(const std::vector<float>& w, const Tensor& wq, const Mat& h, int64_t m,
-                  int64_t n) {
-  double total = 0.0;
-  std::vector<double> d(n);
-  for (int64_t i = 0; i < m; ++i) {
-    for (int64_t j = 0; j < n; ++j) d[j] = w[i * n + j] - wq.at(i, j);
-    for (int64_t a = 0; a < n; ++a) {
-      double s = 0.0;
-      for (int64_t b = 0; b < n; ++b) s += h[a * n + b] * d[b];
-      total += d[a] * s;
-    }
-  }
-  return total;
+GptqOptions gptq_options(int bits, int64_t group_size, bool act_order = false) {
+  GptqOptions o;
+  o.bits = bits;
+  o.group_size = group_size;
+  o.act_order = act_order;
+  return o;
 }
 
 struct Case {
@@ -160,11 +31,13 @@ struct Case {
   int64_t group_size;
   bool act_order;
   int64_t block_size;
+  bool mixed = false;  // groups at bits - 1, bits + 1 and bits in turn
+  bool clip = false;
 };
 
 void PrintTo(const Case& c, std::ostream* os) {
   *os << "bits " << c.bits << " group " << c.group_size << " act_order " << c.act_order << " block "
-      << c.block_size;
+      << c.block_size << " mixed " << c.mixed << " clip " << c.clip;
 }
 
 class GptqVsNaive : public ::testing::TestWithParam<Case> {};
@@ -177,14 +50,25 @@ TEST_P(GptqVsNaive, EqualsColumnByColumnAlgorithm) {
   for (int64_t dead : {5, 137})
     for (int64_t k = 0; k < n; ++k) layer.h[dead * n + k] = layer.h[k * n + dead] = 0.0;
   const Tensor w({m, n}, layer.w);
-  const UniformLayer q = gptq_quantize(w, layer.h,
-                                       {.bits = c.bits,
-                                        .group_size = c.group_size,
-                                        .act_order = c.act_order,
-                                        .block_size = c.block_size,
-                                        .damp = 0.01});
-  const Mat ref = naive_gptq(layer.w, layer.h, m, n, c.bits, c.group_size, c.act_order, 0.01);
+  GptqOptions o = gptq_options(c.bits, c.group_size, c.act_order);
+  o.block_size = c.block_size;
+  o.clip_search = c.clip;
+  testing::NaiveGptq ref_options{.bits = c.bits,
+                                 .group_size = c.group_size,
+                                 .act_order = c.act_order,
+                                 .damp = 0.01,
+                                 .group_bits = {},
+                                 .clip = c.clip};
+  if (c.mixed)
+    for (int64_t g = 0; g < (n + c.group_size - 1) / c.group_size; ++g) {
+      const int width = std::clamp(c.bits + (g % 3 == 0 ? -1 : g % 3 == 1 ? 1 : 0), 1, 8);
+      o.group_bits.push_back(static_cast<uint8_t>(width));
+      ref_options.group_bits.push_back(width);
+    }
+  const UniformLayer q = gptq_quantize(w, layer.h, o);
+  const Mat ref = testing::naive_gptq(layer.w, layer.h, m, n, ref_options);
   const Tensor got = dequantize(q);
+  EXPECT_EQ(q.group_bits, o.group_bits);
   EXPECT_EQ(q.perm.empty(), !c.act_order);
   double max_w = 0.0;
   for (float v : layer.w) max_w = std::max(max_w, std::fabs(static_cast<double>(v)));
@@ -207,7 +91,11 @@ INSTANTIATE_TEST_SUITE_P(Variants, GptqVsNaive,
                                            Case{4, 32, false, 128}, Case{3, 64, true, 128},
                                            Case{4, 48, false, 128},  // groups not dividing
                                            Case{2, 48, true, 32},    // groups larger than a block
-                                           Case{8, 0, false, 7}));   // tiny blocks
+                                           Case{8, 0, false, 7},     // tiny blocks
+                                           Case{3, 32, false, 128, true, false},
+                                           Case{2, 48, false, 32, true, true},  // 1-bit groups
+                                           Case{4, 64, false, 128, false, true},
+                                           Case{7, 40, false, 7, true, true}));
 
 TEST(Gptq, DiagonalHessianEqualsRtn) {
   // With H = I the error feedback is zero, so GPTQ is round-to-nearest.
@@ -216,7 +104,7 @@ TEST(Gptq, DiagonalHessianEqualsRtn) {
   std::vector<double> h(n * n, 0.0);
   for (int64_t j = 0; j < n; ++j) h[j * n + j] = 1.0;
   for (int64_t gs : {0, 16}) {
-    const UniformLayer g = gptq_quantize(w, h, {.bits = 3, .group_size = gs});
+    const UniformLayer g = gptq_quantize(w, h, gptq_options(3, gs));
     const UniformLayer r = rtn_quantize(w, {.bits = 3, .group_size = gs});
     EXPECT_EQ(g.codes, r.codes);
     EXPECT_EQ(g.scale, r.scale);
@@ -231,13 +119,11 @@ TEST(Gptq, LowerFullErrorThanRtn) {
   for (int bits : {3, 4}) {
     for (int64_t gs : {0, 64}) {
       for (bool act : {false, true}) {
-        const double e_rtn = full_error(
+        const double e_rtn = testing::full_error(
             layer.w, dequantize(rtn_quantize(w, {.bits = bits, .group_size = gs})), layer.h, m, n);
-        const double e_gptq =
-            full_error(layer.w,
-                       dequantize(gptq_quantize(
-                           w, layer.h, {.bits = bits, .group_size = gs, .act_order = act})),
-                       layer.h, m, n);
+        const double e_gptq = testing::full_error(
+            layer.w, dequantize(gptq_quantize(w, layer.h, gptq_options(bits, gs, act))), layer.h, m,
+            n);
         SCOPED_TRACE(::testing::Message() << "bits " << bits << " group " << gs << " act " << act
                                           << ": rtn " << e_rtn << " gptq " << e_gptq);
         EXPECT_LT(e_gptq, 0.7 * e_rtn);
@@ -252,7 +138,24 @@ TEST(Gptq, RejectsBadInput) {
   std::vector<double> h(n * n, 0.0);
   for (int64_t j = 0; j < n; ++j) h[j * n + j] = 1.0;
   EXPECT_THROW(gptq_quantize(w, std::span<const double>(h.data(), 10), {}), Error);
-  EXPECT_THROW(gptq_quantize(w, h, {.bits = 1}), Error);
+  EXPECT_THROW(gptq_quantize(w, h, gptq_options(1, 0)), Error);
+  // Group widths: one per group, 1..8, groups a multiple of 8 columns, no act-order.
+  GptqOptions widths = gptq_options(3, 8);
+  widths.group_bits = {3, 3};  // two widths for the one group of 8 columns
+  EXPECT_THROW(gptq_quantize(w, h, widths), Error);
+  const Tensor w16({4, 16}, testing::synthetic_weights(4, 16, 7));
+  std::vector<double> h16(16 * 16, 0.0);
+  for (int64_t j = 0; j < 16; ++j) h16[j * 16 + j] = 1.0;
+  widths.group_bits = {3, 9};
+  EXPECT_THROW(gptq_quantize(w16, h16, widths), Error);
+  widths.group_bits = {3, 2};
+  EXPECT_NO_THROW(gptq_quantize(w16, h16, widths));
+  widths.act_order = true;
+  EXPECT_THROW(gptq_quantize(w16, h16, widths), Error);
+  widths.act_order = false;
+  widths.group_size = 4;
+  widths.group_bits = {3, 2, 3, 2};
+  EXPECT_THROW(gptq_quantize(w16, h16, widths), Error);
   std::vector<double> bad = h;
   bad[3] = std::nan("");
   EXPECT_THROW(gptq_quantize(w, bad, {}), Error);

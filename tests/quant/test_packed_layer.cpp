@@ -273,6 +273,8 @@ TEST(PackedUniform, GroupWidthsLayoutProductsAndBits) {
     for (int64_t j = 0; j < cols; ++j) {
       const int b = widths[j / gs];
       u.codes[i * cols + j] = static_cast<uint8_t>(u.codes[i * cols + j] % (1 << b));
+      // Every code of the group's width occurs, beyond the nominal 4 bits too.
+      if ((i + j) % 5 == 0) u.codes[i * cols + j] = static_cast<uint8_t>((1 << b) - 1 - i % 3);
       const size_t k = static_cast<size_t>(i * u.groups() + j / gs);
       u.zero[k] = float_to_half(std::min(half_to_float(u.zero[k]), float((1 << b) - 1)));
     }
