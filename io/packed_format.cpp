@@ -56,6 +56,9 @@ std::string lut_tensor(const std::string& layer, const char* part) {
 std::string uq_tensor(const std::string& layer, const char* part) {
   return layer + ".uq." + part;
 }
+std::string qdec_tensor(const std::string& layer, const char* part) {
+  return layer + ".qdec." + part;
+}
 
 // Far above any real linear (LLaMA-2-70B's largest has 2.3e8 weights), low enough that no size
 // derived from the shape (label bytes, LUT entries, groups) overflows int64.
@@ -121,6 +124,28 @@ void check_packed_layer(const PackedLutLayer& l, const std::string& name,
              lut_tensor(name, "alpha"), v);
     }
   }
+}
+
+void check_packed_layer(const quant::ResidualLayer& l, const std::string& name,
+                        const std::string& where) {
+  check_shape(l.rows, l.cols, name, where);
+  if (l.scale.size() != static_cast<size_t>(l.rows))
+    fail(ErrorKind::kBadInput, "{}: tensor {}: {} entries for {} rows", where,
+         qdec_tensor(name, "scale"), l.scale.size(), l.rows);
+  if (l.codes.size() != static_cast<size_t>(l.cols * l.column_bytes()))
+    fail(ErrorKind::kBadInput, "{}: tensor {}: {} bytes, [{}, {}] needs {}", where,
+         qdec_tensor(name, "codes"), l.codes.size(), l.rows, l.cols, l.cols * l.column_bytes());
+  for (uint16_t s : l.scale) {
+    const float v = half_to_float(s);
+    if (!(v >= 0.0f) || !std::isfinite(v))
+      fail(ErrorKind::kBadInput, "{}: tensor {}: scale {} is not finite and >= 0", where,
+           qdec_tensor(name, "scale"), v);
+  }
+  if (l.rows % 2 != 0)  // a last odd row leaves each channel's high nibble unused
+    for (int64_t j = 0; j < l.cols; ++j)
+      if ((l.codes[static_cast<size_t>((j + 1) * l.column_bytes() - 1)] >> 4) != 0)
+        fail(ErrorKind::kBadInput, "{}: tensor {}: channel {}'s padding nibble is not 0", where,
+             qdec_tensor(name, "codes"), j);
 }
 
 void check_packed_layer(const PackedUniformLayer& l, const std::string& name,
@@ -279,6 +304,10 @@ double bits_per_weight(const PackedModel& model) {
     bits += static_cast<double>(quant::stored_bits(l));
     weights += static_cast<double>(l.rows) * static_cast<double>(l.cols);
   }
+  for (const auto& [name, l] : model.residual_layers) {
+    bits += static_cast<double>(quant::stored_bits(l));
+    weights += static_cast<double>(l.rows) * static_cast<double>(l.cols);
+  }
   return weights > 0.0 ? bits / weights : 0.0;
 }
 
@@ -336,6 +365,15 @@ void write_packed_model(const std::string& path, const PackedModel& model) {
     add_tensor(w, crc, uq_tensor(name, "zero"), StDtype::kF16, {l.rows, l.groups()}, l.zero);
     if (!l.perm.empty())
       add_tensor(w, crc, uq_tensor(name, "perm"), StDtype::kI32, {l.cols}, l.perm);
+  }
+  for (const auto& [name, l] : model.residual_layers) {
+    if (layers.contains(name))
+      fail(ErrorKind::kBadInput, "{}: layer {} is both a linear and a residual", path, name);
+    check_packed_layer(l, name, path);
+    layers[name] = {{"kind", "residual"}, {"rows", l.rows}, {"cols", l.cols}};
+    add_tensor(w, crc, qdec_tensor(name, "codes"), StDtype::kU8, {l.cols, l.column_bytes()},
+               l.codes);
+    add_tensor(w, crc, qdec_tensor(name, "scale"), StDtype::kF16, {l.rows}, l.scale);
   }
   for (const auto& [name, t] : model.dense) {
     if (crc.contains(name))
@@ -486,6 +524,16 @@ PackedModel read_packed_model(const std::string& path) {
       if (!l.perm.empty()) layer_tensor[uq_tensor(name, "perm")] = true;
       if (!l.group_bits.empty()) layer_tensor[uq_tensor(name, "group_bits")] = true;
       model.uniform_layers.emplace(name, std::move(l));
+    } else if (kind == "residual") {
+      quant::ResidualLayer l;
+      l.rows = rows;
+      l.cols = cols;
+      l.codes = read_tensor<uint8_t>(*r, qdec_tensor(name, "codes"), StDtype::kU8,
+                                     {cols, l.column_bytes()});
+      l.scale = read_tensor<uint16_t>(*r, qdec_tensor(name, "scale"), StDtype::kF16, {rows});
+      check_packed_layer(l, name, path);
+      for (const char* part : {"codes", "scale"}) layer_tensor[qdec_tensor(name, part)] = true;
+      model.residual_layers.emplace(name, std::move(l));
     } else {
       fail(ErrorKind::kBadInput, "{}: layer {} has unknown kind {}", path, name, kind);
     }

@@ -10,12 +10,13 @@
 #include "io/safetensors.h"
 #include "src/core/tensor.h"
 #include "src/quant/packed_layer.h"
+#include "src/quant/residual.h"
 
 namespace skim::io {
 
-// Version 2 added 8-bit LUT entries, 3 sparse parts, 4 uniform group widths; files of
-// every older version are still read.
-inline constexpr int kPackedFormatVersion = 4;
+// Version 2 added 8-bit LUT entries, 3 sparse parts, 4 uniform group widths, 5 QDEC residual
+// layers; files of every older version are still read.
+inline constexpr int kPackedFormatVersion = 5;
 inline constexpr int kPackedFormatOldestVersion = 1;
 inline constexpr const char* kPackedFormatName = "skim-packed";
 
@@ -25,6 +26,8 @@ struct PackedModel {
   // ("model.layers.0.self_attn.q_proj").
   std::map<std::string, quant::PackedLutLayer> lut_layers;
   std::map<std::string, quant::PackedUniformLayer> uniform_layers;
+  // QDEC residuals of quantized linears (kept in files of their own: a name is one layer's).
+  std::map<std::string, quant::ResidualLayer> residual_layers;
   // Tensors kept as they are (embeddings, norms, head), by full name, stored as `dense_dtype`.
   std::map<std::string, Tensor> dense;
   StDtype dense_dtype = StDtype::kF16;  // F32, F16 or BF16
@@ -49,6 +52,8 @@ PackedModel read_packed_model(const std::string& path);
 void check_packed_layer(const quant::PackedLutLayer& layer, const std::string& name,
                         const std::string& where);
 void check_packed_layer(const quant::PackedUniformLayer& layer, const std::string& name,
+                        const std::string& where);
+void check_packed_layer(const quant::ResidualLayer& layer, const std::string& name,
                         const std::string& where);
 
 }  // namespace skim::io

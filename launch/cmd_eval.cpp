@@ -9,6 +9,7 @@
 #include "io/model_source.h"
 #include "kernels/cpu/blas.h"
 #include "launch/commands.h"
+#include "launch/qdec_option.h"
 #include "src/core/error.h"
 #include "src/pipeline/packed_model_source.h"
 #include "src/pipeline/perplexity.h"
@@ -23,6 +24,7 @@ struct EvalArgs {
   int64_t max_windows = 0;
   bool json = false;
   int threads = 0;
+  int64_t qdec = 0;  // QDEC: residual channels corrected per token (0: none)
 };
 
 void run_eval(const EvalArgs& args) {
@@ -35,8 +37,9 @@ void run_eval(const EvalArgs& args) {
   pipeline::PerplexityOptions options;
   // A quantized folder runs its layers from the packed form (no dense copy of the weights).
   const auto* packed = dynamic_cast<const pipeline::PackedModelSource*>(source.get());
+  check_qdec(args.qdec, packed, args.model);
   if (packed != nullptr)
-    options.layer_loader = [packed](int64_t i) { return packed->load_layer(i); };
+    options.layer_loader = [packed, k = args.qdec](int64_t i) { return packed->load_layer(i, k); };
   options.seq_len = args.seq_len;
   options.max_windows = args.max_windows;
   const pipeline::PerplexityResult r = pipeline::perplexity_of_file(*source, args.text, options);
@@ -57,6 +60,7 @@ void run_eval(const EvalArgs& args) {
         {"model", args.model},
         {"text", args.text}};
     if (packed != nullptr) {
+      j["qdec"] = args.qdec;
       j["method"] = packed->method();
       j["bits_per_weight"] = packed->bits_per_weight();
     }
@@ -83,6 +87,7 @@ void add_eval_command(CLI::App& root, Action& action) {
   cmd->add_option("--max-windows", args->max_windows, "evaluate only the first W windows (0: all)");
   cmd->add_flag("--json", args->json, "print one JSON object instead of a line");
   cmd->add_option("--threads", args->threads, "CPU threads (0: all cores)");
+  add_qdec_option(*cmd, args->qdec);
   cmd->callback([&action, args] { action = [args] { run_eval(*args); }; });
 }
 

@@ -9,6 +9,7 @@
 
 #include "kernels/cpu/blas.h"
 #include "launch/commands.h"
+#include "launch/qdec_option.h"
 #include "src/core/error.h"
 #include "src/pipeline/generate.h"
 #include "src/pipeline/packed_model_source.h"
@@ -24,6 +25,7 @@ struct GenerateArgs {
   uint64_t seed = 0;
   bool json = false;
   int threads = 0;
+  int64_t qdec = 0;  // QDEC: residual channels corrected per token (0: none)
 };
 
 void run_generate(const GenerateArgs& args) {
@@ -37,7 +39,9 @@ void run_generate(const GenerateArgs& args) {
   const auto source = pipeline::open_any_model(args.model);
   pipeline::Generator::LayerLoader loader;
   const auto* packed = dynamic_cast<const pipeline::PackedModelSource*>(source.get());
-  if (packed != nullptr) loader = [packed](int64_t i) { return packed->load_layer(i); };
+  check_qdec(args.qdec, packed, args.model);
+  if (packed != nullptr)
+    loader = [packed, k = args.qdec](int64_t i) { return packed->load_layer(i, k); };
   pipeline::GenerateOptions options;
   options.max_new_tokens = args.tokens;
   options.temperature = args.temperature;
@@ -60,6 +64,7 @@ void run_generate(const GenerateArgs& args) {
                         {"decode_tokens_per_second", r.decode_tokens_per_second()},
                         {"threads", args.threads > 0 ? args.threads : omp_get_max_threads()}};
     if (packed != nullptr) {
+      j["qdec"] = args.qdec;
       j["method"] = packed->method();
       j["bits_per_weight"] = packed->bits_per_weight();
     }
@@ -91,6 +96,7 @@ void add_generate_command(CLI::App& root, Action& action) {
   cmd->add_option("--seed", args->seed, "random seed for sampling (default 0)");
   cmd->add_flag("--json", args->json, "print one JSON object instead of text");
   cmd->add_option("--threads", args->threads, "CPU threads (0: all cores)");
+  add_qdec_option(*cmd, args->qdec);
   cmd->callback([&action, args] { action = [args] { run_generate(*args); }; });
 }
 

@@ -144,6 +144,9 @@ void add_quantize_command(CLI::App& root, Action& action) {
                   "width (default 128)");
   cmd->add_flag("--act-order", o.act_order, "gptq: columns by descending Hessian diagonal");
   cmd->add_option("--damp", o.damp, "relative Hessian damping");
+  cmd->add_flag("--save-residual", o.save_residual,
+                "keep each linear's residual W - W^ at 4 bits beside the model, for eval and "
+                "generate --qdec");
   cmd->callback([&action, a, cmd] {
     a->lut_given = cmd->count("--lut") > 0;
     a->group_size_given = cmd->count("--group-size") > 0;

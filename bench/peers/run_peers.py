@@ -119,6 +119,7 @@ class Bench:
 
     def save(self, run_entry):
         self.reload()  # the llama and tool halves may run at once: keep each other's runs
+        run_entry = dict(run_entry, commit=git_commit())
         runs = [r for r in self.result["runs"] if r["name"] != run_entry["name"]] + [run_entry]
         self.result.update({
             "benchmark": "peers", "commit": git_commit(), "machine": machine(),
@@ -244,9 +245,11 @@ def write_report(result, doc, plot):
         f"period) and a far one ({st['texts']['far']}). Bits: stored bits per weight of the "
         "decoder linears, everything counted (llama.cpp: block scales and mins from the tensor "
         "types; skim: labels, LUTs, row widths, scales; gptq/rtn: codes, fp16 scale and zero "
-        "per group of 128). Embedding and head stay F32 in every file. gap = perplexity - full "
-        f"precision; commit `{result['commit'][:12]}`, {result['machine']['cpu']}, "
-        f"{result['date'][:10]}.",
+        "per group of 128; slim: the same with each group's codes at its width, plus 8 bits per "
+        "group width). Embedding and head stay F32 in every file. gap = perplexity - full "
+        f"precision; latest run at commit `{result['commit'][:12]}` (each run's commit is in "
+        f"the result file; runs without one are from `3bb6a6bf2788` or earlier), "
+        f"{result['machine']['cpu']}, {result['date'][:10]}.",
         "",
         "| run | bits | close | gap | far | gap | tensor types |",
         "|---|---|---|---|---|---|---|",

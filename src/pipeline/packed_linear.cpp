@@ -53,4 +53,17 @@ void PackedUniformLinear::forward(const float* x, int64_t tokens, float* y) cons
   packed_forward(layer_, bias_, x, tokens, y);
 }
 
+QdecLinear::QdecLinear(std::unique_ptr<model::Linear> linear, quant::ResidualLayer residual,
+                       int64_t channels)
+    : linear_(std::move(linear)), residual_(std::move(residual)), channels_(channels) {
+  SKIM_ASSERT(linear_ != nullptr && residual_.rows == linear_->out_features() &&
+              residual_.cols == linear_->in_features());
+  SKIM_ASSERT(channels_ >= 1 && channels_ <= residual_.cols);
+}
+
+void QdecLinear::forward(const float* x, int64_t tokens, float* y) const {
+  linear_->forward(x, tokens, y);
+  quant::add_residual_correction(residual_, x, tokens, channels_, y);
+}
+
 }  // namespace skim::pipeline

@@ -2,11 +2,16 @@
 // model::Linear over a quantized layer in its packed form: products straight from the packed
 // labels / codes (quant::gemv for one token, quant::gemm for more), never a dense copy of W^.
 // An optional fp32 bias [rows] (qwen2's q/k/v) is added after the product.
+//
+// QdecLinear adds QDEC's correction to any linear: y += R^[:, S] x_S per token, S the `channels`
+// inputs of largest magnitude (src/quant/residual.h).
 #include <cstdint>
+#include <memory>
 
 #include "src/core/tensor.h"
 #include "src/model/linear.h"
 #include "src/quant/packed_layer.h"
+#include "src/quant/residual.h"
 
 namespace skim::pipeline {
 
@@ -34,6 +39,21 @@ class PackedUniformLinear final : public model::Linear {
  private:
   quant::PackedUniformLayer layer_;
   Tensor bias_;
+};
+
+class QdecLinear final : public model::Linear {
+ public:
+  // The residual's shape must be the linear's; channels in 1..in_features.
+  QdecLinear(std::unique_ptr<model::Linear> linear, quant::ResidualLayer residual,
+             int64_t channels);
+  int64_t out_features() const override { return linear_->out_features(); }
+  int64_t in_features() const override { return linear_->in_features(); }
+  void forward(const float* x, int64_t tokens, float* y) const override;
+
+ private:
+  std::unique_ptr<model::Linear> linear_;
+  quant::ResidualLayer residual_;
+  int64_t channels_;
 };
 
 }  // namespace skim::pipeline

@@ -26,6 +26,8 @@ inline constexpr const char* kPackedLayersFolder = "layers";
 
 // "layers/layer-00017.safetensors"
 std::string packed_layer_file(int64_t layer);
+// "layers/residual-00017.safetensors": the layer's QDEC residuals (quantize --save-residual)
+std::string packed_residual_file(int64_t layer);
 
 // Whether `path` is a folder holding skim.json.
 bool is_packed_model_dir(const std::string& path);

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -92,8 +93,20 @@ PackedModelSource::PackedModelSource(const std::string& folder) : folder_(folder
     fail(ErrorKind::kBadInput, "{}: {} layer files for num_layers {}", index_path,
          layer_files_.size(), layers);
 
+  if (index.contains("residual_files")) {  // written by quantize --save-residual
+    for (const json& f : field(index, "residual_files", json::value_t::array, index_path)) {
+      if (!f.is_string())
+        fail(ErrorKind::kBadInput, "{}: residual_files holds a non-string", index_path);
+      residual_files_.push_back(f.get<std::string>());
+    }
+    if (static_cast<int64_t>(residual_files_.size()) != layers)
+      fail(ErrorKind::kBadInput, "{}: {} residual files for num_layers {}", index_path,
+           residual_files_.size(), layers);
+  }
+
   std::vector<std::string> needed = {"config.json", dense_file_, tokenizer_file_};
   needed.insert(needed.end(), layer_files_.begin(), layer_files_.end());
+  needed.insert(needed.end(), residual_files_.begin(), residual_files_.end());
   for (const std::string& f : needed)
     if (!fs::is_regular_file(file_path(f)))
       fail(ErrorKind::kBadInput, "{}: file {} named by {} is missing", folder, f, kPackedIndexFile);
@@ -169,12 +182,18 @@ void PackedModelSource::write_tokenizer(const std::string& folder) const {
   io::copy_tokenizer_files(folder_, folder);
 }
 
-model::DecoderLayer PackedModelSource::load_layer(int64_t i) const {
+model::DecoderLayer PackedModelSource::load_layer(int64_t i, int64_t qdec_channels) const {
   const ModelConfig& c = config_;
   if (i < 0 || i >= c.num_layers)
     fail(ErrorKind::kInternal, "layer {} out of range [0, {}) in {}", i, c.num_layers, folder_);
+  if (qdec_channels > 0 && residual_files_.empty())
+    fail(ErrorKind::kUsage, "--qdec: {} has no residuals (quantize with --save-residual)", folder_);
   const std::string file = file_path(layer_files_[static_cast<size_t>(i)]);
   io::PackedModel m = io::read_packed_model(file);
+  io::PackedModel residuals;
+  const std::string residual_file =
+      qdec_channels > 0 ? file_path(residual_files_[static_cast<size_t>(i)]) : "";
+  if (qdec_channels > 0) residuals = io::read_packed_model(residual_file);
   const std::string prefix = fmt::format("model.layers.{}.", i);
   std::vector<std::unique_ptr<model::Linear>> linears;
   for (int k = 0; k < model::kLinearKindCount; ++k) {
@@ -202,6 +221,14 @@ model::DecoderLayer PackedModelSource::load_layer(int64_t i) const {
       linears.push_back(std::make_unique<model::DenseLinear>(std::move(w), std::move(bias)));
     } else {
       fail(ErrorKind::kBadInput, "{}: layer {} is missing", file, key);
+    }
+    if (qdec_channels > 0 && dynamic_cast<model::DenseLinear*>(linears.back().get()) == nullptr) {
+      auto r = residuals.residual_layers.find(key);
+      if (r == residuals.residual_layers.end())
+        fail(ErrorKind::kBadInput, "{}: no residual of {}", residual_file, key);
+      check(r->second.rows, r->second.cols);
+      linears.back() = std::make_unique<QdecLinear>(std::move(linears.back()), std::move(r->second),
+                                                    std::min(qdec_channels, in));
     }
   }
   Tensor in_norm = take_dense(m, prefix + "input_layernorm.weight", {c.hidden_size}, file);

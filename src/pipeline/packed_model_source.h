@@ -33,8 +33,12 @@ class PackedModelSource final : public io::ModelSource {
   std::string path() const override { return folder_; }
 
   // Decoder layer i with its quantized linears as PackedLutLinear / PackedUniformLinear (a linear
-  // stored dense stays DenseLinear). Reads the layer file once, CRCs checked.
-  model::DecoderLayer load_layer(int64_t i) const;
+  // stored dense stays DenseLinear). Reads the layer file once, CRCs checked. With
+  // `qdec_channels` > 0 every quantized linear is a QdecLinear over its residual (read from the
+  // layer's residual file) correcting min(qdec_channels, in_features) channels per token; a
+  // folder without residuals is then a usage error.
+  model::DecoderLayer load_layer(int64_t i, int64_t qdec_channels = 0) const;
+  bool has_residuals() const { return !residual_files_.empty(); }
 
   const std::string& method() const { return method_; }
   double bits_per_weight() const { return bits_per_weight_; }
@@ -50,6 +54,7 @@ class PackedModelSource final : public io::ModelSource {
   double bits_per_weight_ = 0.0;
   std::string dense_file_;
   std::vector<std::string> layer_files_;
+  std::vector<std::string> residual_files_;  // empty, or one per layer
   std::string tokenizer_file_;
 };
 

@@ -503,6 +503,7 @@ class QuantizeRun {
     }
     pm.metadata["layer"] = std::to_string(layer);
     io::write_packed_model(work_file(packed_layer_file(layer)), pm);
+    if (o_.save_residual) write_residuals(layer, q);
 
     json linears = json::array();
     for (size_t k = 0; k < q.size(); ++k) {
@@ -518,6 +519,23 @@ class QuantizeRun {
     const json report = {{"layer", layer}, {"seconds", seconds}, {"linears", linears}};
     io::write_file_atomic(work_file(fmt::format("layer-report-{:05d}.json", layer)),
                           report.dump(1) + "\n");
+  }
+
+  // QDEC's residuals R = W - W^ of the layer's linears, from the model's weights (read again:
+  // the quantization may not hold them), in a file of their own.
+  void write_residuals(int64_t layer, const std::vector<QuantizedLinear>& q) {
+    io::PackedModel pm;
+    pm.method = method_name(o_.method);
+    for (size_t k = 0; k < q.size(); ++k) {
+      const auto s = model::linear_shape(config_, kKinds[k]);
+      Tensor r = source_->load(q[k].name + ".weight", {s.out, s.in});
+      const Tensor w_hat = dequantize(q[k]);
+      float* d = r.data();
+      for (int64_t i = 0; i < r.numel(); ++i) d[i] -= w_hat.data()[i];
+      pm.residual_layers[q[k].name] = quant::quantize_residual(r);
+    }
+    pm.metadata["layer"] = std::to_string(layer);
+    io::write_packed_model(work_file(packed_residual_file(layer)), pm);
   }
 
   // Layer `completed - 1` is done: its state, then (the state no longer needs them) the files it
@@ -808,16 +826,20 @@ class QuantizeRun {
     const double average_bits = weights > 0 ? static_cast<double>(stored) / weights : 0.0;
     const std::string tokenizer_file =
         fs::exists(work_file("tokenizer.json")) ? "tokenizer.json" : "tokenizer.model";
-    json files = json::array();
-    for (int64_t l = 0; l < config_.num_layers; ++l) files.push_back(packed_layer_file(l));
-    const json index = {{"format", "skim-dist"},
-                        {"format_version", 1},
-                        {"method", method_name(o_.method)},
-                        {"num_layers", config_.num_layers},
-                        {"bits_per_weight", average_bits},
-                        {"dense_file", kPackedDenseFile},
-                        {"layer_files", files},
-                        {"tokenizer", tokenizer_file}};
+    json files = json::array(), residual_files = json::array();
+    for (int64_t l = 0; l < config_.num_layers; ++l) {
+      files.push_back(packed_layer_file(l));
+      residual_files.push_back(packed_residual_file(l));
+    }
+    json index = {{"format", "skim-dist"},
+                  {"format_version", 1},
+                  {"method", method_name(o_.method)},
+                  {"num_layers", config_.num_layers},
+                  {"bits_per_weight", average_bits},
+                  {"dense_file", kPackedDenseFile},
+                  {"layer_files", files},
+                  {"tokenizer", tokenizer_file}};
+    if (o_.save_residual) index["residual_files"] = residual_files;
     io::write_file_atomic(work_file(kPackedIndexFile), index.dump(2) + "\n");
 
     json rss_mb = json::array();
@@ -850,6 +872,7 @@ class QuantizeRun {
                       : json(nullptr)},
           {"group_size", o_.group_size},
           {"act_order", o_.act_order},
+          {"save_residual", o_.save_residual},
           {"damp", o_.damp}}},
         {"fingerprint", fingerprint_},
         {"ranks", world_},

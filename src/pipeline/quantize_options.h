@@ -63,6 +63,9 @@ struct QuantizeOptions {
   int64_t group_size = 0;
   bool act_order = false;
   double damp = 0.01;
+  // QDEC: keep each quantized linear's residual W - W^ at 4 bits beside the model
+  // (src/quant/residual.h), for eval / generate --qdec.
+  bool save_residual = false;
 };
 
 // Callbacks into launch/ (which the pipeline may not include): fault injection, the line printer

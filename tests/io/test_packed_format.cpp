@@ -99,6 +99,19 @@ PackedUniformLayer uniform_layer_widths(int64_t rows, int64_t cols, std::mt19937
   return l;
 }
 
+// A QDEC residual of 7 rows (odd: each channel's last high nibble is padding, 0).
+quant::ResidualLayer residual_layer(int64_t rows, int64_t cols, std::mt19937& rng) {
+  quant::ResidualLayer l;
+  l.rows = rows;
+  l.cols = cols;
+  for (int64_t i = 0; i < rows; ++i)
+    l.scale.push_back(float_to_half(0.001f * static_cast<float>(1 + rng() % 100)));
+  l.codes.resize(static_cast<size_t>(cols * l.column_bytes()));
+  for (auto& c : l.codes) c = static_cast<uint8_t>(rng());
+  for (int64_t j = 0; j < cols; ++j) l.codes[(j + 1) * l.column_bytes() - 1] &= 15;
+  return l;
+}
+
 PackedModel sample_model() {
   std::mt19937 rng(7);
   PackedModel m;
@@ -112,6 +125,7 @@ PackedModel sample_model() {
   m.uniform_layers["model.layers.1.self_attn.o_proj"] = uniform_layer(6, 45, 3, 16, true, rng);
   m.uniform_layers["model.layers.1.mlp.up_proj"] = uniform_layer(4, 20, 4, 0, false, rng);
   m.uniform_layers["model.layers.1.mlp.gate_proj"] = uniform_layer_widths(5, 40, rng);
+  m.residual_layers["model.layers.2.self_attn.q_proj"] = residual_layer(7, 10, rng);
   Tensor emb({3, 4});
   for (int64_t k = 0; k < emb.numel(); ++k) emb.data()[k] = 0.125f * static_cast<float>(k - 5);
   m.dense["model.embed_tokens.weight"] = emb;
@@ -162,6 +176,15 @@ void expect_same(const PackedModel& a, const PackedModel& b) {
     EXPECT_EQ(l.zero, r.zero);
     EXPECT_EQ(l.perm, r.perm);
     EXPECT_EQ(l.group_bits, r.group_bits);
+    EXPECT_EQ(l.codes, r.codes);
+  }
+  ASSERT_EQ(a.residual_layers.size(), b.residual_layers.size());
+  for (const auto& [name, l] : a.residual_layers) {
+    ASSERT_TRUE(b.residual_layers.count(name)) << name;
+    const quant::ResidualLayer& r = b.residual_layers.at(name);
+    EXPECT_EQ(l.rows, r.rows);
+    EXPECT_EQ(l.cols, r.cols);
+    EXPECT_EQ(l.scale, r.scale);
     EXPECT_EQ(l.codes, r.codes);
   }
   ASSERT_EQ(a.dense.size(), b.dense.size());
@@ -219,7 +242,7 @@ TEST_F(PackedFormat, LayoutMatchesTheDocumentedFormat) {
   const auto r = SafetensorsReader::open(file("m.safetensors"));
   const auto& meta = r->metadata();
   EXPECT_EQ(meta.at("skim.format"), "skim-packed");
-  EXPECT_EQ(meta.at("skim.format_version"), "4");
+  EXPECT_EQ(meta.at("skim.format_version"), "5");
   EXPECT_EQ(meta.at("skim.method"), "skim");
   EXPECT_EQ(meta.at("model"), "test");
   const auto layers = nlohmann::json::parse(meta.at("skim.layers"));
@@ -281,6 +304,13 @@ TEST_F(PackedFormat, LayoutMatchesTheDocumentedFormat) {
   EXPECT_EQ(r->raw(o + ".uq.scale").shape, (std::vector<int64_t>{6, 3}));
   EXPECT_EQ(r->raw(o + ".uq.perm").dtype, StDtype::kI32);
   EXPECT_EQ(r->raw("model.norm.weight").dtype, StDtype::kF16);
+  // A residual: one input channel's 4-bit codes per row of .qdec.codes (ceil(7 / 2) bytes).
+  const std::string res = "model.layers.2.self_attn.q_proj";
+  EXPECT_EQ(layers[res]["kind"], "residual");
+  EXPECT_EQ(r->raw(res + ".qdec.codes").shape, (std::vector<int64_t>{10, 4}));
+  EXPECT_EQ(r->raw(res + ".qdec.codes").dtype, StDtype::kU8);
+  EXPECT_EQ(r->raw(res + ".qdec.scale").shape, std::vector<int64_t>{7});
+  EXPECT_EQ(r->raw(res + ".qdec.scale").dtype, StDtype::kF16);
   // bits per weight, counted independently: labels + 16 per LUT entry + 8 per row + 16 per
   // alpha; codes + 32 per (row, group) + 32 per permutation entry.
   double bits = 0, weights = 0;
@@ -303,6 +333,8 @@ TEST_F(PackedFormat, LayoutMatchesTheDocumentedFormat) {
             32.0 * static_cast<double>(l.rows * l.groups() + static_cast<int64_t>(l.perm.size()));
     weights += static_cast<double>(l.rows * l.cols);
   }
+  bits += 4.0 * 7 * 10 + 16.0 * 7;  // the residual: 4 per weight, an fp16 scale per row
+  weights += 7.0 * 10;
   EXPECT_NEAR(bits_per_weight(m), bits / weights, 1e-12);
   EXPECT_NEAR(std::stod(meta.at("skim.bits_per_weight")), bits / weights, 1e-5);
 }
@@ -378,7 +410,7 @@ TEST_F(PackedFormat, TruncatedFile) {
 TEST_F(PackedFormat, WrongVersionOrNotAPackedFile) {
   write_packed_model(file("m.safetensors"), sample_model());
   std::string bytes = read_all(file("m.safetensors"));
-  const std::string key = "\"skim.format_version\":\"4\"";
+  const std::string key = "\"skim.format_version\":\"5\"";
   const size_t at = bytes.find(key);
   ASSERT_NE(at, std::string::npos);
   bytes[at + key.size() - 2] = '7';  // same length: the header stays valid safetensors
@@ -445,6 +477,12 @@ TEST_F(PackedFormat, WriterRejectsInconsistentLayersAndLeavesNoFile) {
   PackedModel z = sample_model();
   z.uniform_layers.begin()->second.zero[0] = float_to_half(99.0f);
   expect_bad_input([&] { write_packed_model(file("w.safetensors"), z); }, {".uq.zero"});
+  PackedModel pad = sample_model();
+  pad.residual_layers.begin()->second.codes[3] |= 0x10;  // channel 0's padding nibble
+  expect_bad_input([&] { write_packed_model(file("w.safetensors"), pad); }, {".qdec.codes"});
+  PackedModel neg = sample_model();
+  neg.residual_layers.begin()->second.scale[2] = float_to_half(-0.5f);
+  expect_bad_input([&] { write_packed_model(file("w.safetensors"), neg); }, {".qdec.scale"});
   PackedModel k = sample_model();
   k.metadata["skim.method"] = "x";
   expect_bad_input([&] { write_packed_model(file("w.safetensors"), k); }, {"reserved"});

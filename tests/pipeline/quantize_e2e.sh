@@ -237,6 +237,36 @@ PY
       --comm none 2> "$work/ao.err" || status=$?
     [ "$status" -eq 2 ] && grep -q "act-order" "$work/ao.err" \
       || fail "slim with --act-order: exit $status, $(cat "$work/ao.err")"
+    # QDEC: --save-residual writes one residual file per layer beside the same model (the same
+    # bits, the same perplexity without --qdec); correcting every channel brings the perplexity
+    # closer to full precision than none; generate runs with it; --qdec on a folder without
+    # residuals is a usage error (exit 2).
+    "$bin" quantize "${common[@]}" --method gptq --bits 3 --save-residual --out "$work/qdec" \
+      --comm none || fail "--save-residual: quantize"
+    for l in 0 1 2; do
+      [ -s "$work/qdec/layers/residual-0000$l.safetensors" ] || fail "--save-residual: layer $l"
+    done
+    ppl() { "$bin" eval --model "$1" --text "$work/eval.txt" --seq-len 64 --json --comm none \
+              "${@:2}" | python3 -c "import json,sys; print(json.load(sys.stdin)['perplexity'])"; }
+    fp=$(ppl "$work/model") plain=$(ppl "$work/out-gptq-3") none=$(ppl "$work/qdec")
+    all=$(ppl "$work/qdec" --qdec 100000) some=$(ppl "$work/qdec" --qdec 8)
+    python3 - "$fp" "$plain" "$none" "$all" "$some" "$work/qdec/report.json" \
+      "$work/out-gptq-3/report.json" <<'PY' || fail "qdec: fp $fp plain $plain none $none all $all some $some"
+import json, sys
+fp, plain, none, full, some = map(float, sys.argv[1:6])
+a, b = json.load(open(sys.argv[6])), json.load(open(sys.argv[7]))
+assert a["options"]["save_residual"] and not b["options"]["save_residual"]
+assert a["average_bits"] == b["average_bits"] and none == plain
+assert abs(full - fp) < 0.5 * abs(none - fp), (fp, none, full)
+assert some != none
+PY
+    "$bin" generate --model "$work/qdec" --prompt "Line 1:" --tokens 4 --qdec 8 --comm none \
+      > /dev/null || fail "generate --qdec"
+    status=0
+    "$bin" eval --model "$work/out-gptq-3" --text "$work/eval.txt" --seq-len 64 --qdec 8 \
+      --comm none 2> "$work/q.err" > /dev/null || status=$?
+    [ "$status" -eq 2 ] && grep -q "save-residual" "$work/q.err" \
+      || fail "--qdec without residuals: exit $status, $(cat "$work/q.err")"
     # --scale-steps 0 trains nothing: the same layer bytes as --no-scale; a negative count is
     # a usage error (exit 2).
     "$bin" quantize "${common[@]}" --bits 3 --scale-steps 0 --out "$work/steps0" --comm none \
