@@ -5,6 +5,7 @@
 
 #include "io/packed_format.h"
 #include "src/quant/packed_layer.h"
+#include "src/quant/residual.h"
 #include "tests/fuzz/fuzz_input.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -21,6 +22,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::vector<float> x(static_cast<size_t>(layer.cols), 1.0f);
     std::vector<float> y(static_cast<size_t>(layer.rows));
     quant::gemv(layer, x.data(), y.data());
+  }
+  for (const auto& [name, layer] : model.residual_layers) {  // every channel's codes read
+    std::vector<float> x(static_cast<size_t>(layer.cols));
+    for (size_t j = 0; j < x.size(); ++j) x[j] = static_cast<float>(j % 7) - 3.0f;
+    std::vector<float> y(static_cast<size_t>(layer.rows));
+    quant::add_residual_correction(layer, x.data(), 1, layer.cols, y.data());
   }
   return 0;
 }

@@ -25,6 +25,7 @@ quantize "$work/skim-outliers" --outliers 0.01
 quantize "$work/kmeans" --method kmeans
 quantize "$work/rtn" --method rtn --group-size 32
 quantize "$work/gptq" --method gptq --act-order
+quantize "$work/slim" --method slim --group-size 16 --save-residual
 
 # Work folders: a run stopped (SIGUSR1) while its first layer's linears run, in both allocation
 # modes, keeps the finished linears (layer) or error tables (global); a 2-layer model failed at
@@ -57,10 +58,11 @@ cp "$work/tiny/config.json" "$corpus/fuzz_hf_config/tiny.json"
 cp "$work/skim/tokenizer.json" "$corpus/fuzz_tokenizer_json/smollm2-cut.json"
 cp "$work/tiny/tokenizer.json" "$corpus/fuzz_tokenizer_json/bytes.json"
 if [ -d "$work/keep$corpus" ]; then cp -r "$work/keep$corpus/." "$corpus/"; fi
-for m in skim skim-outliers kmeans rtn gptq; do
+for m in skim skim-outliers kmeans rtn gptq slim; do
   cp "$work/$m/layers/layer-00000.safetensors" "$corpus/fuzz_packed_model/$m.safetensors"
   cp "$work/$m/layers/layer-00000.safetensors" "$corpus/fuzz_safetensors/$m.safetensors"
 done
+cp "$work/slim/layers/residual-00000.safetensors" "$corpus/fuzz_packed_model/residual.safetensors"
 # fuzz_checkpoint: the first byte picks the reader (fuzz_checkpoint.cpp).
 seed() {  # seed KIND FILE NAME
   { printf "\\x$1"; cat "$2"; } > "$corpus/fuzz_checkpoint/$3"
