@@ -13,6 +13,7 @@
 namespace skim::io {
 namespace {
 
+using quant::PackedColumnLutLayer;
 using quant::PackedLutLayer;
 using quant::PackedUniformLayer;
 using Json = nlohmann::json;
@@ -58,6 +59,9 @@ std::string uq_tensor(const std::string& layer, const char* part) {
 }
 std::string qdec_tensor(const std::string& layer, const char* part) {
   return layer + ".qdec." + part;
+}
+std::string clut_tensor(const std::string& layer, const char* part) {
+  return layer + ".clut." + part;
 }
 
 // Far above any real linear (LLaMA-2-70B's largest has 2.3e8 weights), low enough that no size
@@ -124,6 +128,30 @@ void check_packed_layer(const PackedLutLayer& l, const std::string& name,
              lut_tensor(name, "alpha"), v);
     }
   }
+}
+
+void check_packed_layer(const quant::PackedColumnLutLayer& l, const std::string& name,
+                        const std::string& where) {
+  check_shape(l.rows, l.cols, name, where);
+  if (l.bits.size() != static_cast<size_t>(l.cols))
+    fail(ErrorKind::kBadInput, "{}: tensor {}: {} entries for {} columns", where,
+         clut_tensor(name, "bits"), l.bits.size(), l.cols);
+  for (size_t j = 0; j < l.bits.size(); ++j)
+    if (l.bits[j] < 1 || l.bits[j] > 8)
+      fail(ErrorKind::kBadInput, "{}: tensor {}: column {} has {} bits (1..8 allowed)", where,
+           clut_tensor(name, "bits"), j, l.bits[j]);
+  const quant::ColumnLutOffsets o = quant::column_lut_offsets(l.bits);
+  if (l.codebook.size() != static_cast<size_t>(o.codebook.back()))
+    fail(ErrorKind::kBadInput, "{}: tensor {}: {} entries, the column widths need {}", where,
+         clut_tensor(name, "codebook"), l.codebook.size(), o.codebook.back());
+  for (uint16_t e : l.codebook)
+    if (!std::isfinite(half_to_float(e)))
+      fail(ErrorKind::kBadInput, "{}: tensor {}: non-finite entry", where,
+           clut_tensor(name, "codebook"));
+  if (l.codes.size() != static_cast<size_t>(l.rows * o.row_bytes))
+    fail(ErrorKind::kBadInput, "{}: tensor {}: {} bytes, the column widths need {}", where,
+         clut_tensor(name, "codes"), l.codes.size(), l.rows * o.row_bytes);
+  quant::validate(l.sparse, l.rows, l.cols, fmt::format("{}: layer {}", where, name));
 }
 
 void check_packed_layer(const quant::ResidualLayer& l, const std::string& name,
@@ -219,47 +247,47 @@ std::vector<T> read_tensor(const SafetensorsReader& r, const std::string& name, 
 
 // A sparse part as stored: per row its entry count (I32), the columns (U16, or I32 above 65536
 // columns) and the fp16 values; the row pointers are the counts' prefix sums.
-void write_sparse(SafetensorsWriter& w, Json& crc, const std::string& name,
-                  const PackedLutLayer& l) {
-  const quant::SparsePart& s = l.sparse;
-  std::vector<int32_t> counts(static_cast<size_t>(l.rows));
-  for (int64_t i = 0; i < l.rows; ++i) {
+// The sparse part of a layer whose tensors are named `tensor(part)` (LUT and column-LUT layers).
+template <typename Name>
+void write_sparse(SafetensorsWriter& w, Json& crc, const std::string& name, const Name& tensor,
+                  const quant::SparsePart& s, int64_t rows, int64_t cols) {
+  std::vector<int32_t> counts(static_cast<size_t>(rows));
+  for (int64_t i = 0; i < rows; ++i) {
     const int64_t c = s.row_ptr[i + 1] - s.row_ptr[i];
-    if (c > l.cols) fail(ErrorKind::kInternal, "layer {}: {} sparse entries in a row", name, c);
+    if (c > cols) fail(ErrorKind::kInternal, "layer {}: {} sparse entries in a row", name, c);
     counts[static_cast<size_t>(i)] = static_cast<int32_t>(c);
   }
-  add_tensor(w, crc, lut_tensor(name, "sparse_counts"), StDtype::kI32, {l.rows}, counts);
-  if (quant::sparse_column_bits(l.cols) == 16) {
+  add_tensor(w, crc, tensor("sparse_counts"), StDtype::kI32, {rows}, counts);
+  if (quant::sparse_column_bits(cols) == 16) {
     std::vector<uint16_t> cols(s.cols.begin(), s.cols.end());
-    add_tensor(w, crc, lut_tensor(name, "sparse_cols"), StDtype::kU16, {s.nnz()}, cols);
+    add_tensor(w, crc, tensor("sparse_cols"), StDtype::kU16, {s.nnz()}, cols);
   } else {
-    add_tensor(w, crc, lut_tensor(name, "sparse_cols"), StDtype::kI32, {s.nnz()}, s.cols);
+    add_tensor(w, crc, tensor("sparse_cols"), StDtype::kI32, {s.nnz()}, s.cols);
   }
-  add_tensor(w, crc, lut_tensor(name, "sparse_values"), StDtype::kF16, {s.nnz()}, s.values);
+  add_tensor(w, crc, tensor("sparse_values"), StDtype::kF16, {s.nnz()}, s.values);
 }
 
-quant::SparsePart read_sparse(const SafetensorsReader& r, const std::string& name, int64_t rows,
+template <typename Name>
+quant::SparsePart read_sparse(const SafetensorsReader& r, const Name& tensor, int64_t rows,
                               int64_t cols) {
   quant::SparsePart s;
-  const auto counts =
-      read_tensor<int32_t>(r, lut_tensor(name, "sparse_counts"), StDtype::kI32, {rows});
+  const auto counts = read_tensor<int32_t>(r, tensor("sparse_counts"), StDtype::kI32, {rows});
   s.row_ptr.assign(1, 0);
   for (int64_t i = 0; i < rows; ++i) {
     const int32_t c = counts[static_cast<size_t>(i)];
     if (c < 0 || c > cols)
       fail(ErrorKind::kBadInput, "{}: tensor {}: row {} has {} entries ({} columns)", r.path(),
-           lut_tensor(name, "sparse_counts"), i, c, cols);
+           tensor("sparse_counts"), i, c, cols);
     s.row_ptr.push_back(s.row_ptr.back() + c);
   }
   const int64_t nnz = s.row_ptr.back();
   if (quant::sparse_column_bits(cols) == 16) {
-    const auto c16 =
-        read_tensor<uint16_t>(r, lut_tensor(name, "sparse_cols"), StDtype::kU16, {nnz});
+    const auto c16 = read_tensor<uint16_t>(r, tensor("sparse_cols"), StDtype::kU16, {nnz});
     s.cols.assign(c16.begin(), c16.end());
   } else {
-    s.cols = read_tensor<int32_t>(r, lut_tensor(name, "sparse_cols"), StDtype::kI32, {nnz});
+    s.cols = read_tensor<int32_t>(r, tensor("sparse_cols"), StDtype::kI32, {nnz});
   }
-  s.values = read_tensor<uint16_t>(r, lut_tensor(name, "sparse_values"), StDtype::kF16, {nnz});
+  s.values = read_tensor<uint16_t>(r, tensor("sparse_values"), StDtype::kF16, {nnz});
   return s;
 }
 
@@ -304,6 +332,10 @@ double bits_per_weight(const PackedModel& model) {
     bits += static_cast<double>(quant::stored_bits(l));
     weights += static_cast<double>(l.rows) * static_cast<double>(l.cols);
   }
+  for (const auto& [name, l] : model.column_lut_layers) {
+    bits += static_cast<double>(quant::stored_bits(l));
+    weights += static_cast<double>(l.rows) * static_cast<double>(l.cols);
+  }
   for (const auto& [name, l] : model.residual_layers) {
     bits += static_cast<double>(quant::stored_bits(l));
     weights += static_cast<double>(l.rows) * static_cast<double>(l.cols);
@@ -344,7 +376,10 @@ void write_packed_model(const std::string& path, const PackedModel& model) {
                {static_cast<int64_t>(l.labels.size())}, l.labels);
     if (!l.alpha.empty())
       add_tensor(w, crc, lut_tensor(name, "alpha"), StDtype::kF16, {l.cols}, l.alpha);
-    if (!l.sparse.empty()) write_sparse(w, crc, name, l);
+    if (!l.sparse.empty())
+      write_sparse(
+          w, crc, name, [&](const char* part) { return lut_tensor(name, part); }, l.sparse, l.rows,
+          l.cols);
   }
   for (const auto& [name, l] : model.uniform_layers) {
     if (layers.contains(name))
@@ -365,6 +400,22 @@ void write_packed_model(const std::string& path, const PackedModel& model) {
     add_tensor(w, crc, uq_tensor(name, "zero"), StDtype::kF16, {l.rows, l.groups()}, l.zero);
     if (!l.perm.empty())
       add_tensor(w, crc, uq_tensor(name, "perm"), StDtype::kI32, {l.cols}, l.perm);
+  }
+  for (const auto& [name, l] : model.column_lut_layers) {
+    if (layers.contains(name))
+      fail(ErrorKind::kBadInput, "{}: layer {} is stored twice", path, name);
+    check_packed_layer(l, name, path);
+    layers[name] = {
+        {"kind", "column_lut"}, {"rows", l.rows}, {"cols", l.cols}, {"sparse", !l.sparse.empty()}};
+    add_tensor(w, crc, clut_tensor(name, "bits"), StDtype::kU8, {l.cols}, l.bits);
+    add_tensor(w, crc, clut_tensor(name, "codebook"), StDtype::kF16,
+               {static_cast<int64_t>(l.codebook.size())}, l.codebook);
+    add_tensor(w, crc, clut_tensor(name, "codes"), StDtype::kU8,
+               {l.rows, quant::column_lut_offsets(l.bits).row_bytes}, l.codes);
+    if (!l.sparse.empty())
+      write_sparse(
+          w, crc, name, [&](const char* part) { return clut_tensor(name, part); }, l.sparse, l.rows,
+          l.cols);
   }
   for (const auto& [name, l] : model.residual_layers) {
     if (layers.contains(name))
@@ -487,7 +538,8 @@ PackedModel read_packed_model(const std::string& path) {
       if (json_bool(entry, "alpha", path, name))
         l.alpha = read_tensor<uint16_t>(*r, lut_tensor(name, "alpha"), StDtype::kF16, {cols});
       if (entry.contains("sparse") && json_bool(entry, "sparse", path, name)) {
-        l.sparse = read_sparse(*r, name, rows, cols);
+        l.sparse = read_sparse(
+            *r, [&](const char* part) { return lut_tensor(name, part); }, rows, cols);
         for (const char* part : {"sparse_counts", "sparse_cols", "sparse_values"})
           parts.push_back(part);
       }
@@ -524,6 +576,30 @@ PackedModel read_packed_model(const std::string& path) {
       if (!l.perm.empty()) layer_tensor[uq_tensor(name, "perm")] = true;
       if (!l.group_bits.empty()) layer_tensor[uq_tensor(name, "group_bits")] = true;
       model.uniform_layers.emplace(name, std::move(l));
+    } else if (kind == "column_lut") {
+      PackedColumnLutLayer l;
+      l.rows = rows;
+      l.cols = cols;
+      l.bits = read_tensor<uint8_t>(*r, clut_tensor(name, "bits"), StDtype::kU8, {cols});
+      for (size_t j = 0; j < l.bits.size(); ++j)
+        if (l.bits[j] < 1 || l.bits[j] > 8)
+          fail(ErrorKind::kBadInput, "{}: tensor {}: column {} has {} bits (1..8 allowed)", path,
+               clut_tensor(name, "bits"), j, l.bits[j]);
+      const quant::ColumnLutOffsets o = quant::column_lut_offsets(l.bits);
+      l.codebook = read_tensor<uint16_t>(*r, clut_tensor(name, "codebook"), StDtype::kF16,
+                                         {o.codebook.back()});
+      l.codes =
+          read_tensor<uint8_t>(*r, clut_tensor(name, "codes"), StDtype::kU8, {rows, o.row_bytes});
+      std::vector<const char*> parts = {"bits", "codebook", "codes"};
+      if (json_bool(entry, "sparse", path, name)) {
+        l.sparse = read_sparse(
+            *r, [&](const char* part) { return clut_tensor(name, part); }, rows, cols);
+        for (const char* part : {"sparse_counts", "sparse_cols", "sparse_values"})
+          parts.push_back(part);
+      }
+      check_packed_layer(l, name, path);
+      for (const char* part : parts) layer_tensor[clut_tensor(name, part)] = true;
+      model.column_lut_layers.emplace(name, std::move(l));
     } else if (kind == "residual") {
       quant::ResidualLayer l;
       l.rows = rows;

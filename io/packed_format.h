@@ -15,17 +15,18 @@
 namespace skim::io {
 
 // Version 2 added 8-bit LUT entries, 3 sparse parts, 4 uniform group widths, 5 QDEC residual
-// layers; files of every older version are still read.
+// layers and column-LUT layers; files of every older version are still read.
 inline constexpr int kPackedFormatVersion = 5;
 inline constexpr int kPackedFormatOldestVersion = 1;
 inline constexpr const char* kPackedFormatName = "skim-packed";
 
 struct PackedModel {
-  std::string method;  // "skim", "kmeans", "rtn", "gptq" or "slim"
+  std::string method;  // "skim", "kmeans", "rtn", "gptq", "slim" or "claq"
   // Keyed by layer name, the linear's weight name without ".weight"
   // ("model.layers.0.self_attn.q_proj").
   std::map<std::string, quant::PackedLutLayer> lut_layers;
   std::map<std::string, quant::PackedUniformLayer> uniform_layers;
+  std::map<std::string, quant::PackedColumnLutLayer> column_lut_layers;
   // QDEC residuals of quantized linears (kept in files of their own: a name is one layer's).
   std::map<std::string, quant::ResidualLayer> residual_layers;
   // Tensors kept as they are (embeddings, norms, head), by full name, stored as `dense_dtype`.
@@ -54,6 +55,8 @@ void check_packed_layer(const quant::PackedLutLayer& layer, const std::string& n
 void check_packed_layer(const quant::PackedUniformLayer& layer, const std::string& name,
                         const std::string& where);
 void check_packed_layer(const quant::ResidualLayer& layer, const std::string& name,
+                        const std::string& where);
+void check_packed_layer(const quant::PackedColumnLutLayer& layer, const std::string& name,
                         const std::string& where);
 
 }  // namespace skim::io

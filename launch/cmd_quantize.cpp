@@ -33,11 +33,9 @@ struct QuantizeArgs {
 
 void run_quantize_command(QuantizeArgs& a) {
   using namespace pipeline;
-  static const std::map<std::string, Method> methods = {{"skim", Method::kSkim},
-                                                        {"kmeans", Method::kKmeans},
-                                                        {"gptq", Method::kGptq},
-                                                        {"rtn", Method::kRtn},
-                                                        {"slim", Method::kSlim}};
+  static const std::map<std::string, Method> methods = {
+      {"skim", Method::kSkim}, {"kmeans", Method::kKmeans}, {"gptq", Method::kGptq},
+      {"rtn", Method::kRtn},   {"slim", Method::kSlim},     {"claq", Method::kClaq}};
   QuantizeOptions& o = a.options;
   o.method = methods.at(a.method);
   o.propagation = a.propagation == "quantized" ? Propagation::kQuantized : Propagation::kFp;
@@ -53,7 +51,8 @@ void run_quantize_command(QuantizeArgs& a) {
                                       : ProgressFormat::kText;
   if (a.lut_given && (o.method != Method::kSkim && o.method != Method::kKmeans))
     fail(ErrorKind::kUsage,
-         "--lut {} applies to --method skim and kmeans only (gptq, rtn and slim store no LUT)",
+         "--lut {} applies to --method skim and kmeans only (gptq, rtn, slim and claq store "
+         "no row LUT)",
          a.lut);
   if (o.method == Method::kSlim && !a.group_size_given) o.group_size = 128;
   o.lut_entries = a.lut == "q8" ? quant::LutEntries::kQ8 : quant::LutEntries::kF16;
@@ -92,8 +91,9 @@ void add_quantize_command(CLI::App& root, Action& action) {
                   "kmeans/gptq/rtn: the bit-width")
       ->required();
   cmd->add_option("--method", a->method,
-                  "skim, kmeans, gptq, rtn or slim (gptq with mixed-width column groups)")
-      ->check(CLI::IsMember({"skim", "kmeans", "gptq", "rtn", "slim"}));
+                  "skim, kmeans, gptq, rtn, slim (gptq with mixed-width column groups) or claq "
+                  "(gptq with a K-means LUT per column)")
+      ->check(CLI::IsMember({"skim", "kmeans", "gptq", "rtn", "slim", "claq"}));
   cmd->add_option("--calib", o.calib,
                   "calibration text: a UTF-8 file, a folder of text files, or JSON Lines (.jsonl, "
                   "one document per line in field \"text\")")
@@ -135,10 +135,11 @@ void add_quantize_command(CLI::App& root, Action& action) {
   cmd->add_option("--lut", a->lut,
                   "skim/kmeans: LUT entries stored as f16, or q8 (8-bit codes on a per-row grid)")
       ->check(CLI::IsMember({"f16", "q8"}));
-  cmd->add_flag("--exact-kmeans", o.exact_kmeans, "skim/kmeans: the exact 1-D K-means solver");
+  cmd->add_flag("--exact-kmeans", o.exact_kmeans, "skim/kmeans/claq: the exact 1-D K-means solver");
   cmd->add_option("--outliers", o.outliers,
                   "skim: fraction of each row's weights kept apart from the K-means as fp16 "
-                  "corrections (their bits come out of --bits)");
+                  "corrections (their bits come out of --bits); claq: of all weights, more in "
+                  "the columns with more outliers (their bits added)");
   cmd->add_option("--group-size", o.group_size,
                   "gptq/rtn: columns per quantization group (0: row); slim: per group of one "
                   "width (default 128)");

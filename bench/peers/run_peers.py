@@ -40,6 +40,11 @@ OTHERS = {
     # SliM-LLM: gptq with groups of 128 at b-1, b and b+1 bits (the split chosen per layer).
     "slim-w3-g128": ("slim", 3, ["--group-size", "128"]),
     "slim-w4-g128": ("slim", 4, ["--group-size", "128"]),
+    # CLAQ: a K-means LUT per column inside GPTQ; --bits is the columns' average code width (the
+    # LUTs and reserved weights come on top: the table's bits count them).
+    "claq-3": ("claq", 3, []),
+    "claq-3 out0.005": ("claq", 3, ["--outliers", "0.005"]),
+    "claq-4": ("claq", 4, []),
 }
 # The decoder linears: what every method here quantizes and what the bits are averaged over.
 LINEARS = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")

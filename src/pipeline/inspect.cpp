@@ -134,6 +134,9 @@ void describe_packed(const std::string& folder, Json& d) {
         rows = u->second.rows, cols = u->second.cols, bits = quant::stored_bits(u->second);
         hist[u->second.bits] = rows;
         type = "uniform";
+      } else if (auto c = pm.column_lut_layers.find(name); c != pm.column_lut_layers.end()) {
+        rows = c->second.rows, cols = c->second.cols, bits = quant::stored_bits(c->second);
+        type = "column_lut";  // widths per column: no row histogram
       } else {
         fail(ErrorKind::kBadInput, "{}: layer {} holds no quantized {}", folder, i, name);
       }

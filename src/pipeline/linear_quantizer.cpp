@@ -8,6 +8,7 @@
 #include "src/core/error.h"
 #include "src/core/stopwatch.h"
 #include "src/pipeline/byte_stream.h"
+#include "src/quant/claq.h"
 #include "src/quant/gptq.h"
 #include "src/quant/hessian.h"
 #include "src/quant/layer_error.h"
@@ -114,7 +115,7 @@ QuantizedLinear quantize_linear(const std::string& name, const Tensor& w, const 
       g.group_size = options.group_size;
       g.act_order = options.act_order;
       g.damp = options.damp;
-      q.is_lut = false;
+      q.kind = PackedKind::kUniform;
       if (none) break;
       quant::UniformLayer layer = quant::gptq_quantize(w, h, g);
       w_hat = quant::dequantize(layer);
@@ -126,18 +127,32 @@ QuantizedLinear quantize_linear(const std::string& name, const Tensor& w, const 
       s.bits = integer_bits(options);
       s.group_size = options.group_size;
       s.damp = options.damp;
-      q.is_lut = false;
+      q.kind = PackedKind::kUniform;
       quant::SlimResult r = quant::slim_quantize(w, h, s, group);
       if (none) break;
       w_hat = quant::dequantize(r.layer);
       q.uniform = quant::pack(r.layer);
       break;
     }
+    case Method::kClaq: {
+      quant::ClaqOptions c;
+      c.bits = options.bits;
+      c.outliers = options.outliers;
+      c.damp = options.damp;
+      c.solver = options.exact_kmeans ? quant::KMeansSolver::kExact : quant::KMeansSolver::kLloyd;
+      q.kind = PackedKind::kColumnLut;
+      const auto t = std::chrono::steady_clock::now();
+      q.column = quant::claq_quantize(w, h, c, group);  // every rank gathers the whole weight
+      q.seconds_kmeans = seconds_since(t);
+      if (none) break;
+      w_hat = quant::dequantize(q.column);
+      break;
+    }
     case Method::kRtn: {
       quant::RtnOptions r;
       r.bits = integer_bits(options);
       r.group_size = options.group_size;
-      q.is_lut = false;
+      q.kind = PackedKind::kUniform;
       if (none) break;
       quant::UniformLayer layer = quant::rtn_quantize(w, r);
       w_hat = quant::dequantize(layer);
@@ -148,88 +163,169 @@ QuantizedLinear quantize_linear(const std::string& name, const Tensor& w, const 
   q.error =
       quant::sum_over_rows(group, none ? std::vector<double>{} : quant::row_errors(w, w_hat, h));
   q.energy = quant::sum_over_rows(group, quant::row_energies(w, h));
-  if (!none) q.stored_bits = q.is_lut ? quant::stored_bits(q.lut) : quant::stored_bits(q.uniform);
+  if (!none) q.stored_bits = stored_bits(q);
   q.seconds_total = seconds_since(t0);
   return q;
 }
 
+int64_t QuantizedLinear::rows() const {
+  return kind == PackedKind::kLut       ? lut.rows
+         : kind == PackedKind::kUniform ? uniform.rows
+                                        : column.rows;
+}
+int64_t QuantizedLinear::cols() const {
+  return kind == PackedKind::kLut       ? lut.cols
+         : kind == PackedKind::kUniform ? uniform.cols
+                                        : column.cols;
+}
+
 Tensor dequantize(const QuantizedLinear& q) {
-  return q.is_lut ? quant::dequantize(quant::unpack(q.lut))
-                  : quant::dequantize(quant::unpack(q.uniform));
+  switch (q.kind) {
+    case PackedKind::kLut:
+      return quant::dequantize(quant::unpack(q.lut));
+    case PackedKind::kUniform:
+      return quant::dequantize(quant::unpack(q.uniform));
+    case PackedKind::kColumnLut:
+      break;
+  }
+  return quant::dequantize(q.column);
+}
+
+namespace {
+
+void check(const QuantizedLinear& q, const std::string& what) {
+  switch (q.kind) {
+    case PackedKind::kLut:
+      io::check_packed_layer(q.lut, q.name, what);
+      return;
+    case PackedKind::kUniform:
+      io::check_packed_layer(q.uniform, q.name, what);
+      return;
+    case PackedKind::kColumnLut:
+      io::check_packed_layer(q.column, q.name, what);
+      return;
+  }
+}
+
+void put_sparse(ByteWriter& w, const quant::SparsePart& s) {
+  w.put_vector(s.row_ptr);
+  w.put_vector(s.cols);
+  w.put_vector(s.values);
+}
+
+quant::SparsePart get_sparse(ByteReader& r) {
+  quant::SparsePart s;
+  s.row_ptr = r.get_vector<int64_t>();
+  s.cols = r.get_vector<int32_t>();
+  s.values = r.get_vector<uint16_t>();
+  return s;
+}
+
+}  // namespace
+
+int64_t stored_bits(const QuantizedLinear& q) {
+  switch (q.kind) {
+    case PackedKind::kLut:
+      return quant::stored_bits(q.lut);
+    case PackedKind::kUniform:
+      return quant::stored_bits(q.uniform);
+    case PackedKind::kColumnLut:
+      break;
+  }
+  return quant::stored_bits(q.column);
 }
 
 QuantizedLinear merge_row_blocks(std::vector<QuantizedLinear> blocks, const std::string& what) {
   if (blocks.empty()) fail(ErrorKind::kInternal, "{}: no row blocks to merge", what);
   QuantizedLinear q = std::move(blocks.front());
-  std::vector<quant::SparsePart> sparse = {q.lut.sparse};
+  std::vector<quant::SparsePart> sparse = {q.kind == PackedKind::kLut ? q.lut.sparse
+                                                                      : q.column.sparse};
   const auto append = [](auto& to, const auto& from) {
     to.insert(to.end(), from.begin(), from.end());
   };
   for (size_t b = 1; b < blocks.size(); ++b) {
     const QuantizedLinear& x = blocks[b];
-    const bool fits =
-        x.name == q.name && x.is_lut == q.is_lut &&
-        (q.is_lut ? x.lut.cols == q.lut.cols && x.lut.alpha == q.lut.alpha &&
-                        x.lut.codebook_q8.empty() == q.lut.codebook_q8.empty()
-                  : x.uniform.cols == q.uniform.cols && x.uniform.bits == q.uniform.bits &&
-                        x.uniform.group_size == q.uniform.group_size &&
-                        x.uniform.perm == q.uniform.perm &&
-                        x.uniform.group_bits == q.uniform.group_bits);
+    bool fits = x.name == q.name && x.kind == q.kind;
+    if (fits && q.kind == PackedKind::kLut)
+      fits = x.lut.cols == q.lut.cols && x.lut.alpha == q.lut.alpha &&
+             x.lut.codebook_q8.empty() == q.lut.codebook_q8.empty();
+    if (fits && q.kind == PackedKind::kUniform)
+      fits = x.uniform.cols == q.uniform.cols && x.uniform.bits == q.uniform.bits &&
+             x.uniform.group_size == q.uniform.group_size && x.uniform.perm == q.uniform.perm &&
+             x.uniform.group_bits == q.uniform.group_bits;
+    if (fits && q.kind == PackedKind::kColumnLut)  // the columns' LUTs are every block's
+      fits = x.column.cols == q.column.cols && x.column.bits == q.column.bits &&
+             x.column.codebook == q.column.codebook &&
+             x.column.sparse.empty() == q.column.sparse.empty();
     if (!fits)
       fail(ErrorKind::kBadInput, "{}: row block {} does not continue block 0 ({})", what, b,
            x.name);
-    if (q.is_lut) {
-      q.lut.rows += x.lut.rows;
-      append(q.lut.bits, x.lut.bits);
-      append(q.lut.codebook, x.lut.codebook);
-      append(q.lut.codebook_q8, x.lut.codebook_q8);
-      append(q.lut.codebook_q8_grid, x.lut.codebook_q8_grid);
-      append(q.lut.labels, x.lut.labels);
-      sparse.push_back(x.lut.sparse);
-    } else {
-      q.uniform.rows += x.uniform.rows;
-      append(q.uniform.scale, x.uniform.scale);
-      append(q.uniform.zero, x.uniform.zero);
-      append(q.uniform.codes, x.uniform.codes);
+    switch (q.kind) {
+      case PackedKind::kLut:
+        q.lut.rows += x.lut.rows;
+        append(q.lut.bits, x.lut.bits);
+        append(q.lut.codebook, x.lut.codebook);
+        append(q.lut.codebook_q8, x.lut.codebook_q8);
+        append(q.lut.codebook_q8_grid, x.lut.codebook_q8_grid);
+        append(q.lut.labels, x.lut.labels);
+        sparse.push_back(x.lut.sparse);
+        break;
+      case PackedKind::kUniform:
+        q.uniform.rows += x.uniform.rows;
+        append(q.uniform.scale, x.uniform.scale);
+        append(q.uniform.zero, x.uniform.zero);
+        append(q.uniform.codes, x.uniform.codes);
+        break;
+      case PackedKind::kColumnLut:
+        q.column.rows += x.column.rows;
+        append(q.column.codes, x.column.codes);
+        sparse.push_back(x.column.sparse);
+        break;
     }
   }
-  if (q.is_lut) {
-    if (sparse.size() > 1) q.lut.sparse = quant::concat_rows(sparse);
-    io::check_packed_layer(q.lut, q.name, what);
-    q.stored_bits = quant::stored_bits(q.lut);
-  } else {
-    io::check_packed_layer(q.uniform, q.name, what);
-    q.stored_bits = quant::stored_bits(q.uniform);
-  }
+  if (sparse.size() > 1 && q.kind == PackedKind::kLut) q.lut.sparse = quant::concat_rows(sparse);
+  if (sparse.size() > 1 && q.kind == PackedKind::kColumnLut && !q.column.sparse.empty())
+    q.column.sparse = quant::concat_rows(sparse);
+  check(q, what);
+  q.stored_bits = stored_bits(q);
   return q;
 }
 
 std::vector<uint8_t> serialize(const QuantizedLinear& q) {
   ByteWriter w;
   w.put_string(q.name);
-  w.put<uint8_t>(q.is_lut ? 1 : 0);
-  if (q.is_lut) {
-    w.put(q.lut.rows);
-    w.put(q.lut.cols);
-    w.put_vector(q.lut.bits);
-    w.put_vector(q.lut.codebook);
-    w.put_vector(q.lut.labels);
-    w.put_vector(q.lut.alpha);
-    w.put_vector(q.lut.codebook_q8);
-    w.put_vector(q.lut.codebook_q8_grid);
-    w.put_vector(q.lut.sparse.row_ptr);
-    w.put_vector(q.lut.sparse.cols);
-    w.put_vector(q.lut.sparse.values);
-  } else {
-    w.put(q.uniform.rows);
-    w.put(q.uniform.cols);
-    w.put(q.uniform.bits);
-    w.put(q.uniform.group_size);
-    w.put_vector(q.uniform.scale);
-    w.put_vector(q.uniform.zero);
-    w.put_vector(q.uniform.perm);
-    w.put_vector(q.uniform.group_bits);
-    w.put_vector(q.uniform.codes);
+  w.put<uint8_t>(static_cast<uint8_t>(q.kind));
+  switch (q.kind) {
+    case PackedKind::kLut:
+      w.put(q.lut.rows);
+      w.put(q.lut.cols);
+      w.put_vector(q.lut.bits);
+      w.put_vector(q.lut.codebook);
+      w.put_vector(q.lut.labels);
+      w.put_vector(q.lut.alpha);
+      w.put_vector(q.lut.codebook_q8);
+      w.put_vector(q.lut.codebook_q8_grid);
+      put_sparse(w, q.lut.sparse);
+      break;
+    case PackedKind::kUniform:
+      w.put(q.uniform.rows);
+      w.put(q.uniform.cols);
+      w.put(q.uniform.bits);
+      w.put(q.uniform.group_size);
+      w.put_vector(q.uniform.scale);
+      w.put_vector(q.uniform.zero);
+      w.put_vector(q.uniform.perm);
+      w.put_vector(q.uniform.group_bits);
+      w.put_vector(q.uniform.codes);
+      break;
+    case PackedKind::kColumnLut:
+      w.put(q.column.rows);
+      w.put(q.column.cols);
+      w.put_vector(q.column.bits);
+      w.put_vector(q.column.codebook);
+      w.put_vector(q.column.codes);
+      put_sparse(w, q.column.sparse);
+      break;
   }
   for (double v : {q.error, q.energy, q.scale_gain, q.seconds_error_table, q.seconds_allocation,
                    q.seconds_kmeans, q.seconds_scale, q.seconds_total})
@@ -243,39 +339,48 @@ QuantizedLinear deserialize_quantized_linear(const uint8_t* data, size_t size,
   ByteReader r(data, size, what);
   QuantizedLinear q;
   q.name = r.get_string();
-  q.is_lut = r.get<uint8_t>() != 0;
-  if (q.is_lut) {
-    q.lut.rows = r.get<int64_t>();
-    q.lut.cols = r.get<int64_t>();
-    q.lut.bits = r.get_vector<uint8_t>();
-    q.lut.codebook = r.get_vector<uint16_t>();
-    q.lut.labels = r.get_vector<uint8_t>();
-    q.lut.alpha = r.get_vector<uint16_t>();
-    q.lut.codebook_q8 = r.get_vector<uint8_t>();
-    q.lut.codebook_q8_grid = r.get_vector<uint16_t>();
-    q.lut.sparse.row_ptr = r.get_vector<int64_t>();
-    q.lut.sparse.cols = r.get_vector<int32_t>();
-    q.lut.sparse.values = r.get_vector<uint16_t>();
-  } else {
-    q.uniform.rows = r.get<int64_t>();
-    q.uniform.cols = r.get<int64_t>();
-    q.uniform.bits = r.get<int>();
-    q.uniform.group_size = r.get<int64_t>();
-    q.uniform.scale = r.get_vector<uint16_t>();
-    q.uniform.zero = r.get_vector<uint16_t>();
-    q.uniform.perm = r.get_vector<int32_t>();
-    q.uniform.group_bits = r.get_vector<uint8_t>();
-    q.uniform.codes = r.get_vector<uint8_t>();
+  const auto kind = r.get<uint8_t>();
+  if (kind > static_cast<uint8_t>(PackedKind::kColumnLut))
+    fail(ErrorKind::kBadInput, "{}: unknown layer kind {}", what, kind);
+  q.kind = static_cast<PackedKind>(kind);
+  switch (q.kind) {
+    case PackedKind::kLut:
+      q.lut.rows = r.get<int64_t>();
+      q.lut.cols = r.get<int64_t>();
+      q.lut.bits = r.get_vector<uint8_t>();
+      q.lut.codebook = r.get_vector<uint16_t>();
+      q.lut.labels = r.get_vector<uint8_t>();
+      q.lut.alpha = r.get_vector<uint16_t>();
+      q.lut.codebook_q8 = r.get_vector<uint8_t>();
+      q.lut.codebook_q8_grid = r.get_vector<uint16_t>();
+      q.lut.sparse = get_sparse(r);
+      break;
+    case PackedKind::kUniform:
+      q.uniform.rows = r.get<int64_t>();
+      q.uniform.cols = r.get<int64_t>();
+      q.uniform.bits = r.get<int>();
+      q.uniform.group_size = r.get<int64_t>();
+      q.uniform.scale = r.get_vector<uint16_t>();
+      q.uniform.zero = r.get_vector<uint16_t>();
+      q.uniform.perm = r.get_vector<int32_t>();
+      q.uniform.group_bits = r.get_vector<uint8_t>();
+      q.uniform.codes = r.get_vector<uint8_t>();
+      break;
+    case PackedKind::kColumnLut:
+      q.column.rows = r.get<int64_t>();
+      q.column.cols = r.get<int64_t>();
+      q.column.bits = r.get_vector<uint8_t>();
+      q.column.codebook = r.get_vector<uint16_t>();
+      q.column.codes = r.get_vector<uint8_t>();
+      q.column.sparse = get_sparse(r);
+      break;
   }
   for (double* v : {&q.error, &q.energy, &q.scale_gain, &q.seconds_error_table,
                     &q.seconds_allocation, &q.seconds_kmeans, &q.seconds_scale, &q.seconds_total})
     *v = r.get<double>();
   q.stored_bits = r.get<int64_t>();
   if (!r.done()) fail(ErrorKind::kBadInput, "{}: trailing bytes", what);
-  if (q.is_lut)
-    io::check_packed_layer(q.lut, q.name, what);
-  else
-    io::check_packed_layer(q.uniform, q.name, what);
+  check(q, what);
   return q;
 }
 

@@ -14,11 +14,19 @@
 
 namespace skim::pipeline {
 
+// Which packed form a method writes: a LUT per row (skim, kmeans), a uniform grid (gptq, rtn,
+// slim) or a LUT per column (claq).
+enum class PackedKind : uint8_t { kLut, kUniform, kColumnLut };
+
 struct QuantizedLinear {
   std::string name;  // "model.layers.3.self_attn.q_proj"
-  bool is_lut = true;
+  PackedKind kind = PackedKind::kLut;
   quant::PackedLutLayer lut;
   quant::PackedUniformLayer uniform;
+  quant::PackedColumnLutLayer column;
+
+  int64_t rows() const;
+  int64_t cols() const;
   double error = 0.0;   // tr(dW H dW^T), H undamped
   double energy = 0.0;  // tr(W H W^T): error / energy is the relative error
   // skim: error with alpha = 1 over the final error (both on the damped H): what the trained
@@ -52,6 +60,8 @@ QuantizedLinear merge_row_blocks(std::vector<QuantizedLinear> blocks, const std:
 
 // The dequantized matrix of a packed result (for quantized propagation and errors).
 Tensor dequantize(const QuantizedLinear& q);
+// Its stored bits, all overhead counted.
+int64_t stored_bits(const QuantizedLinear& q);
 
 // Blobs moved between ranks and kept in checkpoint files (linear-N-K.bin, etable-N-K.bin). The
 // readers check what they read (sizes, row widths, table shape) and throw kBadInput naming

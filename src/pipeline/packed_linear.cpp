@@ -53,6 +53,16 @@ void PackedUniformLinear::forward(const float* x, int64_t tokens, float* y) cons
   packed_forward(layer_, bias_, x, tokens, y);
 }
 
+PackedColumnLutLinear::PackedColumnLutLinear(quant::PackedColumnLutLayer layer, Tensor bias)
+    : layer_(std::move(layer)), bias_(std::move(bias)) {
+  SKIM_ASSERT(layer_.rows > 0 && layer_.cols > 0);
+  check_bias(bias_, layer_.rows);
+}
+
+void PackedColumnLutLinear::forward(const float* x, int64_t tokens, float* y) const {
+  packed_forward(layer_, bias_, x, tokens, y);
+}
+
 QdecLinear::QdecLinear(std::unique_ptr<model::Linear> linear, quant::ResidualLayer residual,
                        int64_t channels)
     : linear_(std::move(linear)), residual_(std::move(residual)), channels_(channels) {

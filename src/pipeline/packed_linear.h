@@ -41,6 +41,18 @@ class PackedUniformLinear final : public model::Linear {
   Tensor bias_;
 };
 
+class PackedColumnLutLinear final : public model::Linear {
+ public:
+  explicit PackedColumnLutLinear(quant::PackedColumnLutLayer layer, Tensor bias = {});
+  int64_t out_features() const override { return layer_.rows; }
+  int64_t in_features() const override { return layer_.cols; }
+  void forward(const float* x, int64_t tokens, float* y) const override;
+
+ private:
+  quant::PackedColumnLutLayer layer_;
+  Tensor bias_;
+};
+
 class QdecLinear final : public model::Linear {
  public:
   // The residual's shape must be the linear's; channels in 1..in_features.

@@ -75,7 +75,7 @@ PackedModelSource::PackedModelSource(const std::string& folder) : folder_(folder
          index_path, version, kPackedIndexVersion);
   method_ = field(index, "method", json::value_t::string, index_path);
   if (method_ != "skim" && method_ != "kmeans" && method_ != "rtn" && method_ != "gptq" &&
-      method_ != "slim")
+      method_ != "slim" && method_ != "claq")
     fail(ErrorKind::kBadInput, "{}: unknown method '{}'", index_path, method_);
   bits_per_weight_ = field(index, "bits_per_weight", json::value_t::number_float, index_path);
   const int64_t layers = field(index, "num_layers", json::value_t::number_integer, index_path);
@@ -167,6 +167,8 @@ Tensor take_tensor(io::PackedModel& m, const std::string& name, const std::strin
   const std::string key = name.ends_with(".weight") ? name.substr(0, name.size() - 7) : "";
   if (auto it = m.lut_layers.find(key); it != m.lut_layers.end())
     return quant::dequantize(quant::unpack(it->second));
+  if (auto it = m.column_lut_layers.find(key); it != m.column_lut_layers.end())
+    return quant::dequantize(it->second);
   if (auto it = m.uniform_layers.find(key); it != m.uniform_layers.end())
     return quant::dequantize(quant::unpack(it->second));
   fail(ErrorKind::kBadInput, "{}: tensor {} is missing", file, name);
@@ -216,6 +218,10 @@ model::DecoderLayer PackedModelSource::load_layer(int64_t i, int64_t qdec_channe
       check(it2->second.rows, it2->second.cols);
       linears.push_back(
           std::make_unique<PackedUniformLinear>(std::move(it2->second), std::move(bias)));
+    } else if (auto it3 = m.column_lut_layers.find(key); it3 != m.column_lut_layers.end()) {
+      check(it3->second.rows, it3->second.cols);
+      linears.push_back(
+          std::make_unique<PackedColumnLutLinear>(std::move(it3->second), std::move(bias)));
     } else if (m.dense.count(key + ".weight") != 0) {
       Tensor w = take_dense(m, key + ".weight", {out, in}, file);
       linears.push_back(std::make_unique<model::DenseLinear>(std::move(w), std::move(bias)));

@@ -117,8 +117,11 @@ void check_options(const QuantizeOptions& o) {
   if (o.method == Method::kSlim && (o.bits < 2 || o.bits > 7))
     fail(ErrorKind::kUsage, "--bits {}: --method slim needs 2..7 (groups at b-1, b and b+1)",
          o.bits);
-  if (o.outliers != 0.0 && o.method != Method::kSkim)
-    fail(ErrorKind::kUsage, "--outliers applies to --method skim only");
+  if (o.outliers != 0.0 && o.method != Method::kSkim && o.method != Method::kClaq)
+    fail(ErrorKind::kUsage, "--outliers applies to --method skim and claq only");
+  if (o.method == Method::kClaq && !(o.bits >= 1.0 && o.bits <= 8.0))
+    fail(ErrorKind::kUsage, "--bits {}: --method claq needs an average column width in 1..8",
+         o.bits);
   if (!(o.outliers >= 0.0 && o.outliers <= 0.25))
     fail(ErrorKind::kUsage, "--outliers {}: need a fraction in [0, 0.25]", o.outliers);
   if (o.scale_steps < 0 || o.scale_steps > 100000)
@@ -135,15 +138,16 @@ json histogram_json(const std::map<int, int64_t>& h) {
 }
 
 json linear_report(const QuantizedLinear& q) {
-  const int64_t rows = q.is_lut ? q.lut.rows : q.uniform.rows;
-  const int64_t cols = q.is_lut ? q.lut.cols : q.uniform.cols;
-  std::map<int, int64_t> hist;
-  if (q.is_lut)
+  const int64_t rows = q.rows();
+  const int64_t cols = q.cols();
+  std::map<int, int64_t> hist;  // rows per width (claq's widths are per column)
+  if (q.kind == PackedKind::kLut)
     for (uint8_t b : q.lut.bits) ++hist[b];
-  else
+  else if (q.kind == PackedKind::kUniform)
     hist[q.uniform.bits] = rows;
-  std::map<int, int64_t> group_hist;
+  std::map<int, int64_t> group_hist, column_hist;
   for (uint8_t b : q.uniform.group_bits) ++group_hist[b];
+  for (uint8_t b : q.column.bits) ++column_hist[b];
   return {{"name", q.name},
           {"rows", rows},
           {"cols", cols},
@@ -152,10 +156,13 @@ json linear_report(const QuantizedLinear& q) {
           {"relative_error", q.energy > 0 ? q.error / q.energy : 0.0},
           {"scale_gain", q.scale_gain},
           {"stored_bits", q.stored_bits},
-          {"reserved_weights", q.is_lut ? q.lut.sparse.nnz() : 0},
+          {"reserved_weights", q.kind == PackedKind::kLut         ? q.lut.sparse.nnz()
+                               : q.kind == PackedKind::kColumnLut ? q.column.sparse.nnz()
+                                                                  : 0},
           {"average_bits", static_cast<double>(q.stored_bits) / static_cast<double>(rows * cols)},
           {"bits_histogram", histogram_json(hist)},
           {"group_bits_histogram", histogram_json(group_hist)},
+          {"column_bits_histogram", histogram_json(column_hist)},
           {"seconds",
            {{"error_table", q.seconds_error_table},
             {"allocation", q.seconds_allocation},
@@ -485,10 +492,12 @@ class QuantizeRun {
     pm.method = method_name(o_.method);
     pm.dense_dtype = io::StDtype::kF32;
     for (const auto& x : q) {
-      if (x.is_lut)
+      if (x.kind == PackedKind::kLut)
         pm.lut_layers[x.name] = x.lut;
-      else
+      else if (x.kind == PackedKind::kUniform)
         pm.uniform_layers[x.name] = x.uniform;
+      else
+        pm.column_lut_layers[x.name] = x.column;
     }
     const int64_t d = config_.hidden_size;
     for (const char* norm : {"input_layernorm", "post_attention_layernorm"}) {

@@ -14,6 +14,8 @@ const char* method_name(Method m) {
       return "rtn";
     case Method::kSlim:
       return "slim";
+    case Method::kClaq:
+      return "claq";
   }
   return "?";
 }

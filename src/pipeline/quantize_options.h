@@ -10,7 +10,7 @@
 
 namespace skim::pipeline {
 
-enum class Method { kSkim, kKmeans, kGptq, kRtn, kSlim };
+enum class Method { kSkim, kKmeans, kGptq, kRtn, kSlim, kClaq };
 enum class Allocation { kLayer, kGlobal };
 // How global allocation puts different linears' errors on one scale (src/pipeline/sensitivity.h).
 enum class GlobalWeights { kKl, kEnergy };
@@ -54,7 +54,8 @@ struct QuantizeOptions {
   int scale_steps = 15;
   bool refine_luts = true;
   bool exact_kmeans = false;
-  // Fraction of each row's weights reserved as fp16 corrections (src/quant/sparse_part.h).
+  // skim: fraction of each row's weights reserved as fp16 corrections (src/quant/sparse_part.h);
+  // claq: of all weights, more in the columns with more outliers (src/quant/claq.h).
   double outliers = 0.0;
   // skim / kmeans: how LUT entries are stored (and what the allocation charges for them). q8:
   // lower perplexity than f16 on both held-out texts at 3, 4 and 4.25 bits (docs/RESULTS.md).

@@ -368,4 +368,105 @@ void gemm(const PackedUniformLayer& layer, const float* x, int64_t batch, float*
   tiled_gemm(layer.rows, layer.cols, x, batch, y, decode);
 }
 
+std::vector<uint8_t> pack_column_codes(const std::vector<uint8_t>& codes, int64_t rows,
+                                       const std::vector<uint8_t>& bits) {
+  const ColumnLutOffsets o = column_lut_offsets(bits);
+  const auto cols = static_cast<int64_t>(bits.size());
+  SKIM_ASSERT(codes.size() == static_cast<size_t>(rows * cols));
+  std::vector<uint8_t> out(static_cast<size_t>(rows * o.row_bytes), 0);
+  for (int64_t i = 0; i < rows; ++i) {
+    uint8_t* row = out.data() + i * o.row_bytes;
+    for (int64_t j = 0; j < cols; ++j) {
+      const uint32_t v = codes[static_cast<size_t>(i * cols + j)] & ((1u << bits[j]) - 1);
+      const int64_t at = o.bit[j];
+      row[at / 8] = static_cast<uint8_t>(row[at / 8] | (v << (at % 8)));
+      if (at % 8 + bits[j] > 8) row[at / 8 + 1] = static_cast<uint8_t>(v >> (8 - at % 8));
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// Code j of a packed row (it spans at most two bytes: widths are at most 8).
+inline uint32_t column_code(const uint8_t* row, const ColumnLutOffsets& o, int64_t j, int bits) {
+  const int64_t at = o.bit[j];
+  uint32_t v = row[at / 8] >> (at % 8);
+  if (at % 8 + bits > 8) v |= static_cast<uint32_t>(row[at / 8 + 1]) << (8 - at % 8);
+  return v & ((1u << bits) - 1);
+}
+
+void check_column_lut_layout(const PackedColumnLutLayer& layer, const ColumnLutOffsets& o) {
+  SKIM_ASSERT(layer.bits.size() == static_cast<size_t>(layer.cols));
+  SKIM_ASSERT(layer.codebook.size() == static_cast<size_t>(o.codebook.back()));
+  SKIM_ASSERT(layer.codes.size() == static_cast<size_t>(layer.rows * o.row_bytes));
+}
+
+// Rows [r0, r1) of W^ without the sparse part, from an fp32 copy of the codebook.
+void decode_column_lut(const PackedColumnLutLayer& layer, const ColumnLutOffsets& o,
+                       const std::vector<float>& codebook, int64_t r0, int64_t r1, float* out) {
+  for (int64_t i = r0; i < r1; ++i) {
+    const uint8_t* row = layer.codes.data() + i * o.row_bytes;
+    float* w = out + (i - r0) * layer.cols;
+    for (int64_t j = 0; j < layer.cols; ++j)
+      w[j] = codebook[static_cast<size_t>(o.codebook[j] + column_code(row, o, j, layer.bits[j]))];
+  }
+}
+
+std::vector<float> codebook_f32(const PackedColumnLutLayer& layer) {
+  std::vector<float> c(layer.codebook.size());
+  for (size_t k = 0; k < c.size(); ++k) c[k] = half_to_float(layer.codebook[k]);
+  return c;
+}
+
+}  // namespace
+
+std::vector<uint8_t> unpack_column_codes(const PackedColumnLutLayer& layer) {
+  const ColumnLutOffsets o = column_lut_offsets(layer.bits);
+  check_column_lut_layout(layer, o);
+  std::vector<uint8_t> codes(static_cast<size_t>(layer.rows * layer.cols));
+  for (int64_t i = 0; i < layer.rows; ++i)
+    for (int64_t j = 0; j < layer.cols; ++j)
+      codes[static_cast<size_t>(i * layer.cols + j)] = static_cast<uint8_t>(
+          column_code(layer.codes.data() + i * o.row_bytes, o, j, layer.bits[j]));
+  return codes;
+}
+
+Tensor dequantize(const PackedColumnLutLayer& layer) {
+  const ColumnLutOffsets o = column_lut_offsets(layer.bits);
+  check_column_lut_layout(layer, o);
+  Tensor w({layer.rows, layer.cols});
+  decode_column_lut(layer, o, codebook_f32(layer), 0, layer.rows, w.data());
+  add_to_dense(layer.sparse, layer.cols, w.data());
+  return w;
+}
+
+void gemv(const PackedColumnLutLayer& layer, const float* x, float* y) {
+  const ColumnLutOffsets o = column_lut_offsets(layer.bits);
+  check_column_lut_layout(layer, o);
+  std::vector<float> table = codebook_f32(layer);  // entry * x_j: one lookup per weight
+  for (int64_t j = 0; j < layer.cols; ++j)
+    for (int64_t k = o.codebook[j]; k < o.codebook[j + 1]; ++k)
+      table[static_cast<size_t>(k)] *= x[j];
+#pragma omp parallel for schedule(static) if (layer.rows * layer.cols >= kParallelGemvWeights)
+  for (int64_t i = 0; i < layer.rows; ++i) {
+    const uint8_t* row = layer.codes.data() + i * o.row_bytes;
+    float acc = 0.0f;
+    for (int64_t j = 0; j < layer.cols; ++j)
+      acc += table[static_cast<size_t>(o.codebook[j] + column_code(row, o, j, layer.bits[j]))];
+    y[i] = acc;
+  }
+  gemv_add(layer.sparse, x, y);
+}
+
+void gemm(const PackedColumnLutLayer& layer, const float* x, int64_t batch, float* y) {
+  const ColumnLutOffsets o = column_lut_offsets(layer.bits);
+  check_column_lut_layout(layer, o);
+  const std::vector<float> codebook = codebook_f32(layer);
+  tiled_gemm(layer.rows, layer.cols, x, batch, y, [&](int64_t r0, int64_t r1, float* out) {
+    decode_column_lut(layer, o, codebook, r0, r1, out);
+  });
+  gemm_add(layer.sparse, layer.rows, layer.cols, x, batch, y);
+}
+
 }  // namespace skim::quant

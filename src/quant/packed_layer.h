@@ -111,6 +111,52 @@ inline int64_t uniform_row_bytes(const PackedUniformLayer& l) {
   return uniform_group_offsets(l.cols, l.bits, l.group_size, l.group_bits).back();
 }
 
+// A CLAQ layer (src/quant/claq.h): a LUT per input column. W^[i][j] = codebook[o_j + code_ij]
+// plus the sparse part (reserved weights as fp16 corrections, as in a LUT layer), column j's code
+// of bits[j] bits and its 2^bits[j] fp16 entries at o_j = sum_{j' < j} 2^bits[j']. A packed row
+// is one little-endian stream of its codes in column order, code j at bit sum_{j' < j} bits[j'],
+// in whole bytes (the unused high bits of the last byte zero).
+struct PackedColumnLutLayer {
+  int64_t rows = 0;
+  int64_t cols = 0;
+  std::vector<uint8_t> bits;       // [cols] 1..8
+  std::vector<uint16_t> codebook;  // [sum_j 2^bits[j]] fp16
+  std::vector<uint8_t> codes;      // [rows * row_bytes]
+  SparsePart sparse;
+};
+
+struct ColumnLutOffsets {
+  std::vector<int64_t> bit;       // [cols + 1]: code j's first bit in the row
+  std::vector<int64_t> codebook;  // [cols + 1]: column j's first entry
+  int64_t row_bytes = 0;
+};
+inline ColumnLutOffsets column_lut_offsets(const std::vector<uint8_t>& bits) {
+  ColumnLutOffsets o;
+  o.bit.assign(bits.size() + 1, 0);
+  o.codebook.assign(bits.size() + 1, 0);
+  for (size_t j = 0; j < bits.size(); ++j) {
+    o.bit[j + 1] = o.bit[j] + bits[j];
+    o.codebook[j + 1] = o.codebook[j] + (int64_t{1} << bits[j]);
+  }
+  o.row_bytes = (o.bit.back() + 7) / 8;
+  return o;
+}
+
+// Codes [rows * cols] (each below 2^bits[j]) packed row by row, and back.
+std::vector<uint8_t> pack_column_codes(const std::vector<uint8_t>& codes, int64_t rows,
+                                       const std::vector<uint8_t>& bits);
+std::vector<uint8_t> unpack_column_codes(const PackedColumnLutLayer& layer);
+
+// The dense fp32 W^ [rows, cols], sparse part included.
+Tensor dequantize(const PackedColumnLutLayer& layer);
+
+// Code bytes * 8 + 16 per LUT entry + 8 per column (its width) + the sparse part.
+inline int64_t stored_bits(const PackedColumnLutLayer& layer) {
+  return 8 * static_cast<int64_t>(layer.codes.size()) +
+         16 * static_cast<int64_t>(layer.codebook.size()) + 8 * layer.cols +
+         stored_bits(layer.sparse, layer.rows, layer.cols);
+}
+
 PackedLutLayer pack(const LutLayer& layer);  // validates first (kBadInput)
 LutLayer unpack(const PackedLutLayer& layer);
 PackedUniformLayer pack(const UniformLayer& layer);  // validates first (kBadInput)
@@ -147,5 +193,10 @@ void gemm(const PackedLutLayer& layer, const float* x, int64_t batch, float* y);
 // The same products for a packed uniform layer (w = s * (q - z) per group; gemm tiled as above).
 void gemv(const PackedUniformLayer& layer, const float* x, float* y);
 void gemm(const PackedUniformLayer& layer, const float* x, int64_t batch, float* y);
+
+// And for a column-LUT layer: gemv looks each code up in a table of entry * x_j built once per
+// call; gemm decodes tiles as above; the sparse part is added last.
+void gemv(const PackedColumnLutLayer& layer, const float* x, float* y);
+void gemm(const PackedColumnLutLayer& layer, const float* x, int64_t batch, float* y);
 
 }  // namespace skim::quant

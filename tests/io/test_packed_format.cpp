@@ -21,6 +21,7 @@ namespace skim::io {
 namespace {
 
 namespace fs = std::filesystem;
+using quant::PackedColumnLutLayer;
 using quant::PackedLutLayer;
 using quant::PackedUniformLayer;
 
@@ -112,6 +113,30 @@ quant::ResidualLayer residual_layer(int64_t rows, int64_t cols, std::mt19937& rn
   return l;
 }
 
+// A CLAQ layer: columns at 2, 3 and 5 bits (codes straddling bytes) and reserved weights.
+PackedColumnLutLayer column_lut_layer(int64_t rows, int64_t cols, std::mt19937& rng) {
+  PackedColumnLutLayer l;
+  l.rows = rows;
+  l.cols = cols;
+  for (int64_t j = 0; j < cols; ++j)
+    l.bits.push_back(static_cast<uint8_t>(j % 3 == 0 ? 5 : 2 + j % 2));
+  const quant::ColumnLutOffsets o = quant::column_lut_offsets(l.bits);
+  for (int64_t k = 0; k < o.codebook.back(); ++k)
+    l.codebook.push_back(
+        float_to_half(0.01f * static_cast<float>(static_cast<int>(rng() % 200) - 100)));
+  l.codes.resize(static_cast<size_t>(rows * o.row_bytes));
+  for (auto& c : l.codes) c = static_cast<uint8_t>(rng());
+  l.sparse.row_ptr = {0};
+  for (int64_t i = 0; i < rows; ++i) {
+    if (i % 2 == 0) {
+      l.sparse.cols.push_back(static_cast<int32_t>(i % cols));
+      l.sparse.values.push_back(float_to_half(0.5f));
+    }
+    l.sparse.row_ptr.push_back(static_cast<int64_t>(l.sparse.cols.size()));
+  }
+  return l;
+}
+
 PackedModel sample_model() {
   std::mt19937 rng(7);
   PackedModel m;
@@ -126,6 +151,7 @@ PackedModel sample_model() {
   m.uniform_layers["model.layers.1.mlp.up_proj"] = uniform_layer(4, 20, 4, 0, false, rng);
   m.uniform_layers["model.layers.1.mlp.gate_proj"] = uniform_layer_widths(5, 40, rng);
   m.residual_layers["model.layers.2.self_attn.q_proj"] = residual_layer(7, 10, rng);
+  m.column_lut_layers["model.layers.2.mlp.down_proj"] = column_lut_layer(6, 11, rng);
   Tensor emb({3, 4});
   for (int64_t k = 0; k < emb.numel(); ++k) emb.data()[k] = 0.125f * static_cast<float>(k - 5);
   m.dense["model.embed_tokens.weight"] = emb;
@@ -177,6 +203,19 @@ void expect_same(const PackedModel& a, const PackedModel& b) {
     EXPECT_EQ(l.perm, r.perm);
     EXPECT_EQ(l.group_bits, r.group_bits);
     EXPECT_EQ(l.codes, r.codes);
+  }
+  ASSERT_EQ(a.column_lut_layers.size(), b.column_lut_layers.size());
+  for (const auto& [name, l] : a.column_lut_layers) {
+    ASSERT_TRUE(b.column_lut_layers.count(name)) << name;
+    const PackedColumnLutLayer& r = b.column_lut_layers.at(name);
+    EXPECT_EQ(l.rows, r.rows);
+    EXPECT_EQ(l.cols, r.cols);
+    EXPECT_EQ(l.bits, r.bits);
+    EXPECT_EQ(l.codebook, r.codebook);
+    EXPECT_EQ(l.codes, r.codes);
+    EXPECT_EQ(l.sparse.row_ptr, r.sparse.row_ptr);
+    EXPECT_EQ(l.sparse.cols, r.sparse.cols);
+    EXPECT_EQ(l.sparse.values, r.sparse.values);
   }
   ASSERT_EQ(a.residual_layers.size(), b.residual_layers.size());
   for (const auto& [name, l] : a.residual_layers) {
@@ -305,6 +344,13 @@ TEST_F(PackedFormat, LayoutMatchesTheDocumentedFormat) {
   EXPECT_EQ(r->raw(o + ".uq.perm").dtype, StDtype::kI32);
   EXPECT_EQ(r->raw("model.norm.weight").dtype, StDtype::kF16);
   // A residual: one input channel's 4-bit codes per row of .qdec.codes (ceil(7 / 2) bytes).
+  const std::string cl = "model.layers.2.mlp.down_proj";
+  EXPECT_EQ(layers[cl]["kind"], "column_lut");
+  EXPECT_EQ(layers[cl]["sparse"], true);
+  EXPECT_EQ(r->raw(cl + ".clut.bits").shape, std::vector<int64_t>{11});
+  EXPECT_EQ(r->raw(cl + ".clut.codebook").shape, std::vector<int64_t>{168});
+  EXPECT_EQ(r->raw(cl + ".clut.codes").shape, (std::vector<int64_t>{6, 5}));
+  EXPECT_EQ(r->raw(cl + ".clut.sparse_counts").dtype, StDtype::kI32);
   const std::string res = "model.layers.2.self_attn.q_proj";
   EXPECT_EQ(layers[res]["kind"], "residual");
   EXPECT_EQ(r->raw(res + ".qdec.codes").shape, (std::vector<int64_t>{10, 4}));
@@ -335,6 +381,11 @@ TEST_F(PackedFormat, LayoutMatchesTheDocumentedFormat) {
   }
   bits += 4.0 * 7 * 10 + 16.0 * 7;  // the residual: 4 per weight, an fp16 scale per row
   weights += 7.0 * 10;
+  // The column-LUT layer: 11 columns at 5, 3, 2, 5, 3, 2, ... bits = 37 bits, 5 bytes a row;
+  // 16 per LUT entry (4 x 32 + 3 x 8 + 4 x 4 = 168 entries); 8 per column; the sparse part
+  // (3 entries of 16 + 16 bits, 32 per row).
+  bits += 6.0 * 5 * 8 + 16.0 * 168 + 8.0 * 11 + 3 * 32.0 + 32.0 * 6;
+  weights += 6.0 * 11;
   EXPECT_NEAR(bits_per_weight(m), bits / weights, 1e-12);
   EXPECT_NEAR(std::stod(meta.at("skim.bits_per_weight")), bits / weights, 1e-5);
 }
@@ -483,6 +534,9 @@ TEST_F(PackedFormat, WriterRejectsInconsistentLayersAndLeavesNoFile) {
   PackedModel neg = sample_model();
   neg.residual_layers.begin()->second.scale[2] = float_to_half(-0.5f);
   expect_bad_input([&] { write_packed_model(file("w.safetensors"), neg); }, {".qdec.scale"});
+  PackedModel wide = sample_model();
+  wide.column_lut_layers.begin()->second.bits[0] = 9;
+  expect_bad_input([&] { write_packed_model(file("w.safetensors"), wide); }, {".clut.bits"});
   PackedModel k = sample_model();
   k.metadata["skim.method"] = "x";
   expect_bad_input([&] { write_packed_model(file("w.safetensors"), k); }, {"reserved"});

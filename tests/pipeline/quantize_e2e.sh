@@ -267,6 +267,24 @@ PY
       --comm none 2> "$work/q.err" > /dev/null || status=$?
     [ "$status" -eq 2 ] && grep -q "save-residual" "$work/q.err" \
       || fail "--qdec without residuals: exit $status, $(cat "$work/q.err")"
+    # claq: round(0.25 cols) columns of each linear at 4 bits, the rest at 3; 2% of the weights
+    # reserved; the folder evaluates and inspect reads back the report's bits.
+    "$bin" quantize "${common[@]}" --method claq --bits 3.25 --outliers 0.02 --out "$work/claq" \
+      --comm none || fail "claq: quantize"
+    "$bin" inspect "$work/claq" --json > "$work/claq-inspect.json" || fail "claq: inspect"
+    python3 - "$work/claq/report.json" "$work/claq-inspect.json" <<'PY' || fail "claq: report check"
+import json, sys
+r = json.load(open(sys.argv[1])); d = json.load(open(sys.argv[2]))
+assert r["options"]["method"] == "claq" and d["method"] == "claq"
+assert abs(d["bits_per_weight"] - r["average_bits"]) < 1e-12
+for layer in r["layers"]:
+    for lin in layer["linears"]:
+        h = {int(k): v for k, v in lin["column_bits_histogram"].items()}
+        assert h == {4: round(0.25 * lin["cols"]), 3: lin["cols"] - round(0.25 * lin["cols"])}, lin
+        assert lin["bits_histogram"] == {} and lin["reserved_weights"] > 0, lin
+PY
+    "$bin" eval --model "$work/claq" --text "$work/eval.txt" --seq-len 64 --json --comm none \
+      > "$work/eval.json" || fail "claq: eval of the packed folder"
     # --scale-steps 0 trains nothing: the same layer bytes as --no-scale; a negative count is
     # a usage error (exit 2).
     "$bin" quantize "${common[@]}" --bits 3 --scale-steps 0 --out "$work/steps0" --comm none \
@@ -432,6 +450,8 @@ PY
     same_for_ranks gptq 3 -- --method gptq --bits 3 --group-size 32 --act-order
     same_for_ranks gptq-quantized 2 -- --method gptq --bits 4 --propagation quantized
     same_for_ranks rtn 3 -- --method rtn --bits 4 --group-size 32
+    same_for_ranks slim 3 -- --method slim --bits 3 --group-size 16
+    same_for_ranks claq 2 -- --method claq --bits 2.5 --outliers 0.01
     # Bounded memory: with a micro-batch smaller than a rank's calibration tokens the forward
     # holds one sample at a time (two passes); the bytes stay the same.
     "$bin" quantize "${wide[@]}" --bits 2.5 --allocation layer --micro-batch 64 \

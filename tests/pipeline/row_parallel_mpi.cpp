@@ -49,8 +49,16 @@ std::vector<std::vector<uint8_t>> gather_all(const std::vector<uint8_t>& mine) {
 }
 
 void expect_same(const QuantizedLinear& a, const QuantizedLinear& b, const std::string& what) {
-  ASSERT_EQ(a.is_lut, b.is_lut) << what;
-  if (a.is_lut) {
+  ASSERT_EQ(a.kind, b.kind) << what;
+  if (a.kind == PackedKind::kColumnLut) {
+    EXPECT_EQ(a.column.rows, b.column.rows) << what;
+    EXPECT_EQ(a.column.bits, b.column.bits) << what;
+    EXPECT_EQ(a.column.codebook, b.column.codebook) << what;
+    EXPECT_EQ(a.column.codes, b.column.codes) << what;
+    EXPECT_EQ(a.column.sparse.row_ptr, b.column.sparse.row_ptr) << what;
+    EXPECT_EQ(a.column.sparse.cols, b.column.sparse.cols) << what;
+    EXPECT_EQ(a.column.sparse.values, b.column.sparse.values) << what;
+  } else if (a.kind == PackedKind::kLut) {
     EXPECT_EQ(a.lut.rows, b.lut.rows) << what;
     EXPECT_EQ(a.lut.bits, b.lut.bits) << what;
     EXPECT_EQ(a.lut.codebook, b.lut.codebook) << what;
@@ -116,6 +124,10 @@ TEST(RowParallel, BaselinesMatchOneProcess) {
   o.act_order = false;
   o.group_size = 16;  // four full groups: N = 0, 1 or 2, chosen from every rank's rows
   check_method(o, 300, 64, 7, "slim g16");
+  o.method = Method::kClaq;
+  o.bits = 2.5;
+  o.outliers = 0.01;
+  check_method(o, 300, 64, 8, "claq 2.5 bits, 1% reserved");
 }
 
 TEST(RowParallel, GlobalModeGivenBitsAndTablesMatchOneProcess) {
