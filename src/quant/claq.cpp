@@ -67,7 +67,8 @@ std::vector<uint8_t> claq_column_bits(const Tensor& w, double bits) {
   const int64_t n = w.dim(1);
   const auto base = static_cast<int>(std::floor(bits + 1e-9));
   const int64_t wide =
-      base >= 8 ? 0 : static_cast<int64_t>(std::llround((bits - base) * static_cast<double>(n)));
+      base >= 8 ? 0
+                : static_cast<int64_t>(std::floor((bits - base) * static_cast<double>(n) + 1e-9));
   std::vector<uint8_t> out(static_cast<size_t>(n), static_cast<uint8_t>(base));
   const std::vector<int64_t> rank = outlier_ranking(w);
   for (int64_t k = 0; k < wide; ++k) out[static_cast<size_t>(rank[static_cast<size_t>(k)])]++;

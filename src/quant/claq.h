@@ -7,8 +7,9 @@
 // centroids (every row of a column shares H_jj, so the K-means is unweighted), each weight takes
 // its nearest centroid, and the rounding error divided by U_jj is pushed onto the later columns
 // (lazy block updates as in gptq.h). A column's outlier order is its count of |w_ij| >=
-// kOutlierRatio * mean |W| in the original weights; the `round(frac(bits) * cols)` columns of
-// highest order (ties: lower index) get floor(bits) + 1 bits, the rest floor(bits). Reservation
+// kOutlierRatio * mean |W| in the original weights; the `floor(frac(bits) * cols)` columns of
+// highest order (ties: lower index) get floor(bits) + 1 bits, the rest floor(bits), so the
+// average width never exceeds `bits`. Reservation
 // keeps a fraction of each column in fp16 as sparse corrections, half from each tail of the
 // column's current values: the tenth of the columns of highest order keep 2.8 x `outliers` of
 // their rows, the others 0.8 x (so `outliers` of all weights), as the paper's 1.4% / 0.4%.

@@ -267,7 +267,7 @@ PY
       --comm none 2> "$work/q.err" > /dev/null || status=$?
     [ "$status" -eq 2 ] && grep -q "save-residual" "$work/q.err" \
       || fail "--qdec without residuals: exit $status, $(cat "$work/q.err")"
-    # claq: round(0.25 cols) columns of each linear at 4 bits, the rest at 3; 2% of the weights
+    # claq: floor(0.25 cols) columns of each linear at 4 bits, the rest at 3; 2% of the weights
     # reserved; the folder evaluates and inspect reads back the report's bits.
     "$bin" quantize "${common[@]}" --method claq --bits 3.25 --outliers 0.02 --out "$work/claq" \
       --comm none || fail "claq: quantize"
@@ -280,7 +280,7 @@ assert abs(d["bits_per_weight"] - r["average_bits"]) < 1e-12
 for layer in r["layers"]:
     for lin in layer["linears"]:
         h = {int(k): v for k, v in lin["column_bits_histogram"].items()}
-        assert h == {4: round(0.25 * lin["cols"]), 3: lin["cols"] - round(0.25 * lin["cols"])}, lin
+        assert h == {4: lin["cols"] // 4, 3: lin["cols"] - lin["cols"] // 4}, lin
         assert lin["bits_histogram"] == {} and lin["reserved_weights"] > 0, lin
 PY
     "$bin" eval --model "$work/claq" --text "$work/eval.txt" --seq-len 64 --json --comm none \

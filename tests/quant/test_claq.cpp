@@ -46,6 +46,13 @@ TEST(Claq, ColumnWidthsFollowTheOutlierOrder) {
   EXPECT_EQ(claq_column_bits(w, 3.375), (std::vector<uint8_t>{3, 3, 4, 3, 3, 4, 3, 4}));
   // Equal orders: the lower column first.
   EXPECT_EQ(claq_column_bits(w, 2.5), (std::vector<uint8_t>{3, 2, 3, 2, 2, 3, 2, 3}));
+  // The average width never exceeds the budget, and misses it by less than one column's bit.
+  for (double b : {1.0, 1.1, 2.99, 3.3, 4.5, 7.9, 8.0}) {
+    const std::vector<uint8_t> widths = claq_column_bits(w, b);
+    const double total = std::accumulate(widths.begin(), widths.end(), 0.0);
+    EXPECT_LE(total, b * n + 1e-9) << b;
+    EXPECT_GT(total, b * n - 1.0) << b;
+  }
 }
 
 TEST(Claq, PackedCodesAreOneLittleEndianStreamPerRow) {
