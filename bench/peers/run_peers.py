@@ -28,6 +28,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "bench", "common"))
 from bench_info import git_commit, machine  # noqa: E402
+from smollm2_args import add_smollm2_arguments  # noqa: E402
 
 RECIPES = ["Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_0", "Q4_K_S", "Q4_K_M", "Q5_K_M"]
 GPTQ = {"gptq-w3-g128": 3, "gptq-w4-g128": 4}
@@ -328,10 +329,7 @@ def write_report(result, doc, plot):
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--bin", default=os.path.join(ROOT, "build", "launch", "skim-dist"))
-    p.add_argument("--model", default=os.path.join(ROOT, "data", "SmolLM2-135M-Instruct.Q4_1.gguf"))
-    p.add_argument("--calib", default=os.path.join(ROOT, "data", "text", "emma.txt"))
-    p.add_argument("--text-dir", default=os.path.join(ROOT, "data", "text"))
+    add_smollm2_arguments(p)
     p.add_argument("--calib-samples", type=int, default=32)
     p.add_argument("--seq-len", type=int, default=512)
     p.add_argument("--eval-windows", type=int, default=16)
