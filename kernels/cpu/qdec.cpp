@@ -27,14 +27,18 @@ void qdec_correct(const uint8_t* codes, const float* scale, int64_t rows, const 
 }
 
 void top_k_channels(const float* x, int64_t cols, int64_t k, int32_t* channels) {
-  std::vector<int32_t> idx(static_cast<size_t>(cols));
+  // Per-thread scratch: this runs for every linear at every decode step.
+  thread_local std::vector<int32_t> idx;
+  thread_local std::vector<float> magnitude;
+  idx.resize(static_cast<size_t>(cols));
+  magnitude.resize(static_cast<size_t>(cols));
   std::iota(idx.begin(), idx.end(), 0);
-  const auto magnitude = [&](int32_t j) {
+  for (int64_t j = 0; j < cols; ++j) {
     const float a = std::fabs(x[j]);
-    return std::isnan(a) ? -1.0f : a;
-  };
+    magnitude[static_cast<size_t>(j)] = std::isnan(a) ? -1.0f : a;
+  }
   const auto before = [&](int32_t a, int32_t b) {
-    const float ma = magnitude(a), mb = magnitude(b);
+    const float ma = magnitude[static_cast<size_t>(a)], mb = magnitude[static_cast<size_t>(b)];
     return ma > mb || (ma == mb && a < b);
   };
   std::nth_element(idx.begin(), idx.begin() + k, idx.end(), before);

@@ -66,14 +66,14 @@ void PackedColumnLutLinear::forward(const float* x, int64_t tokens, float* y) co
 QdecLinear::QdecLinear(std::unique_ptr<model::Linear> linear, quant::ResidualLayer residual,
                        int64_t channels)
     : linear_(std::move(linear)), residual_(std::move(residual)), channels_(channels) {
-  SKIM_ASSERT(linear_ != nullptr && residual_.rows == linear_->out_features() &&
-              residual_.cols == linear_->in_features());
-  SKIM_ASSERT(channels_ >= 1 && channels_ <= residual_.cols);
+  SKIM_ASSERT(linear_ != nullptr && residual_.residual().rows == linear_->out_features() &&
+              residual_.residual().cols == linear_->in_features());
+  SKIM_ASSERT(channels_ >= 1 && channels_ <= residual_.residual().cols);
 }
 
 void QdecLinear::forward(const float* x, int64_t tokens, float* y) const {
   linear_->forward(x, tokens, y);
-  quant::add_residual_correction(residual_, x, tokens, channels_, y);
+  residual_.apply(x, tokens, channels_, y);
 }
 
 }  // namespace skim::pipeline

@@ -64,7 +64,7 @@ class QdecLinear final : public model::Linear {
 
  private:
   std::unique_ptr<model::Linear> linear_;
-  quant::ResidualLayer residual_;
+  quant::ResidualCorrector residual_;
   int64_t channels_;
 };
 

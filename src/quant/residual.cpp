@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <iterator>
+#include <utility>
 
 #include "kernels/cpu/qdec.h"
 #include "src/core/error.h"
@@ -71,25 +72,32 @@ Tensor dequantize(const ResidualLayer& r) {
   return out;
 }
 
-void add_residual_correction(const ResidualLayer& r, const float* x, int64_t tokens, int64_t k,
-                             float* y) {
+ResidualCorrector::ResidualCorrector(ResidualLayer residual) : residual_(std::move(residual)) {
+  scale_.reserve(residual_.scale.size());
+  for (uint16_t s : residual_.scale) scale_.push_back(half_to_float(s));
+}
+
+void ResidualCorrector::apply(const float* x, int64_t tokens, int64_t k, float* y) const {
+  const ResidualLayer& r = residual_;
   if (k < 0 || k > r.cols) fail(ErrorKind::kBadInput, "qdec: {} channels of {}", k, r.cols);
   if (k == 0 || tokens <= 0) return;
-  std::vector<float> scale(static_cast<size_t>(r.rows));
-  for (int64_t i = 0; i < r.rows; ++i)
-    scale[static_cast<size_t>(i)] = half_to_float(r.scale[static_cast<size_t>(i)]);
-#pragma omp parallel if (tokens > 1)
-  {
-    std::vector<int32_t> channels(static_cast<size_t>(k));
-    std::vector<float> acc(static_cast<size_t>(r.rows));
-#pragma omp for schedule(static)
-    for (int64_t t = 0; t < tokens; ++t) {
-      const float* xt = x + t * r.cols;
-      kernels::top_k_channels(xt, r.cols, k, channels.data());
-      kernels::qdec_correct(r.codes.data(), scale.data(), r.rows, xt, channels.data(), k,
-                            acc.data(), y + t * r.rows);
-    }
+  // Decode (one token) runs this once per linear and step: per-thread scratch, no allocation.
+  const auto correct = [&](int64_t t) {
+    thread_local std::vector<int32_t> channels;
+    thread_local std::vector<float> acc;
+    channels.resize(static_cast<size_t>(k));
+    acc.resize(static_cast<size_t>(r.rows));
+    const float* xt = x + t * r.cols;
+    kernels::top_k_channels(xt, r.cols, k, channels.data());
+    kernels::qdec_correct(r.codes.data(), scale_.data(), r.rows, xt, channels.data(), k, acc.data(),
+                          y + t * r.rows);
+  };
+  if (tokens == 1) {
+    correct(0);
+    return;
   }
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < tokens; ++t) correct(t);
 }
 
 }  // namespace skim::quant

@@ -38,9 +38,19 @@ inline int64_t stored_bits(const ResidualLayer& r) {
   return 4 * r.rows * r.cols + 16 * r.rows;
 }
 
-// y [tokens, rows] += R^[:, S_t] x_t[S_t] for x [tokens, cols], S_t the k channels of token t
-// with the largest |x_tj| (kernels/cpu/qdec.h). 0 <= k <= cols.
-void add_residual_correction(const ResidualLayer& r, const float* x, int64_t tokens, int64_t k,
-                             float* y);
+// A residual ready to correct products: its scales in fp32 once, not per call.
+class ResidualCorrector {
+ public:
+  explicit ResidualCorrector(ResidualLayer residual);
+  const ResidualLayer& residual() const { return residual_; }
+
+  // y [tokens, rows] += R^[:, S_t] x_t[S_t] for x [tokens, cols], S_t the k channels of token t
+  // with the largest |x_tj| (kernels/cpu/qdec.h). 0 <= k <= cols.
+  void apply(const float* x, int64_t tokens, int64_t k, float* y) const;
+
+ private:
+  ResidualLayer residual_;
+  std::vector<float> scale_;
+};
 
 }  // namespace skim::quant

@@ -27,7 +27,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::vector<float> x(static_cast<size_t>(layer.cols));
     for (size_t j = 0; j < x.size(); ++j) x[j] = static_cast<float>(j % 7) - 3.0f;
     std::vector<float> y(static_cast<size_t>(layer.rows));
-    quant::add_residual_correction(layer, x.data(), 1, layer.cols, y.data());
+    quant::ResidualCorrector(layer).apply(x.data(), 1, layer.cols, y.data());
   }
   return 0;
 }

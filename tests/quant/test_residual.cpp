@@ -98,7 +98,13 @@ TEST(Residual, TopKCorrectionEqualsDenseProduct) {
   x[7] = 40.0f;  // an outlier channel
   for (int64_t k : {0, 1, 5, 50}) {
     std::vector<float> y(static_cast<size_t>(tokens * rows), 1.0f);
-    add_residual_correction(q, x.data(), tokens, k, y.data());
+    const ResidualCorrector corrector(q);
+    corrector.apply(x.data(), tokens, k, y.data());
+    for (int64_t t = 0; t < tokens; ++t) {  // one token at a time (decode): the same values
+      std::vector<float> one(static_cast<size_t>(rows), 1.0f);
+      corrector.apply(x.data() + t * cols, 1, k, one.data());
+      for (int64_t i = 0; i < rows; ++i) ASSERT_EQ(one[i], y[t * rows + i]) << t << " " << i;
+    }
     for (int64_t t = 0; t < tokens; ++t) {
       std::vector<int64_t> order(cols);
       std::iota(order.begin(), order.end(), 0);
@@ -118,7 +124,7 @@ TEST(Residual, TopKCorrectionEqualsDenseProduct) {
     }
   }
   std::vector<float> y(static_cast<size_t>(tokens * rows));
-  EXPECT_THROW(add_residual_correction(q, x.data(), tokens, cols + 1, y.data()), Error);
+  EXPECT_THROW(ResidualCorrector(q).apply(x.data(), tokens, cols + 1, y.data()), Error);
 }
 
 TEST(Residual, RefusesNonFiniteInput) {
