@@ -5,9 +5,12 @@ Quantizes with --save-residual (skim at its defaults, gptq w3/w4 with groups of 
 on 32 x 512 tokens of Emma, 2 ranks), evaluates each folder with `eval --qdec K` for every K on a
 close and a far held-out text (the peers benchmark's protocol), and times `generate --qdec K`
 (64 new tokens; K values interleaved, repeated, medians). Writes bench/results/qdec-<host>.json
-and the "QDEC" section of docs/RESULTS.md (between the qdec markers).
+and the "QDEC" section of docs/RESULTS.md (between the qdec markers). --decode-only times
+decoding alone for the chosen configurations (bench/results/qdec-decode-<host>.json, a second
+table), for a quiet machine or a newer build without redoing the perplexities.
 
-  bench/qdec/run_qdec.py [--ks 0,8,32,128] [--reps 5] [--report-only]
+  bench/qdec/run_qdec.py [--ks 0,8,32,128] [--reps 5] [--configs NAME,...] [--decode-only]
+                         [--report-only]
 """
 import argparse
 import datetime
@@ -85,6 +88,23 @@ def write_report(result, doc):
             rate = run_["decode"][str(k)]["median"]
             lines.append(f"| {run_['name']} | {run_['bits']:.3f} | {k} | {p['close']:.3f} | "
                          f"{p['far']:.3f} | {rate:.1f} | {base / rate:.3f} |")
+    decode = result.get("decode_only")
+    if decode:
+        lines += [
+            "",
+            f"Decode alone (`--decode-only`), commit `{decode['commit'][:12]}`, "
+            f"{decode['date'][:10]}, load average at the start "
+            f"{decode['machine']['load_average'][0]:.2f}, median of {decode['reps']} runs:",
+            "",
+            "| run | bits | K | decode tokens/s | decode time vs K = 0 |",
+            "|---|---|---|---|---|",
+        ]
+        for run_ in decode["runs"]:
+            base = run_["decode"][str(decode["ks"][0])]["median"]
+            for k in decode["ks"]:
+                rate = run_["decode"][str(k)]["median"]
+                lines.append(f"| {run_['name']} | {run_['bits']:.3f} | {k} | {rate:.1f} | "
+                             f"{base / rate:.3f} |")
     lines += ["", "<!-- qdec:end -->"]
     text = open(doc).read()
     begin, end = text.find("<!-- qdec:begin"), text.find("<!-- qdec:end -->")
@@ -105,20 +125,30 @@ def main():
     p.add_argument("--ranks", type=int, default=2)
     p.add_argument("--work", default=os.path.join(ROOT, "build-peers"))
     p.add_argument("--doc", default=os.path.join(ROOT, "docs", "RESULTS.md"))
+    p.add_argument("--configs", default=",".join(CONFIGS))
+    p.add_argument("--decode-only", action="store_true")
     p.add_argument("--report-only", action="store_true")
     a = p.parse_args()
     path = os.path.join(ROOT, "bench", "results", f"qdec-{machine()['host']}.json")
-    if a.report_only:
+    decode_path = os.path.join(ROOT, "bench", "results", f"qdec-decode-{machine()['host']}.json")
+
+    def report():
         result = json.load(open(path))
         result["path"] = path
+        if os.path.exists(decode_path):
+            result["decode_only"] = json.load(open(decode_path))
         write_report(result, a.doc)
+
+    if a.report_only:
+        report()
         return 0
     env = dict(os.environ, OMP_WAIT_POLICY="passive")
     ks = [int(k) for k in a.ks.split(",")]
     result = {"benchmark": "qdec", "commit": git_commit(), "machine": machine(), "ks": ks,
               "reps": a.reps, "runs": [],
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    for name, (method, bits, options) in CONFIGS.items():
+    for name in a.configs.split(","):
+        method, bits, options = CONFIGS[name]
         out = os.path.join(a.work, "qdec-" + name.replace(" ", "").replace("@", "b"))
         cmd = [a.bin, "quantize", "--model", a.model, "--method", method, "--bits", bits,
                "--calib", a.calib, "--calib-samples", 32, "--calib-seq-len", 512, "--out", out,
@@ -128,17 +158,18 @@ def main():
                    "--bind-to", "none"] + cmd + ["--comm", "mpi"]
         run(cmd, env=env)
         report = json.load(open(os.path.join(out, "report.json")))
-        result["runs"].append({
-            "name": name, "method": method, "options": options, "bits": report["average_bits"],
-            "perplexity": {str(k): evaluate(a, env, out, k) for k in ks},
-            "decode": {str(k): v for k, v in decode_rates(a, env, out, ks).items()}})
+        entry = {"name": name, "method": method, "options": options,
+                 "bits": report["average_bits"]}
+        if not a.decode_only:
+            entry["perplexity"] = {str(k): evaluate(a, env, out, k) for k in ks}
+        entry["decode"] = {str(k): v for k, v in decode_rates(a, env, out, ks).items()}
+        result["runs"].append(entry)
         shutil.rmtree(out)
-        with open(path, "w") as f:
+        with open(decode_path if a.decode_only else path, "w") as f:
             json.dump(result, f, indent=1)
             f.write("\n")
-    result["path"] = path
-    write_report(result, a.doc)
-    print(path)
+    report()
+    print(decode_path if a.decode_only else path)
     return 0
 
 
