@@ -378,8 +378,8 @@ void write_packed_model(const std::string& path, const PackedModel& model) {
       add_tensor(w, crc, lut_tensor(name, "alpha"), StDtype::kF16, {l.cols}, l.alpha);
     if (!l.sparse.empty())
       write_sparse(
-          w, crc, name, [&](const char* part) { return lut_tensor(name, part); }, l.sparse, l.rows,
-          l.cols);
+          w, crc, name, [&layer = name](const char* part) { return lut_tensor(layer, part); },
+          l.sparse, l.rows, l.cols);
   }
   for (const auto& [name, l] : model.uniform_layers) {
     if (layers.contains(name))
@@ -414,8 +414,8 @@ void write_packed_model(const std::string& path, const PackedModel& model) {
                {l.rows, quant::column_lut_offsets(l.bits).row_bytes}, l.codes);
     if (!l.sparse.empty())
       write_sparse(
-          w, crc, name, [&](const char* part) { return clut_tensor(name, part); }, l.sparse, l.rows,
-          l.cols);
+          w, crc, name, [&layer = name](const char* part) { return clut_tensor(layer, part); },
+          l.sparse, l.rows, l.cols);
   }
   for (const auto& [name, l] : model.residual_layers) {
     if (layers.contains(name))
@@ -539,7 +539,7 @@ PackedModel read_packed_model(const std::string& path) {
         l.alpha = read_tensor<uint16_t>(*r, lut_tensor(name, "alpha"), StDtype::kF16, {cols});
       if (entry.contains("sparse") && json_bool(entry, "sparse", path, name)) {
         l.sparse = read_sparse(
-            *r, [&](const char* part) { return lut_tensor(name, part); }, rows, cols);
+            *r, [&layer = name](const char* part) { return lut_tensor(layer, part); }, rows, cols);
         for (const char* part : {"sparse_counts", "sparse_cols", "sparse_values"})
           parts.push_back(part);
       }
@@ -593,7 +593,7 @@ PackedModel read_packed_model(const std::string& path) {
       std::vector<const char*> parts = {"bits", "codebook", "codes"};
       if (json_bool(entry, "sparse", path, name)) {
         l.sparse = read_sparse(
-            *r, [&](const char* part) { return clut_tensor(name, part); }, rows, cols);
+            *r, [&layer = name](const char* part) { return clut_tensor(layer, part); }, rows, cols);
         for (const char* part : {"sparse_counts", "sparse_cols", "sparse_values"})
           parts.push_back(part);
       }
