@@ -157,9 +157,9 @@ def main():
             cmd = ["mpirun", "-np", a.ranks, "--oversubscribe", "--allow-run-as-root",
                    "--bind-to", "none"] + cmd + ["--comm", "mpi"]
         run(cmd, env=env)
-        report = json.load(open(os.path.join(out, "report.json")))
+        quantize_report = json.load(open(os.path.join(out, "report.json")))
         entry = {"name": name, "method": method, "options": options,
-                 "bits": report["average_bits"]}
+                 "bits": quantize_report["average_bits"]}
         if not a.decode_only:
             entry["perplexity"] = {str(k): evaluate(a, env, out, k) for k in ks}
         entry["decode"] = {str(k): v for k, v in decode_rates(a, env, out, ks).items()}
