@@ -60,7 +60,7 @@ inline PackedLutOffsets packed_lut_offsets(int64_t cols, const std::vector<uint8
 
 // A uniform (rtn / gptq) layer as stored: the UniformLayer with its codes packed per row,
 // every row packed_row_bytes(cols, bits) bytes. With group widths a row is its groups'
-// codes one after the other (no method writes widths yet), group g packed at its own width in
+// codes one after the other (slim writes them), group g packed at its own width in
 // packed_row_bytes(its columns, width) bytes (whole bytes: groups are a multiple of 8 columns, the
 // last may be shorter).
 struct PackedUniformLayer {
