@@ -20,48 +20,28 @@ void add_bias(const Tensor& bias, int64_t tokens, int64_t rows, float* y) {
     for (int64_t i = 0; i < rows; ++i) y[t * rows + i] += b[i];
 }
 
-template <typename Layer>
-void packed_forward(const Layer& layer, const Tensor& bias, const float* x, int64_t tokens,
-                    float* y) {
-  if (tokens <= 0) return;
-  if (tokens == 1)
-    quant::gemv(layer, x, y);
-  else
-    quant::gemm(layer, x, tokens, y);
-  add_bias(bias, tokens, layer.rows, y);
-}
-
 }  // namespace
 
-PackedLutLinear::PackedLutLinear(quant::PackedLutLayer layer, Tensor bias)
+template <typename Layer>
+PackedLinear<Layer>::PackedLinear(Layer layer, Tensor bias)
     : layer_(std::move(layer)), bias_(std::move(bias)) {
   SKIM_ASSERT(layer_.rows > 0 && layer_.cols > 0);
   check_bias(bias_, layer_.rows);
 }
 
-void PackedLutLinear::forward(const float* x, int64_t tokens, float* y) const {
-  packed_forward(layer_, bias_, x, tokens, y);
+template <typename Layer>
+void PackedLinear<Layer>::forward(const float* x, int64_t tokens, float* y) const {
+  if (tokens <= 0) return;
+  if (tokens == 1)
+    quant::gemv(layer_, x, y);
+  else
+    quant::gemm(layer_, x, tokens, y);
+  add_bias(bias_, tokens, layer_.rows, y);
 }
 
-PackedUniformLinear::PackedUniformLinear(quant::PackedUniformLayer layer, Tensor bias)
-    : layer_(std::move(layer)), bias_(std::move(bias)) {
-  SKIM_ASSERT(layer_.rows > 0 && layer_.cols > 0);
-  check_bias(bias_, layer_.rows);
-}
-
-void PackedUniformLinear::forward(const float* x, int64_t tokens, float* y) const {
-  packed_forward(layer_, bias_, x, tokens, y);
-}
-
-PackedColumnLutLinear::PackedColumnLutLinear(quant::PackedColumnLutLayer layer, Tensor bias)
-    : layer_(std::move(layer)), bias_(std::move(bias)) {
-  SKIM_ASSERT(layer_.rows > 0 && layer_.cols > 0);
-  check_bias(bias_, layer_.rows);
-}
-
-void PackedColumnLutLinear::forward(const float* x, int64_t tokens, float* y) const {
-  packed_forward(layer_, bias_, x, tokens, y);
-}
+template class PackedLinear<quant::PackedLutLayer>;
+template class PackedLinear<quant::PackedUniformLayer>;
+template class PackedLinear<quant::PackedColumnLutLayer>;
 
 QdecLinear::QdecLinear(std::unique_ptr<model::Linear> linear, quant::ResidualLayer residual,
                        int64_t channels)

@@ -15,43 +15,23 @@
 
 namespace skim::pipeline {
 
-class PackedLutLinear final : public model::Linear {
+// One class for every packed kind: quant::gemv / quant::gemm are overloaded on the layer type.
+template <typename Layer>
+class PackedLinear final : public model::Linear {
  public:
-  explicit PackedLutLinear(quant::PackedLutLayer layer, Tensor bias = {});
+  explicit PackedLinear(Layer layer, Tensor bias = {});
   int64_t out_features() const override { return layer_.rows; }
   int64_t in_features() const override { return layer_.cols; }
   void forward(const float* x, int64_t tokens, float* y) const override;
-  const quant::PackedLutLayer& layer() const { return layer_; }
+  const Layer& layer() const { return layer_; }
 
  private:
-  quant::PackedLutLayer layer_;
+  Layer layer_;
   Tensor bias_;
 };
-
-class PackedUniformLinear final : public model::Linear {
- public:
-  explicit PackedUniformLinear(quant::PackedUniformLayer layer, Tensor bias = {});
-  int64_t out_features() const override { return layer_.rows; }
-  int64_t in_features() const override { return layer_.cols; }
-  void forward(const float* x, int64_t tokens, float* y) const override;
-  const quant::PackedUniformLayer& layer() const { return layer_; }
-
- private:
-  quant::PackedUniformLayer layer_;
-  Tensor bias_;
-};
-
-class PackedColumnLutLinear final : public model::Linear {
- public:
-  explicit PackedColumnLutLinear(quant::PackedColumnLutLayer layer, Tensor bias = {});
-  int64_t out_features() const override { return layer_.rows; }
-  int64_t in_features() const override { return layer_.cols; }
-  void forward(const float* x, int64_t tokens, float* y) const override;
-
- private:
-  quant::PackedColumnLutLayer layer_;
-  Tensor bias_;
-};
+using PackedLutLinear = PackedLinear<quant::PackedLutLayer>;
+using PackedUniformLinear = PackedLinear<quant::PackedUniformLayer>;
+using PackedColumnLutLinear = PackedLinear<quant::PackedColumnLutLayer>;
 
 class QdecLinear final : public model::Linear {
  public:

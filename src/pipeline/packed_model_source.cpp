@@ -57,6 +57,20 @@ Tensor take_dense(io::PackedModel& m, const std::string& name, const std::vector
   return t;
 }
 
+// The file names of `key`: one string per layer.
+std::vector<std::string> file_list(const json& index, const char* key, int64_t layers,
+                                   const std::string& index_path) {
+  std::vector<std::string> files;
+  for (const json& f : field(index, key, json::value_t::array, index_path)) {
+    if (!f.is_string()) fail(ErrorKind::kBadInput, "{}: {} holds a non-string", index_path, key);
+    files.push_back(f.get<std::string>());
+  }
+  if (static_cast<int64_t>(files.size()) != layers)
+    fail(ErrorKind::kBadInput, "{}: {} {} for num_layers {}", index_path, files.size(), key,
+         layers);
+  return files;
+}
+
 }  // namespace
 
 PackedModelSource::PackedModelSource(const std::string& folder) : folder_(folder) {
@@ -84,25 +98,9 @@ PackedModelSource::PackedModelSource(const std::string& folder) : folder_(folder
   if (tokenizer_file_ != "tokenizer.json" && tokenizer_file_ != "tokenizer.model")
     fail(ErrorKind::kBadInput, "{}: tokenizer '{}' is neither tokenizer.json nor tokenizer.model",
          index_path, tokenizer_file_);
-  for (const json& f : field(index, "layer_files", json::value_t::array, index_path)) {
-    if (!f.is_string())
-      fail(ErrorKind::kBadInput, "{}: layer_files holds a non-string", index_path);
-    layer_files_.push_back(f.get<std::string>());
-  }
-  if (static_cast<int64_t>(layer_files_.size()) != layers)
-    fail(ErrorKind::kBadInput, "{}: {} layer files for num_layers {}", index_path,
-         layer_files_.size(), layers);
-
-  if (index.contains("residual_files")) {  // written by quantize --save-residual
-    for (const json& f : field(index, "residual_files", json::value_t::array, index_path)) {
-      if (!f.is_string())
-        fail(ErrorKind::kBadInput, "{}: residual_files holds a non-string", index_path);
-      residual_files_.push_back(f.get<std::string>());
-    }
-    if (static_cast<int64_t>(residual_files_.size()) != layers)
-      fail(ErrorKind::kBadInput, "{}: {} residual files for num_layers {}", index_path,
-           residual_files_.size(), layers);
-  }
+  layer_files_ = file_list(index, "layer_files", layers, index_path);
+  if (index.contains("residual_files"))  // written by quantize --save-residual
+    residual_files_ = file_list(index, "residual_files", layers, index_path);
 
   std::vector<std::string> needed = {"config.json", dense_file_, tokenizer_file_};
   needed.insert(needed.end(), layer_files_.begin(), layer_files_.end());
