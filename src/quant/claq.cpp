@@ -32,6 +32,18 @@ std::vector<int64_t> outlier_ranking(const Tensor& w) {
   return rank;
 }
 
+// Widths from the columns' outlier ranking: the first floor(frac(bits) * n) get one bit more.
+std::vector<uint8_t> column_bits(const std::vector<int64_t>& rank, double bits) {
+  const auto n = static_cast<int64_t>(rank.size());
+  const auto base = static_cast<int>(std::floor(bits + 1e-9));
+  const int64_t wide =
+      base >= 8 ? 0
+                : static_cast<int64_t>(std::floor((bits - base) * static_cast<double>(n) + 1e-9));
+  std::vector<uint8_t> out(static_cast<size_t>(n), static_cast<uint8_t>(base));
+  for (int64_t k = 0; k < wide; ++k) out[static_cast<size_t>(rank[static_cast<size_t>(k)])]++;
+  return out;
+}
+
 // Index of the fp16 centroid nearest to v (ties: the lower one).
 uint8_t nearest(const std::vector<float>& centroids, float v) {
   size_t best = 0;
@@ -64,15 +76,7 @@ PackedColumnLutLayer row_block(const PackedColumnLutLayer& l, int64_t first, int
 }  // namespace
 
 std::vector<uint8_t> claq_column_bits(const Tensor& w, double bits) {
-  const int64_t n = w.dim(1);
-  const auto base = static_cast<int>(std::floor(bits + 1e-9));
-  const int64_t wide =
-      base >= 8 ? 0
-                : static_cast<int64_t>(std::floor((bits - base) * static_cast<double>(n) + 1e-9));
-  std::vector<uint8_t> out(static_cast<size_t>(n), static_cast<uint8_t>(base));
-  const std::vector<int64_t> rank = outlier_ranking(w);
-  for (int64_t k = 0; k < wide; ++k) out[static_cast<size_t>(rank[static_cast<size_t>(k)])]++;
-  return out;
+  return column_bits(outlier_ranking(w), bits);
 }
 
 PackedColumnLutLayer claq_quantize(const Tensor& w, const Tensor& h, const ClaqOptions& o) {
@@ -94,8 +98,8 @@ PackedColumnLutLayer claq_quantize(const Tensor& w, const Tensor& h, const ClaqO
   PackedColumnLutLayer out;
   out.rows = m;
   out.cols = n;
-  out.bits = claq_column_bits(w, o.bits);
   const std::vector<int64_t> rank = outlier_ranking(w);
+  out.bits = column_bits(rank, o.bits);
   std::vector<int64_t> reserve(static_cast<size_t>(n));
   const auto top = static_cast<size_t>(std::llround(0.1 * static_cast<double>(n)));
   for (size_t k = 0; k < rank.size(); ++k)
