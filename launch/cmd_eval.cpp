@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 #include <omp.h>
 
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -9,7 +10,9 @@
 #include "io/model_source.h"
 #include "kernels/cpu/blas.h"
 #include "launch/commands.h"
+#include "launch/device_option.h"
 #include "launch/qdec_option.h"
+#include "launch/runtime.h"
 #include "src/core/error.h"
 #include "src/pipeline/packed_model_source.h"
 #include "src/pipeline/perplexity.h"
@@ -25,6 +28,7 @@ struct EvalArgs {
   bool json = false;
   int threads = 0;
   int64_t qdec = 0;  // QDEC: residual channels corrected per token (0: none)
+  std::string device = "auto";
 };
 
 void run_eval(const EvalArgs& args) {
@@ -42,6 +46,13 @@ void run_eval(const EvalArgs& args) {
     options.layer_loader = [packed, k = args.qdec](int64_t i) { return packed->load_layer(i, k); };
   options.seq_len = args.seq_len;
   options.max_windows = args.max_windows;
+  const pipeline::Device device = resolve_device(
+      args.device, args.qdec > 0 ? "QDEC's correction (--qdec) has no CUDA path in eval yet" : "");
+  std::unique_ptr<pipeline::DecoderBackend> backend;
+  if (device == pipeline::Device::kCuda) {
+    backend = pipeline::make_cuda_decoder_backend(source->config(), runtime().device());
+    options.backend = backend.get();
+  }
   const pipeline::PerplexityResult r = pipeline::perplexity_of_file(*source, args.text, options);
   const int threads = args.threads > 0 ? args.threads : omp_get_max_threads();
   if (args.json) {
@@ -57,6 +68,7 @@ void run_eval(const EvalArgs& args) {
         {"layer_load_seconds", r.layer_load_seconds},
         {"tokens_per_second", static_cast<double>(r.windows * r.seq_len) / r.seconds},
         {"threads", threads},
+        {"device", pipeline::device_name(device)},
         {"model", args.model},
         {"text", args.text}};
     if (packed != nullptr) {
@@ -68,9 +80,9 @@ void run_eval(const EvalArgs& args) {
   } else {
     fmt::print(
         "perplexity {:.4f} (mean NLL {:.5f}) over {} predicted tokens, {} windows of {}, "
-        "{:.2f} s; model {}, text {}\n",
-        r.perplexity, r.mean_nll, r.predicted_tokens, r.windows, r.seq_len, r.seconds, args.model,
-        args.text);
+        "{:.2f} s on {}; model {}, text {}\n",
+        r.perplexity, r.mean_nll, r.predicted_tokens, r.windows, r.seq_len, r.seconds,
+        pipeline::device_name(device), args.model, args.text);
   }
 }
 
@@ -88,6 +100,7 @@ void add_eval_command(CLI::App& root, Action& action) {
   cmd->add_flag("--json", args->json, "print one JSON object instead of a line");
   cmd->add_option("--threads", args->threads, "CPU threads (0: all cores)");
   add_qdec_option(*cmd, args->qdec);
+  add_device_option(*cmd, args->device);
   cmd->callback([&action, args] { action = [args] { run_eval(*args); }; });
 }
 

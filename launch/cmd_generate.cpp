@@ -9,6 +9,7 @@
 
 #include "kernels/cpu/blas.h"
 #include "launch/commands.h"
+#include "launch/device_option.h"
 #include "launch/qdec_option.h"
 #include "src/core/error.h"
 #include "src/pipeline/generate.h"
@@ -26,6 +27,7 @@ struct GenerateArgs {
   bool json = false;
   int threads = 0;
   int64_t qdec = 0;  // QDEC: residual channels corrected per token (0: none)
+  std::string device = "auto";
 };
 
 void run_generate(const GenerateArgs& args) {
@@ -36,6 +38,7 @@ void run_generate(const GenerateArgs& args) {
     omp_set_num_threads(args.threads);
     kernels::set_blas_threads(args.threads);
   }
+  resolve_device(args.device, "generate's KV-cache decode has no CUDA path yet");
   const auto source = pipeline::open_any_model(args.model);
   pipeline::Generator::LayerLoader loader;
   const auto* packed = dynamic_cast<const pipeline::PackedModelSource*>(source.get());
@@ -97,6 +100,7 @@ void add_generate_command(CLI::App& root, Action& action) {
   cmd->add_flag("--json", args->json, "print one JSON object instead of text");
   cmd->add_option("--threads", args->threads, "CPU threads (0: all cores)");
   add_qdec_option(*cmd, args->qdec);
+  add_device_option(*cmd, args->device);
   cmd->callback([&action, args] { action = [args] { run_generate(*args); }; });
 }
 

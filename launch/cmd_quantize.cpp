@@ -7,6 +7,7 @@
 #include <string>
 
 #include "launch/commands.h"
+#include "launch/device_option.h"
 #include "launch/fault_injection.h"
 #include "launch/logger.h"
 #include "launch/runtime.h"
@@ -29,6 +30,7 @@ struct QuantizeArgs {
   bool group_size_given = false;
   bool no_scale = false;
   bool no_refine = false;
+  std::string device = "auto";
 };
 
 void run_quantize_command(QuantizeArgs& a) {
@@ -72,6 +74,8 @@ void run_quantize_command(QuantizeArgs& a) {
     }
   };
   Runtime& rt = runtime();
+  resolve_device(a.device,
+                 "quantize has no CUDA path yet (its kernels are tested alone, docs/GPU.md)");
   log::info("quantize {} -> {}: method {}, bits {}, {} rank(s), {} thread(s) each", o.model, o.out,
             a.method, o.bits, rt.world(), rt.threads());
   const QuantizeSummary s = run_quantize(rt.comm(), o, hooks);
@@ -148,6 +152,7 @@ void add_quantize_command(CLI::App& root, Action& action) {
   cmd->add_flag("--save-residual", o.save_residual,
                 "keep each linear's residual W - W^ at 4 bits beside the model, for eval and "
                 "generate --qdec");
+  add_device_option(*cmd, a->device);
   cmd->callback([&action, a, cmd] {
     a->lut_given = cmd->count("--lut") > 0;
     a->group_size_given = cmd->count("--group-size") > 0;

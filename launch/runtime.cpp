@@ -153,8 +153,8 @@ Runtime::Runtime(CommChoice choice) {
   kernels::set_blas_threads(threads_);
 
   const bool mpi_running = mpi_ != nullptr;
-  const bool every_rank_has_gpu =
-      mpi_running ? comm::mpi_all_min(device_ >= 0 ? 1 : 0) == 1 : device_ >= 0;
+  every_rank_has_gpu_ = mpi_running ? comm::mpi_all_min(device_ >= 0 ? 1 : 0) == 1 : device_ >= 0;
+  const bool every_rank_has_gpu = every_rank_has_gpu_;
   switch (choice) {
     case CommChoice::kNone:
       comm_ = comm::make_local_communicator();

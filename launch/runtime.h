@@ -51,6 +51,7 @@ class Runtime {
   int local_world() const { return local_world_; }
   const std::string& host() const { return host_; }
   int device() const { return device_; }  // CUDA device index, -1 when no GPU is visible
+  bool every_rank_has_gpu() const { return every_rank_has_gpu_; }
   int threads() const { return threads_; }
   comm::Communicator& comm() { return *comm_; }
 
@@ -63,6 +64,7 @@ class Runtime {
   int local_world_ = 1;
   std::string host_;
   int device_ = -1;
+  bool every_rank_has_gpu_ = false;
   int threads_ = 1;
   std::unique_ptr<comm::Communicator> comm_;
 };

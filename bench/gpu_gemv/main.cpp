@@ -1,15 +1,17 @@
-// GEMV on the GPU: the packed LUT kernel at 2, 3 and 4 bits against cuBLAS fp16 GEMV in the same
-// run, per shape: time, achieved bandwidth (bytes the kernel must read and write / time), the
-// fraction of the device's peak bandwidth, and the two targets (3-bit at >= 70% of peak; speedup
-// over fp16 >= 0.7 x the ratio of bytes moved). Enough copies of each matrix rotate that the
-// working set exceeds the L2 three times, so the numbers are DRAM numbers.
-// Writes bench/results/gpu_gemv-<device>.json.
+// GEMV on the GPU: the packed LUT kernel at 2, 3 and 4 bits and with mixed rows (2, 3 and 4 bits
+// in turn: 3 bits on average) against cuBLAS fp16 in the same run, per shape and batch (1: the
+// GEMV; 16: the LUT GEMM against cublasGemmEx): time, achieved bandwidth (bytes the kernel must
+// read and write / time), the fraction of the device's peak bandwidth, and the two targets at
+// batch 1 (3-bit at >= 70% of peak; speedup over fp16 >= 0.7 x the ratio of bytes moved). Enough
+// copies of each matrix rotate that the working set exceeds the L2 three times, so the numbers
+// are DRAM numbers. Writes bench/results/gpu_gemv-<device>.json.
 #include <cuda_runtime.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -61,15 +63,21 @@ std::pair<double, std::string> peak_bandwidth(int device, const std::string& nam
   return {0.0, "unknown"};
 }
 
-// A layer with every row at `bits`: random label bytes (cols * bits is a multiple of 8 for the
-// benchmark shapes, so every byte is payload), LUTs ~ N(0, 1), alpha in [0.5, 2].
-quant::PackedLutLayer random_layer(int64_t rows, int64_t cols, int bits, uint32_t seed) {
+// A layer whose row i has widths[i % widths.size()] bits: random label bytes (cols * bits is a
+// multiple of 8 for the benchmark shapes, so every byte is payload), LUTs ~ N(0, 1), alpha in
+// [0.5, 2].
+quant::PackedLutLayer random_layer(int64_t rows, int64_t cols, const std::vector<int>& widths,
+                                   uint32_t seed) {
   std::mt19937_64 rng(seed);
   quant::PackedLutLayer p;
   p.rows = rows;
   p.cols = cols;
-  p.bits.assign(static_cast<size_t>(rows), static_cast<uint8_t>(bits));
-  p.labels.resize(static_cast<size_t>(rows * quant::packed_row_bytes(cols, bits)));
+  p.bits.resize(static_cast<size_t>(rows));
+  for (int64_t i = 0; i < rows; ++i)
+    p.bits[static_cast<size_t>(i)] =
+        static_cast<uint8_t>(widths[static_cast<size_t>(i) % widths.size()]);
+  const quant::PackedLutOffsets offsets = quant::packed_lut_offsets(cols, p.bits);
+  p.labels.resize(static_cast<size_t>(offsets.label.back()));
   for (size_t i = 0; i < p.labels.size(); i += 8) {
     const uint64_t r = rng();
     for (size_t k = 0; k < 8 && i + k < p.labels.size(); ++k)
@@ -77,11 +85,18 @@ quant::PackedLutLayer random_layer(int64_t rows, int64_t cols, int bits, uint32_
   }
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::uniform_real_distribution<float> scale(0.5f, 2.0f);
-  p.codebook.resize(static_cast<size_t>(rows << bits));
+  p.codebook.resize(static_cast<size_t>(offsets.codebook.back()));
   for (auto& c : p.codebook) c = float_to_half(normal(rng));
   p.alpha.resize(static_cast<size_t>(cols));
   for (auto& a : p.alpha) a = float_to_half(scale(rng));
   return p;
+}
+
+// "2", "3", "4" or "mixed" (rows of 2, 3 and 4 bits in turn).
+std::vector<int> row_widths(const std::string& name) {
+  if (name == "mixed") return {2, 3, 4};
+  if (name == "1" || name == "2" || name == "3" || name == "4") return {std::stoi(name)};
+  fail(ErrorKind::kUsage, "--bits {}: expected 1..4 or mixed", name);
 }
 
 // Mean seconds per call of fn(i) over `iters` calls after `warmup`, timed with CUDA events.
@@ -106,12 +121,14 @@ double time_calls(Fn&& fn, int warmup, int iters) {
 
 int main(int argc, char** argv) {
   CLI::App app{"Packed LUT GEMV against cuBLAS fp16 GEMV"};
-  std::vector<std::string> shapes{"4096x4096", "11008x4096", "8192x28672", "28672x8192"};
-  std::vector<int> widths{2, 3, 4};
+  std::vector<std::string> shapes{"4096x4096", "8192x28672", "28672x8192"};
+  std::vector<std::string> widths{"2", "3", "4", "mixed"};
+  std::vector<int64_t> batches{1, 16};
   int iters = 200;
   std::string out_path;
   app.add_option("--shapes", shapes, "rows x cols");
-  app.add_option("--bits", widths, "bit-widths");
+  app.add_option("--bits", widths, "row widths: 1..4 or mixed");
+  app.add_option("--batch", batches, "tokens per product (1: GEMV)");
   app.add_option("--iters", iters, "timed calls per measurement");
   app.add_option("--out", out_path, "output JSON (default bench/results/gpu_gemv-<device>.json)");
   CLI11_PARSE(app, argc, argv);
@@ -137,8 +154,12 @@ int main(int argc, char** argv) {
     report["l2_bytes"] = prop.l2CacheSize;
     report["peak_bandwidth_gbps"] = peak / 1e9;
     report["peak_source"] = peak_source;
-    report["git_commit"] =
-        command_output("git -C " + std::string(SKIM_SOURCE_DIR) + " rev-parse HEAD 2>/dev/null");
+    // SKIM_GIT_COMMIT: set by scripts/gpu_check.sh, which runs the binary away from the checkout.
+    const char* commit = std::getenv("SKIM_GIT_COMMIT");
+    report["git_commit"] = commit != nullptr
+                               ? std::string(commit)
+                               : command_output("git -C " + std::string(SKIM_SOURCE_DIR) +
+                                                " rev-parse HEAD 2>/dev/null");
     report["iters"] = iters;
     report["results"] = nlohmann::json::array();
 
@@ -148,76 +169,94 @@ int main(int argc, char** argv) {
       const int64_t rows = std::stoll(shape.substr(0, x_pos));
       const int64_t cols = std::stoll(shape.substr(x_pos + 1));
 
-      // cuBLAS fp16 baseline.
-      const double fp16_bytes = 2.0 * rows * cols + 2.0 * cols + 2.0 * rows;
-      const int fp16_copies =
-          static_cast<int>(std::clamp(3.0 * l2_bytes / (2.0 * rows * cols), 1.0, 16.0) + 0.999);
-      std::vector<DeviceArray<uint16_t>> wh;
-      {
-        std::vector<uint16_t> host(static_cast<size_t>(rows * cols));
-        std::mt19937 rng(5);
-        std::normal_distribution<float> normal(0.0f, 0.02f);
-        for (auto& v : host) v = float_to_half(normal(rng));
-        for (int c = 0; c < fp16_copies; ++c) wh.emplace_back(host);
-      }
-      std::vector<uint16_t> xh_host(static_cast<size_t>(cols), float_to_half(0.5f));
-      DeviceArray<uint16_t> xh(xh_host), yh(static_cast<size_t>(rows));
-      const double fp16_s = time_calls(
-          [&](int i) {
-            dense_gemv_fp16(wh[static_cast<size_t>(i % fp16_copies)].data(), rows, cols, xh.data(),
-                            yh.data(), nullptr);
-          },
-          10, iters);
-      wh.clear();
-
-      std::vector<float> x_host(static_cast<size_t>(cols), 0.5f);
-      DeviceArray<float> x(x_host), y(static_cast<size_t>(rows));
-      for (const int bits : widths) {
-        const LutDeviceLayout layout =
-            to_device_layout(random_layer(rows, cols, bits, 7), shape.c_str());
-        const double lut_bytes =
-            static_cast<double>(layout.device_bytes()) + 4.0 * cols + 4.0 * rows;
-        const int copies = static_cast<int>(
-            std::clamp(3.0 * l2_bytes / static_cast<double>(layout.device_bytes()), 1.0, 64.0) +
-            0.999);
-        std::vector<std::unique_ptr<DeviceLutLayer>> layers;
-        for (int c = 0; c < copies; ++c) layers.push_back(std::make_unique<DeviceLutLayer>(layout));
-        const double lut_s = time_calls(
+      // The host layouts once per shape (building one takes seconds at 28672x8192).
+      std::vector<LutDeviceLayout> layouts;
+      for (const std::string& width : widths)
+        layouts.push_back(
+            to_device_layout(random_layer(rows, cols, row_widths(width), 7), shape.c_str()));
+      for (const int64_t batch : batches) {
+        if (batch < 1) fail(ErrorKind::kUsage, "--batch {}: need >= 1", batch);
+        // cuBLAS fp16 baseline: the GEMV at batch 1, else the GEMM (fp16 in, fp32 out).
+        const double fp16_bytes =
+            2.0 * rows * cols + 2.0 * cols * batch + (batch == 1 ? 2.0 : 4.0) * rows * batch;
+        const int fp16_copies =
+            static_cast<int>(std::clamp(3.0 * l2_bytes / (2.0 * rows * cols), 1.0, 16.0) + 0.999);
+        std::vector<DeviceArray<uint16_t>> wh;
+        {
+          std::vector<uint16_t> host(static_cast<size_t>(rows * cols));
+          std::mt19937 rng(5);
+          std::normal_distribution<float> normal(0.0f, 0.02f);
+          for (auto& v : host) v = float_to_half(normal(rng));
+          for (int c = 0; c < fp16_copies; ++c) wh.emplace_back(host);
+        }
+        std::vector<uint16_t> xh_host(static_cast<size_t>(cols * batch), float_to_half(0.5f));
+        DeviceArray<uint16_t> xh(xh_host), yh(static_cast<size_t>(rows));
+        DeviceArray<float> yf(static_cast<size_t>(rows * batch));
+        const double fp16_s = time_calls(
             [&](int i) {
-              layers[static_cast<size_t>(i % copies)]->gemv(x.data(), y.data(), nullptr);
+              const uint16_t* w = wh[static_cast<size_t>(i % fp16_copies)].data();
+              if (batch == 1)
+                dense_gemv_fp16(w, rows, cols, xh.data(), yh.data(), nullptr);
+              else
+                dense_gemm(w, HalfType::kF16, rows, cols, xh.data(), batch, yf.data(), nullptr);
             },
             10, iters);
-        check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+        wh.clear();
 
-        const double lut_bw = lut_bytes / lut_s, fp16_bw = fp16_bytes / fp16_s;
-        const double byte_ratio = fp16_bytes / lut_bytes;
-        const double speedup = fp16_s / lut_s;
-        nlohmann::json j = {
-            {"shape", shape},
-            {"rows", rows},
-            {"cols", cols},
-            {"bits", bits},
-            {"lut_bytes", lut_bytes},
-            {"lut_us", lut_s * 1e6},
-            {"lut_gbps", lut_bw / 1e9},
-            {"lut_fraction_of_peak", peak > 0 ? lut_bw / peak : 0.0},
-            {"fp16_bytes", fp16_bytes},
-            {"fp16_us", fp16_s * 1e6},
-            {"fp16_gbps", fp16_bw / 1e9},
-            {"fp16_fraction_of_peak", peak > 0 ? fp16_bw / peak : 0.0},
-            {"byte_ratio", byte_ratio},
-            {"speedup_vs_fp16", speedup},
-            {"target_speedup", 0.7 * byte_ratio},
-            {"meets_speedup_target", speedup >= 0.7 * byte_ratio},
-            {"copies_rotated", copies},
-        };
-        if (bits == 3) j["meets_bandwidth_target"] = peak > 0 && lut_bw >= 0.7 * peak;
-        std::printf(
-            "%-11s %d-bit: %8.2f us %7.1f GB/s (%4.1f%% of peak) | fp16 %8.2f us %7.1f GB/s"
-            " | speedup %.2f (target %.2f)\n",
-            shape.c_str(), bits, lut_s * 1e6, lut_bw / 1e9, peak > 0 ? 100.0 * lut_bw / peak : 0.0,
-            fp16_s * 1e6, fp16_bw / 1e9, speedup, 0.7 * byte_ratio);
-        report["results"].push_back(j);
+        std::vector<float> x_host(static_cast<size_t>(cols * batch), 0.5f);
+        DeviceArray<float> x(x_host), y(static_cast<size_t>(rows * batch));
+        for (size_t w = 0; w < widths.size(); ++w) {
+          const std::string& width = widths[w];
+          const LutDeviceLayout& layout = layouts[w];
+          const double lut_bytes =
+              static_cast<double>(layout.device_bytes()) + 4.0 * cols * batch + 4.0 * rows * batch;
+          const int copies = static_cast<int>(
+              std::clamp(3.0 * l2_bytes / static_cast<double>(layout.device_bytes()), 1.0, 64.0) +
+              0.999);
+          std::vector<std::unique_ptr<DeviceLutLayer>> layers;
+          for (int c = 0; c < copies; ++c)
+            layers.push_back(std::make_unique<DeviceLutLayer>(layout));
+          const double lut_s = time_calls(
+              [&](int i) {
+                layers[static_cast<size_t>(i % copies)]->gemm(x.data(), batch, y.data(), nullptr);
+              },
+              10, iters);
+          check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+
+          const double lut_bw = lut_bytes / lut_s, fp16_bw = fp16_bytes / fp16_s;
+          const double byte_ratio = fp16_bytes / lut_bytes;
+          const double speedup = fp16_s / lut_s;
+          nlohmann::json j = {
+              {"shape", shape},
+              {"rows", rows},
+              {"cols", cols},
+              {"bits", width},
+              {"batch", batch},
+              {"lut_bytes", lut_bytes},
+              {"lut_us", lut_s * 1e6},
+              {"lut_gbps", lut_bw / 1e9},
+              {"lut_fraction_of_peak", peak > 0 ? lut_bw / peak : 0.0},
+              {"fp16_bytes", fp16_bytes},
+              {"fp16_us", fp16_s * 1e6},
+              {"fp16_gbps", fp16_bw / 1e9},
+              {"fp16_fraction_of_peak", peak > 0 ? fp16_bw / peak : 0.0},
+              {"byte_ratio", byte_ratio},
+              {"speedup_vs_fp16", speedup},
+              {"copies_rotated", copies},
+          };
+          if (batch == 1) {
+            j["target_speedup"] = 0.7 * byte_ratio;
+            j["meets_speedup_target"] = speedup >= 0.7 * byte_ratio;
+            if (width == "3") j["meets_bandwidth_target"] = peak > 0 && lut_bw >= 0.7 * peak;
+          }
+          std::printf(
+              "%-11s b%-3lld %5s-bit: %8.2f us %7.1f GB/s (%4.1f%% of peak) | fp16 %8.2f us "
+              "%7.1f GB/s | speedup %.2f\n",
+              shape.c_str(), static_cast<long long>(batch), width.c_str(), lut_s * 1e6,
+              lut_bw / 1e9, peak > 0 ? 100.0 * lut_bw / peak : 0.0, fp16_s * 1e6, fp16_bw / 1e9,
+              speedup);
+          report["results"].push_back(j);
+        }
       }
     }
     std::ofstream(out_path) << report.dump(2) << "\n";

@@ -10,6 +10,7 @@
 #include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <string>
@@ -240,6 +241,9 @@ int main(int argc, char** argv) {
     const std::string device = skim::bench::device_name();
     nlohmann::json result;
     result["device"] = device;
+    // SKIM_GIT_COMMIT: set by scripts/gpu_check.sh, which runs the binary away from the checkout.
+    const char* commit = std::getenv("SKIM_GIT_COMMIT");
+    result["git_commit"] = commit != nullptr ? commit : "";
     result["tokens"] = opt.tokens;
     result["bits"] = opt.bits;
     result["steps"] = opt.steps;

@@ -24,6 +24,7 @@ class PackedLinear final : public model::Linear {
   int64_t in_features() const override { return layer_.cols; }
   void forward(const float* x, int64_t tokens, float* y) const override;
   const Layer& layer() const { return layer_; }
+  const Tensor& bias() const { return bias_; }
 
  private:
   Layer layer_;

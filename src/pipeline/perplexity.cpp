@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <memory>
 
 #include "io/model_source.h"
 #include "io/text_file.h"
@@ -60,6 +61,10 @@ PerplexityResult perplexity_of_tokens(const io::ModelSource& source,
       std::clamp<int64_t>(options.micro_batch_tokens / seq, 1, chunk_windows);
   const int64_t logit_rows = std::max<int64_t>(1, std::min<int64_t>(seq - 1, 512));
 
+  const std::unique_ptr<DecoderBackend> cpu_backend =
+      options.backend == nullptr ? make_cpu_decoder_backend() : nullptr;
+  DecoderBackend& backend = options.backend != nullptr ? *options.backend : *cpu_backend;
+
   PerplexityResult result;
   double nll_sum = 0.0;
   std::vector<float> logits(static_cast<size_t>(logit_rows * vocab));
@@ -69,15 +74,14 @@ PerplexityResult perplexity_of_tokens(const io::ModelSource& source,
     const int32_t* chunk_tokens = tokens.data() + w0 * seq;
     std::vector<float> states(static_cast<size_t>(nw * seq * hidden));
     ends.embed(chunk_tokens, nw * seq, states.data());
+    backend.load_states(states.data(), nw * seq);
     for (int64_t i = 0; i < c.num_layers; ++i) {
       const auto load_start = Clock::now();
       const model::DecoderLayer layer = load_layer(i);
       result.layer_load_seconds += seconds_since(load_start);
-      for (int64_t m = 0; m < nw; m += micro_windows) {
-        const int64_t mb = std::min(micro_windows, nw - m);
-        layer.forward(states.data() + m * seq * hidden, mb, seq);
-      }
+      backend.run_layer(layer, nw, seq, micro_windows);
     }
+    backend.store_states(states.data());
     ends.final_norm(states.data(), nw * seq);
     for (int64_t w = 0; w < nw; ++w) {
       // Rows 0..seq-2 of the window predict tokens 1..seq-1.

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "src/model/llama_layer.h"
+#include "src/pipeline/decoder_backend.h"
 
 namespace skim::io {
 class ModelSource;
@@ -31,6 +32,9 @@ struct PerplexityOptions {
   // Layer i of the model to evaluate; defaults to DecoderLayer::load(source, i). A quantized
   // model supplies its own layers here.
   std::function<model::DecoderLayer(int64_t)> layer_loader;
+  // Where the decoder layers run; null: the CPU. Embedding, final norm, head and NLL run on the
+  // CPU either way.
+  DecoderBackend* backend = nullptr;
 };
 
 struct PerplexityResult {

@@ -1,0 +1,36 @@
+#pragma once
+// `--device auto|cpu|cuda` of quantize, eval and generate: where a command computes.
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <string_view>
+
+#include "src/pipeline/decoder_backend.h"
+
+namespace skim::launch {
+
+enum class DeviceChoice { kAuto, kCpu, kCuda };
+
+// "auto" | "cpu" | "cuda"; throws kUsage otherwise.
+DeviceChoice parse_device_choice(std::string_view text);
+
+void add_device_option(CLI::App& cmd, std::string& text);
+
+// What a choice is resolved against; the same on every rank (every_rank_has_gpu is agreed over
+// the job), so every rank resolves alike and a refusal stops all of them.
+struct DeviceFacts {
+  bool cuda_built = false;          // the build has the CUDA backend
+  bool every_rank_has_gpu = false;  // each rank of the job sees at least one GPU
+  int gpus_here = 0;                // GPUs this rank sees (for the message)
+  std::string unsupported;          // non-empty: why this run has no GPU path (yet)
+};
+
+// cpu: the CPU. cuda: CUDA, or kUsage saying why not (no CUDA in the build, a rank without a
+// GPU, or `unsupported`). auto: CUDA when cuda would be served, else the CPU.
+pipeline::Device resolve_device(DeviceChoice choice, const DeviceFacts& facts);
+
+// resolve_device with this process's runtime (launch/runtime.h); logs the choice of auto when a
+// GPU is present but unused.
+pipeline::Device resolve_device(std::string_view choice, std::string unsupported);
+
+}  // namespace skim::launch

@@ -1,0 +1,126 @@
+// The CUDA decoder backend (decoder_backend.h). Compiled in every build; without CUDA it is a
+// stub that refuses with a usage error, so callers need no #if.
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "src/core/error.h"
+#include "src/pipeline/decoder_backend.h"
+
+#if SKIM_HAVE_CUDA
+#include "comm/cuda_devices.h"
+#include "kernels/gpu/decoder_layer.h"
+#include "kernels/gpu/device_memory.h"
+#include "src/pipeline/packed_linear.h"
+#include "src/quant/lut_layer.h"
+#include "src/quant/uniform_layer.h"
+#endif
+
+namespace skim::pipeline {
+
+#if SKIM_HAVE_CUDA
+
+bool cuda_backend_built() {
+  return true;
+}
+
+namespace {
+
+namespace gpu = kernels::gpu;
+
+std::vector<float> to_vector(const Tensor& t) {
+  return std::vector<float>(t.data(), t.data() + t.numel());
+}
+
+bool lut_kernel_serves(const quant::PackedLutLayer& layer) {
+  for (const uint8_t b : layer.bits)
+    if (b < 1 || b > 4) return false;
+  return true;
+}
+
+gpu::DeviceLinear dense_fp16(const Tensor& w, const Tensor& bias) {
+  return gpu::DeviceLinear::dense(w.data(), w.dim(0), w.dim(1), gpu::HalfType::kF16,
+                                  to_vector(bias));
+}
+
+// One linear of layer `index` on the device; `name` is its Hugging Face name for errors.
+gpu::DeviceLinear to_device(const model::Linear& linear, int64_t index, const char* name) {
+  if (const auto* d = dynamic_cast<const model::DenseLinear*>(&linear))
+    return dense_fp16(d->weight(), d->bias());
+  if (const auto* p = dynamic_cast<const PackedLutLinear*>(&linear)) {
+    if (lut_kernel_serves(p->layer()))
+      return gpu::DeviceLinear::lut(p->layer(), to_vector(p->bias()));
+    return dense_fp16(quant::dequantize(quant::unpack(p->layer())), p->bias());
+  }
+  if (const auto* p = dynamic_cast<const PackedUniformLinear*>(&linear))
+    return dense_fp16(quant::dequantize(quant::unpack(p->layer())), p->bias());
+  if (const auto* p = dynamic_cast<const PackedColumnLutLinear*>(&linear))
+    return dense_fp16(quant::dequantize(p->layer()), p->bias());
+  fail(ErrorKind::kUsage,
+       "layer {} {}: this linear (a QDEC-corrected layer) has no CUDA path yet; run with "
+       "--device cpu",
+       index, name);
+}
+
+class CudaDecoderBackend final : public DecoderBackend {
+ public:
+  CudaDecoderBackend(const ModelConfig& config, int cuda_device) : config_(config) {
+    comm::cuda_select_device(cuda_device);
+  }
+  Device device() const override { return Device::kCuda; }
+
+  void load_states(float* states, int64_t tokens) override {
+    const auto n = static_cast<size_t>(tokens * config_.hidden_size);
+    if (states_.size() != n) states_ = gpu::DeviceArray<float>(n);
+    gpu::copy_to_device(states_.data(), states, n * sizeof(float), nullptr);
+  }
+
+  void run_layer(const model::DecoderLayer& layer, int64_t windows, int64_t seq,
+                 int64_t micro_windows) override {
+    const int64_t hidden = config_.hidden_size;
+    SKIM_ASSERT(static_cast<size_t>(windows * seq * hidden) <= states_.size());
+    std::vector<gpu::DeviceLinear> linears;
+    linears.reserve(model::kLinearKindCount);
+    for (const model::LinearKind kind : model::kLinearKinds)
+      linears.push_back(
+          to_device(layer.linear(kind), layer.index(), model::linear_kind_name(kind)));
+    gpu::GpuDecoderLayer device_layer(config_, std::move(linears), to_vector(layer.input_norm()),
+                                      to_vector(layer.post_attention_norm()));
+    for (int64_t m = 0; m < windows; m += micro_windows) {
+      const int64_t mb = std::min(micro_windows, windows - m);
+      device_layer.forward(states_.data() + m * seq * hidden, mb, seq, nullptr);
+    }
+    // The layer's device memory is freed on return: wait until its kernels are done.
+    gpu::stream_synchronize(nullptr);
+  }
+
+  void store_states(float* states) override {
+    gpu::copy_to_host(states, states_.data(), states_.bytes(), nullptr);
+  }
+
+ private:
+  ModelConfig config_;
+  gpu::DeviceArray<float> states_;
+};
+
+}  // namespace
+
+std::unique_ptr<DecoderBackend> make_cuda_decoder_backend(const ModelConfig& config,
+                                                          int cuda_device) {
+  return std::make_unique<CudaDecoderBackend>(config, cuda_device);
+}
+
+#else
+
+bool cuda_backend_built() {
+  return false;
+}
+
+std::unique_ptr<DecoderBackend> make_cuda_decoder_backend(const ModelConfig&, int cuda_device) {
+  fail(ErrorKind::kUsage, "CUDA device {} requested, but this skim-dist was built without CUDA",
+       cuda_device);
+}
+
+#endif
+
+}  // namespace skim::pipeline
