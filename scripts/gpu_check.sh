@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The device check in one call (docs/GPU.md): unpacks the bundle of scripts/gpu_bundle.sh and runs
 # every gpu-labelled test program, the LUT GEMV benchmark and the per-layer quantize benchmark at
-# LLaMA-2-7B and 70B shapes, each under a time limit (about 9 minutes in all). Needs the CUDA 13
-# runtime and Python, nothing else. Every step runs whatever the others did; the summary says
-# which passed.
+# LLaMA-2-7B and 70B shapes, each under a time limit, all within 9 minutes (SKIM_GPU_CHECK_SECONDS,
+# default 540). Needs the CUDA 13 runtime and Python, nothing else. Every step runs whatever the
+# others did; the summary says which passed.
 #   scripts/gpu_check.sh [BUNDLE] [OUT]
 # BUNDLE: default build-gpu/gpu-bundle.tar.xz. OUT: default $OUT, else gpu-check-out. Writes
 # OUT/summary.json (device, commit, per step: exit status, seconds), OUT/<test>.json (gtest),
@@ -17,17 +17,28 @@ out="$(cd "$out" && pwd)"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 tar -xJf "$bundle" -C "$work" || { echo "gpu_check: cannot unpack $bundle" >&2; exit 2; }
-export LD_LIBRARY_PATH="$work/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# The bundle's libraries, then CUDA's where the toolkit keeps them (not always in ld.so.conf).
+cuda_libs=""
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+  [ -d "$d" ] && cuda_libs="$cuda_libs:$d"
+done
+export LD_LIBRARY_PATH="$work/lib$cuda_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export SKIM_GIT_COMMIT
 SKIM_GIT_COMMIT="$(cat "$work/COMMIT")"
 steps="$out/steps.jsonl"
 : > "$steps"
 
+# Every step ends by this deadline (9 minutes from here), whatever its own limit.
+deadline=$(($(date +%s) + ${SKIM_GPU_CHECK_SECONDS:-540}))
+
 # step NAME LIMIT_SECONDS COMMAND...: runs it, logs to OUT/NAME.log, records status and time.
 step() {
   local name=$1 limit=$2
   shift 2
-  local start end rc
+  local start end rc left
+  left=$((deadline - $(date +%s)))
+  [ "$left" -lt "$limit" ] && limit=$left
+  [ "$limit" -lt 1 ] && limit=1
   start=$(date +%s.%N)
   timeout "$limit" "$@" > "$out/$name.log" 2>&1
   rc=$?

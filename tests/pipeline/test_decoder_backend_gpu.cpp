@@ -30,7 +30,7 @@ std::vector<int32_t> random_tokens(int64_t n, uint32_t seed) {
 class CudaBackend : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_GT(comm::cuda_device_count(), 0) << "the gpu tests need a CUDA device";
+    if (comm::cuda_device_count() == 0) GTEST_FAIL() << "no CUDA device";
   }
 };
 
