@@ -3,7 +3,7 @@
 // are those of the CPU twins in kernels/cpu/model_ops.h (row-major [tokens, features], `batch`
 // sequences of `seq` tokens, sequence after sequence). `stream` is a cudaStream_t (nullptr: the
 // legacy default stream). Launches are asynchronous; a failed launch throws skim::Error.
-// Defined in kernels/cuda/{rmsnorm,rope,attention,silu_mul,convert}.cu.
+// Defined in kernels/cuda/{rmsnorm,rope,attention,silu_mul,convert,nll}.cu.
 #include <cstdint>
 
 namespace skim::kernels::gpu {
@@ -29,6 +29,11 @@ void silu_mul(float* gate, const float* up, int64_t n, void* stream);
 void add_inplace(float* y, const float* x, int64_t n, void* stream);
 // y[r, c] += bias[c] for `rows` rows of `cols`.
 void add_bias(float* y, const float* bias, int64_t rows, int64_t cols, void* stream);
+
+// Twin: kernels::log_softmax_nll. nll[r] = -log softmax(logits[r])[targets[r]], one block per
+// row, the sum of exponentials in double as the twin; targets must lie in [0, vocab).
+void log_softmax_nll(const float* logits, int64_t rows, int64_t vocab, const int32_t* targets,
+                     double* nll, void* stream);
 
 // fp32 -> fp16 / bf16 (round to nearest even), the inputs of the cuBLAS GEMMs.
 void to_half(const float* x, int64_t n, uint16_t* out, void* stream);

@@ -38,6 +38,7 @@ class LlamaModel {
   // logits [tokens, vocab] of normed hidden states [tokens, hidden_size].
   void logits(const float* normed, int64_t tokens, float* logits) const;
   const Linear& head() const { return *head_; }
+  const Tensor& final_norm_weight() const { return final_norm_; }
 
   // Full forward of resident layers: logits [batch * seq, vocab] for token ids [batch * seq].
   Tensor forward(const int32_t* tokens, int64_t batch, int64_t seq) const;

@@ -1,5 +1,6 @@
 // The CUDA decoder backend (decoder_backend.h). Compiled in every build; without CUDA it is a
 // stub that refuses with a usage error, so callers need no #if.
+#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "comm/cuda_devices.h"
 #include "kernels/gpu/decoder_layer.h"
 #include "kernels/gpu/device_memory.h"
+#include "kernels/gpu/model_ops.h"
 #include "src/pipeline/packed_linear.h"
 #include "src/quant/lut_layer.h"
 #include "src/quant/uniform_layer.h"
@@ -43,8 +45,8 @@ gpu::DeviceLinear dense_fp16(const Tensor& w, const Tensor& bias) {
                                   to_vector(bias));
 }
 
-// One linear of layer `index` on the device; `name` is its Hugging Face name for errors.
-gpu::DeviceLinear to_device(const model::Linear& linear, int64_t index, const char* name) {
+// One linear on the device; `what` names it in errors ("layer 3 self_attn.q_proj").
+gpu::DeviceLinear to_device(const model::Linear& linear, const std::string& what) {
   if (const auto* d = dynamic_cast<const model::DenseLinear*>(&linear))
     return dense_fp16(d->weight(), d->bias());
   if (const auto* p = dynamic_cast<const PackedLutLinear*>(&linear)) {
@@ -57,9 +59,8 @@ gpu::DeviceLinear to_device(const model::Linear& linear, int64_t index, const ch
   if (const auto* p = dynamic_cast<const PackedColumnLutLinear*>(&linear))
     return dense_fp16(quant::dequantize(p->layer()), p->bias());
   fail(ErrorKind::kUsage,
-       "layer {} {}: this linear (a QDEC-corrected layer) has no CUDA path yet; run with "
-       "--device cpu",
-       index, name);
+       "{}: this linear (a QDEC-corrected layer) has no CUDA path yet; run with --device cpu",
+       what);
 }
 
 class CudaDecoderBackend final : public DecoderBackend {
@@ -82,8 +83,8 @@ class CudaDecoderBackend final : public DecoderBackend {
     std::vector<gpu::DeviceLinear> linears;
     linears.reserve(model::kLinearKindCount);
     for (const model::LinearKind kind : model::kLinearKinds)
-      linears.push_back(
-          to_device(layer.linear(kind), layer.index(), model::linear_kind_name(kind)));
+      linears.push_back(to_device(layer.linear(kind), "layer " + std::to_string(layer.index()) +
+                                                          " " + model::linear_kind_name(kind)));
     gpu::GpuDecoderLayer device_layer(config_, std::move(linears), to_vector(layer.input_norm()),
                                       to_vector(layer.post_attention_norm()));
     for (int64_t m = 0; m < windows; m += micro_windows) {
@@ -94,8 +95,36 @@ class CudaDecoderBackend final : public DecoderBackend {
     gpu::stream_synchronize(nullptr);
   }
 
-  void store_states(float* states) override {
-    gpu::copy_to_host(states, states_.data(), states_.bytes(), nullptr);
+  double window_nll(const model::LlamaModel& ends, const int32_t* tokens, int64_t windows,
+                    int64_t seq) override {
+    const int64_t hidden = config_.hidden_size, vocab = config_.vocab_size;
+    const int64_t n = windows * seq;
+    SKIM_ASSERT(static_cast<size_t>(n * hidden) <= states_.size() && seq >= 2);
+    const gpu::DeviceLinear head = to_device(ends.head(), "lm_head");
+    const gpu::DeviceArray<float> norm(to_vector(ends.final_norm_weight()));
+    gpu::rmsnorm(states_.data(), norm.data(), n, hidden, config_.rms_norm_eps, states_.data(),
+                 nullptr);
+    const gpu::DeviceArray<int32_t> targets(std::vector<int32_t>(tokens, tokens + n));
+    // Logits of up to 256 MiB at a time.
+    const int64_t chunk = std::clamp<int64_t>((int64_t{256} << 20) / (4 * vocab), 1, seq - 1);
+    gpu::DeviceArray<float> logits(static_cast<size_t>(chunk * vocab));
+    gpu::DeviceArray<double> nll(static_cast<size_t>(chunk));
+    gpu::DeviceArray<uint16_t> scratch;
+    std::vector<double> host(static_cast<size_t>(chunk));
+    double sum = 0.0;
+    for (int64_t w = 0; w < windows; ++w) {
+      for (int64_t r0 = 0; r0 < seq - 1; r0 += chunk) {
+        const int64_t rows = std::min(chunk, seq - 1 - r0);
+        head.forward(states_.data() + (w * seq + r0) * hidden, rows, logits.data(), scratch,
+                     nullptr);
+        gpu::log_softmax_nll(logits.data(), rows, vocab, targets.data() + w * seq + r0 + 1,
+                             nll.data(), nullptr);
+        gpu::copy_to_host(host.data(), nll.data(), static_cast<size_t>(rows) * sizeof(double),
+                          nullptr);
+        for (int64_t r = 0; r < rows; ++r) sum += host[static_cast<size_t>(r)];
+      }
+    }
+    return sum;
   }
 
  private:

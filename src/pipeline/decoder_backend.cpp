@@ -1,7 +1,9 @@
 #include "src/pipeline/decoder_backend.h"
 
 #include <algorithm>
+#include <vector>
 
+#include "kernels/cpu/model_ops.h"
 #include "src/core/error.h"
 
 namespace skim::pipeline {
@@ -28,7 +30,26 @@ class CpuDecoderBackend final : public DecoderBackend {
       layer.forward(states_ + m * seq * hidden, mb, seq);
     }
   }
-  void store_states(float* states) override { SKIM_ASSERT(states == states_); }
+  double window_nll(const model::LlamaModel& ends, const int32_t* tokens, int64_t windows,
+                    int64_t seq) override {
+    SKIM_ASSERT(states_ != nullptr && windows * seq <= tokens_ && seq >= 2);
+    const int64_t hidden = ends.config().hidden_size, vocab = ends.config().vocab_size;
+    ends.final_norm(states_, windows * seq);
+    // Logits of up to 512 rows at a time: [512, vocab] floats, not [tokens, vocab].
+    const int64_t chunk = std::min<int64_t>(seq - 1, 512);
+    std::vector<float> logits(static_cast<size_t>(chunk * vocab));
+    std::vector<double> nll(static_cast<size_t>(chunk));
+    double sum = 0.0;
+    for (int64_t w = 0; w < windows; ++w) {
+      for (int64_t r0 = 0; r0 < seq - 1; r0 += chunk) {
+        const int64_t rows = std::min(chunk, seq - 1 - r0);
+        ends.logits(states_ + (w * seq + r0) * hidden, rows, logits.data());
+        kernels::log_softmax_nll(logits.data(), rows, vocab, tokens + w * seq + r0 + 1, nll.data());
+        for (int64_t r = 0; r < rows; ++r) sum += nll[static_cast<size_t>(r)];
+      }
+    }
+    return sum;
+  }
 
  private:
   float* states_ = nullptr;

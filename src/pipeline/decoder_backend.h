@@ -1,15 +1,17 @@
 #pragma once
-// Where the decoder layers run. Eval streams a model layer by layer over resident hidden states
-// (perplexity.h); this interface is that loop's one device-dependent part: the CPU
-// implementation runs model::DecoderLayer::forward in place, the CUDA one keeps the states in
-// device memory and runs each layer as a kernels::gpu::GpuDecoderLayer. Everything around it
-// (tokenizing, windows, layer loading, the head and the NLL) is the same code on both devices.
+// Where eval computes. Eval streams a model layer by layer over resident hidden states
+// (perplexity.h); this interface is that loop's device-dependent part: running a layer over the
+// states, and the final norm, head and NLL after the last one. The CPU implementation works on
+// the caller's buffer in place; the CUDA one keeps the states in device memory, runs each layer
+// as a kernels::gpu::GpuDecoderLayer and only brings back one NLL per predicted token.
+// Everything around it (tokenizing, windows, embedding, layer loading) is the same code on both.
 #include <cstdint>
 #include <memory>
 #include <string_view>
 
 #include "src/core/model_config.h"
 #include "src/model/llama_layer.h"
+#include "src/model/llama_model.h"
 
 namespace skim::pipeline {
 
@@ -24,22 +26,26 @@ class DecoderBackend {
   virtual ~DecoderBackend() = default;
   virtual Device device() const = 0;
   // Makes states [tokens, hidden] (host) the resident hidden states. The CPU backend works on the
-  // caller's buffer in place, so it must stay alive until store_states; the CUDA one copies it.
+  // caller's buffer in place, so it must stay alive until window_nll; the CUDA one copies it.
   virtual void load_states(float* states, int64_t tokens) = 0;
   // Runs `layer` over the resident states: `windows` sequences of `seq` tokens, each starting at
   // position 0, `micro_windows` sequences per call (activation memory).
   virtual void run_layer(const model::DecoderLayer& layer, int64_t windows, int64_t seq,
                          int64_t micro_windows) = 0;
-  // The resident states back into `states` (the buffer given to load_states).
-  virtual void store_states(float* states) = 0;
+  // After the last layer: the sum over the `windows` resident sequences of seq tokens of the NLL
+  // of tokens[w * seq + 1 .. w * seq + seq - 1] predicted from the rows before them (final norm,
+  // head, log-softmax). tokens [windows * seq] on the host. Leaves the states normed.
+  virtual double window_nll(const model::LlamaModel& ends, const int32_t* tokens, int64_t windows,
+                            int64_t seq) = 0;
 };
 
 std::unique_ptr<DecoderBackend> make_cpu_decoder_backend();
 
-// On CUDA device `cuda_device` (selected for this thread). Dense linears are stored fp16 (cuBLAS,
-// fp32 accumulation), packed LUT linears of 1..4 bits run from their packed form, any other
-// packed linear is dequantized to dense fp16; a QDEC linear is a usage error (no device path
-// yet). Throws kUsage in a build without CUDA.
+// On CUDA device `cuda_device` (selected for this thread). Dense linears (and the head) are stored
+// fp16 (cuBLAS, fp32 accumulation), packed LUT linears of 1..4 bits run from their packed form,
+// any other packed linear is dequantized to dense fp16; a QDEC linear is a usage error (no device
+// path yet). The NLL sums exponentials in double like the CPU. Throws kUsage in a build without
+// CUDA.
 std::unique_ptr<DecoderBackend> make_cuda_decoder_backend(const ModelConfig& config,
                                                           int cuda_device);
 

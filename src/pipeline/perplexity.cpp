@@ -7,7 +7,6 @@
 
 #include "io/model_source.h"
 #include "io/text_file.h"
-#include "kernels/cpu/model_ops.h"
 #include "src/core/error.h"
 #include "src/core/stopwatch.h"
 #include "src/model/llama_model.h"
@@ -50,7 +49,6 @@ PerplexityResult perplexity_of_tokens(const io::ModelSource& source,
       model::LlamaModel::load(source, model::LlamaModel::Layers::kStream);
   const ModelConfig& c = ends.config();
   const int64_t hidden = c.hidden_size;
-  const int64_t vocab = c.vocab_size;
   auto load_layer = options.layer_loader ? options.layer_loader : [&source](int64_t i) {
     return model::DecoderLayer::load(source, i);
   };
@@ -59,7 +57,6 @@ PerplexityResult perplexity_of_tokens(const io::ModelSource& source,
   const int64_t chunk_windows = std::clamp<int64_t>(options.chunk_bytes / window_bytes, 1, windows);
   const int64_t micro_windows =
       std::clamp<int64_t>(options.micro_batch_tokens / seq, 1, chunk_windows);
-  const int64_t logit_rows = std::max<int64_t>(1, std::min<int64_t>(seq - 1, 512));
 
   const std::unique_ptr<DecoderBackend> cpu_backend =
       options.backend == nullptr ? make_cpu_decoder_backend() : nullptr;
@@ -67,8 +64,6 @@ PerplexityResult perplexity_of_tokens(const io::ModelSource& source,
 
   PerplexityResult result;
   double nll_sum = 0.0;
-  std::vector<float> logits(static_cast<size_t>(logit_rows * vocab));
-  std::vector<double> nll(static_cast<size_t>(logit_rows));
   for (int64_t w0 = 0; w0 < windows; w0 += chunk_windows) {
     const int64_t nw = std::min(chunk_windows, windows - w0);
     const int32_t* chunk_tokens = tokens.data() + w0 * seq;
@@ -81,18 +76,7 @@ PerplexityResult perplexity_of_tokens(const io::ModelSource& source,
       result.layer_load_seconds += seconds_since(load_start);
       backend.run_layer(layer, nw, seq, micro_windows);
     }
-    backend.store_states(states.data());
-    ends.final_norm(states.data(), nw * seq);
-    for (int64_t w = 0; w < nw; ++w) {
-      // Rows 0..seq-2 of the window predict tokens 1..seq-1.
-      for (int64_t r0 = 0; r0 < seq - 1; r0 += logit_rows) {
-        const int64_t rows = std::min(logit_rows, seq - 1 - r0);
-        ends.logits(states.data() + (w * seq + r0) * hidden, rows, logits.data());
-        kernels::log_softmax_nll(logits.data(), rows, vocab, chunk_tokens + w * seq + r0 + 1,
-                                 nll.data());
-        for (int64_t r = 0; r < rows; ++r) nll_sum += nll[static_cast<size_t>(r)];
-      }
-    }
+    nll_sum += backend.window_nll(ends, chunk_tokens, nw, seq);
   }
 
   result.windows = windows;

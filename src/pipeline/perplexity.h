@@ -32,8 +32,7 @@ struct PerplexityOptions {
   // Layer i of the model to evaluate; defaults to DecoderLayer::load(source, i). A quantized
   // model supplies its own layers here.
   std::function<model::DecoderLayer(int64_t)> layer_loader;
-  // Where the decoder layers run; null: the CPU. Embedding, final norm, head and NLL run on the
-  // CPU either way.
+  // Where the decoder layers, final norm, head and NLL run (decoder_backend.h); null: the CPU.
   DecoderBackend* backend = nullptr;
 };
 

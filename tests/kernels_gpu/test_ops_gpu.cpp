@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include "kernels/cpu/model_ops.h"
@@ -120,6 +121,27 @@ TEST(GpuOps, SiluMulAddAndConversions) {
     ASSERT_EQ(hh[i], float_to_half(x[i])) << x[i];
     ASSERT_EQ(bb[i], float_to_bf16(x[i])) << x[i];
   }
+}
+
+// The NLL against its twin on logits of a 49152-token vocabulary (SmolLM2's), scaled so the
+// softmax is peaked: both sum the exponentials in double, in different orders, so they agree to
+// about 1e-12 relative; 1e-9 bounds it.
+TEST(GpuOps, LogSoftmaxNllMatchesCpu) {
+  SKIM_REQUIRE_GPU();
+  const int64_t rows = 37, vocab = 49152;
+  const auto logits = random_floats(static_cast<size_t>(rows * vocab), 12, 8.0f);
+  std::vector<int32_t> targets(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r)
+    targets[static_cast<size_t>(r)] = static_cast<int32_t>((r * 7919) % vocab);
+  std::vector<double> want(static_cast<size_t>(rows));
+  kernels::log_softmax_nll(logits.data(), rows, vocab, targets.data(), want.data());
+  DeviceArray<float> dl(logits);
+  DeviceArray<int32_t> dt(targets);
+  DeviceArray<double> dn(static_cast<size_t>(rows));
+  log_softmax_nll(dl.data(), rows, vocab, dt.data(), dn.data(), nullptr);
+  const auto got = dn.to_host();
+  for (size_t r = 0; r < want.size(); ++r)
+    ASSERT_NEAR(got[r], want[r], 1e-9 * std::abs(want[r])) << r;
 }
 
 }  // namespace
