@@ -11,6 +11,7 @@
 #include "launch/commands.h"
 #include "launch/device_option.h"
 #include "launch/qdec_option.h"
+#include "launch/runtime.h"
 #include "src/core/error.h"
 #include "src/pipeline/generate.h"
 #include "src/pipeline/packed_model_source.h"
@@ -38,7 +39,9 @@ void run_generate(const GenerateArgs& args) {
     omp_set_num_threads(args.threads);
     kernels::set_blas_threads(args.threads);
   }
-  resolve_device(args.device, "generate's KV-cache decode has no CUDA path yet");
+  const pipeline::Device device = resolve_device(
+      args.device,
+      args.qdec > 0 ? "QDEC's correction (--qdec) has no CUDA path in generate yet" : "");
   const auto source = pipeline::open_any_model(args.model);
   pipeline::Generator::LayerLoader loader;
   const auto* packed = dynamic_cast<const pipeline::PackedModelSource*>(source.get());
@@ -49,6 +52,8 @@ void run_generate(const GenerateArgs& args) {
   options.max_new_tokens = args.tokens;
   options.temperature = args.temperature;
   options.seed = args.seed;
+  options.device = device;
+  options.cuda_device = runtime().device();
   const pipeline::GenerateResult r = pipeline::generate_text(*source, args.prompt, options, loader);
   if (args.json) {
     nlohmann::json j = {{"model", args.model},
@@ -60,6 +65,7 @@ void run_generate(const GenerateArgs& args) {
                         {"stopped_at_eos", r.stopped_at_eos},
                         {"temperature", args.temperature},
                         {"seed", args.seed},
+                        {"device", pipeline::device_name(device)},
                         {"load_seconds", r.load_seconds},
                         {"prefill_seconds", r.prefill_seconds},
                         {"decode_seconds", r.decode_seconds},

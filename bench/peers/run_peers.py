@@ -67,9 +67,12 @@ SKIM = {
                                        "--global-weights", "energy"]),
     "skim q8 b4 global kl": ("3,4", ["--lut", "q8", "--b-max", "4", "--allocation", "global",
                                      "--global-weights", "kl"]),
-    "skim q8 b6 global kl": ("4.23,4.5,4.63,4.93",
+    "skim q8 b6 global kl": ("4.23,4.5,4.63,4.93,5.27,5.53,6.03",
                              ["--lut", "q8", "--b-max", "6", "--allocation", "global",
                               "--global-weights", "kl"]),
+    # Rows up to 8 bits where llama.cpp's best recipe keeps Q6_K and Q8_0 tensors.
+    "skim q8 b8 global kl": ("6.03", ["--lut", "q8", "--b-max", "8", "--allocation", "global",
+                                      "--global-weights", "kl"]),
     # Reserved weights (fp16 corrections, 32 bits each + 32 per row, out of the budget).
     "skim q8 b4 out0.002": ("3", ["--lut", "q8", "--b-max", "4", "--outliers", "0.002"]),
     "skim q8 b4 out0.005": ("3", ["--lut", "q8", "--b-max", "4", "--outliers", "0.005"]),

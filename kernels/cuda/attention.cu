@@ -12,18 +12,21 @@ constexpr int kDimsPerLane = kMaxHeadDim / 32;
 
 // One warp per query row. Keys go in chunks of 32, one key per lane for the score; then every
 // lane adds p_s v_s for its own output dims (d = lane + 32 i), so v is read coalesced. The softmax
-// is online: the running max m rescales the partial sums when it grows.
+// is online: the running max m rescales the partial sums when it grows. Sequence b holds q_len
+// queries at positions past .. past + q_len - 1 and past + q_len keys; query i attends keys
+// 0 .. past + i (past = 0: the plain causal attention; past > 0: new tokens against a cache).
 __global__ void attention_kernel(const float* q, const float* k, const float* v, int64_t queries,
-                                 int64_t seq, int64_t heads, int64_t group, int head_dim,
-                                 float scale, float* out) {
+                                 int64_t q_len, int64_t past, int64_t heads, int64_t group,
+                                 int head_dim, float scale, float* out) {
   __shared__ __align__(16) float q_s[kWarps][kMaxHeadDim];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t query = blockIdx.x * int64_t{kWarps} + warp;  // (b, t, h) with h fastest
   if (query >= queries) return;                               // no block-wide sync below
   const int64_t h = query % heads;
-  const int64_t token = query / heads;  // b * seq + t
-  const int64_t t = token % seq;
-  const int64_t first = token - t;  // token index of key 0 of this sequence
+  const int64_t token = query / heads;  // b * q_len + i
+  const int64_t b = token / q_len;
+  const int64_t t = past + token % q_len;    // the query's position: its last key
+  const int64_t first = b * (past + q_len);  // key row of key 0 of this sequence
   const int64_t kv_width = heads / group * head_dim;
   const float* qh = q + token * heads * head_dim + h * head_dim;
   const float* kg = k + first * kv_width + (h / group) * head_dim;
@@ -79,22 +82,36 @@ __global__ void attention_kernel(const float* q, const float* k, const float* v,
   }
 }
 
-}  // namespace
-
-void causal_attention(const float* q, const float* k, const float* v, int64_t batch, int64_t seq,
-                      int64_t heads, int64_t kv_heads, int64_t head_dim, float* out, void* stream) {
+void launch_attention(const float* q, const float* k, const float* v, int64_t batch, int64_t q_len,
+                      int64_t past, int64_t heads, int64_t kv_heads, int64_t head_dim, float* out,
+                      void* stream) {
   if (kv_heads <= 0 || heads % kv_heads != 0)
     throw_invalid_argument("causal_attention", "heads must be a multiple of kv_heads");
   if (head_dim <= 0 || head_dim > kMaxHeadDim || head_dim % 4 != 0)
     throw_invalid_argument("causal_attention", "head_dim must be a multiple of 4 up to 256");
-  const int64_t queries = batch * seq * heads;
+  if (past < 0) throw_invalid_argument("cached_attention", "negative cache length");
+  const int64_t queries = batch * q_len * heads;
   if (queries <= 0) return;
   const int64_t blocks = (queries + kWarps - 1) / kWarps;
   if (blocks > 2147483647) throw_invalid_argument("causal_attention", "too many queries");
   const float scale = static_cast<float>(1.0 / sqrt(static_cast<double>(head_dim)));
   attention_kernel<<<static_cast<unsigned>(blocks), kWarps * 32, 0, as_stream(stream)>>>(
-      q, k, v, queries, seq, heads, heads / kv_heads, static_cast<int>(head_dim), scale, out);
+      q, k, v, queries, q_len, past, heads, heads / kv_heads, static_cast<int>(head_dim), scale,
+      out);
   SKIM_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void causal_attention(const float* q, const float* k, const float* v, int64_t batch, int64_t seq,
+                      int64_t heads, int64_t kv_heads, int64_t head_dim, float* out, void* stream) {
+  launch_attention(q, k, v, batch, seq, 0, heads, kv_heads, head_dim, out, stream);
+}
+
+void cached_attention(const float* q, const float* k_cache, const float* v_cache, int64_t tokens,
+                      int64_t past, int64_t heads, int64_t kv_heads, int64_t head_dim, float* out,
+                      void* stream) {
+  launch_attention(q, k_cache, v_cache, 1, tokens, past, heads, kv_heads, head_dim, out, stream);
 }
 
 }  // namespace skim::kernels::gpu

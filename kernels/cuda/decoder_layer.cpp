@@ -95,15 +95,13 @@ void GpuDecoderLayer::forward(float* hidden, int64_t batch, int64_t seq, void* s
   const ModelConfig& c = config_;
   const int64_t tokens = batch * seq;
   if (tokens <= 0) return;
-  const int64_t h = c.hidden_size, ffn = c.intermediate_size;
+  const int64_t h = c.hidden_size;
   const int64_t q_width = c.num_heads * c.head_dim, kv_width = c.num_kv_heads * c.head_dim;
   float* normed = buffer(0, tokens * h);
   float* q = buffer(1, tokens * q_width);
   float* k = buffer(2, tokens * kv_width);
   float* v = buffer(3, tokens * kv_width);
   float* attn = buffer(4, tokens * q_width);
-  float* gate = buffer(5, tokens * ffn);
-  float* up = buffer(6, tokens * ffn);
   auto lin = [&](int i, const float* x, float* y) {
     linears_[static_cast<size_t>(i)].forward(x, tokens, y, scratch16_, stream);
   };
@@ -117,7 +115,51 @@ void GpuDecoderLayer::forward(float* hidden, int64_t batch, int64_t seq, void* s
   causal_attention(q, k, v, batch, seq, c.num_heads, c.num_kv_heads, c.head_dim, attn, stream);
   lin(3, attn, normed);
   add_inplace(hidden, normed, tokens * h, stream);
+  mlp(hidden, tokens, stream);
+}
 
+void GpuDecoderLayer::forward_step(float* hidden, int64_t tokens, DeviceLayerCache& cache,
+                                   void* stream) {
+  const ModelConfig& c = config_;
+  if (tokens <= 0) return;
+  if (cache.length + tokens > cache.capacity)
+    fail(ErrorKind::kInternal, "GpuDecoderLayer: KV cache of {} positions, {} + {} asked",
+         cache.capacity, cache.length, tokens);
+  const int64_t h = c.hidden_size, past = cache.length;
+  const int64_t q_width = c.num_heads * c.head_dim, kv_width = c.num_kv_heads * c.head_dim;
+  float* normed = buffer(0, tokens * h);
+  float* q = buffer(1, tokens * q_width);
+  float* attn = buffer(4, tokens * q_width);
+  // The new keys and values go straight into the cache rows after the past ones.
+  float* k = cache.keys.data() + past * kv_width;
+  float* v = cache.values.data() + past * kv_width;
+  auto lin = [&](int i, const float* x, float* y) {
+    linears_[static_cast<size_t>(i)].forward(x, tokens, y, scratch16_, stream);
+  };
+
+  rmsnorm(hidden, input_norm_.data(), tokens, h, c.rms_norm_eps, normed, stream);
+  lin(0, normed, q);
+  lin(1, normed, k);
+  lin(2, normed, v);
+  rope_apply_at(q, tokens, past, c.num_heads, c.head_dim, inv_freq_.data(), stream);
+  rope_apply_at(k, tokens, past, c.num_kv_heads, c.head_dim, inv_freq_.data(), stream);
+  cached_attention(q, cache.keys.data(), cache.values.data(), tokens, past, c.num_heads,
+                   c.num_kv_heads, c.head_dim, attn, stream);
+  lin(3, attn, normed);
+  add_inplace(hidden, normed, tokens * h, stream);
+  mlp(hidden, tokens, stream);
+  cache.length = past + tokens;
+}
+
+void GpuDecoderLayer::mlp(float* hidden, int64_t tokens, void* stream) {
+  const ModelConfig& c = config_;
+  const int64_t h = c.hidden_size, ffn = c.intermediate_size;
+  float* normed = buffer(0, tokens * h);
+  float* gate = buffer(5, tokens * ffn);
+  float* up = buffer(6, tokens * ffn);
+  auto lin = [&](int i, const float* x, float* y) {
+    linears_[static_cast<size_t>(i)].forward(x, tokens, y, scratch16_, stream);
+  };
   rmsnorm(hidden, post_norm_.data(), tokens, h, c.rms_norm_eps, normed, stream);
   lin(4, normed, gate);
   lin(5, normed, up);

@@ -42,6 +42,18 @@ class DeviceLinear {
   DeviceArray<float> bias_;              // [rows] or empty
 };
 
+// One layer's keys (rotary applied) and values on the device for positions [0, length), rows of
+// kv_heads * head_dim, room for `capacity` positions (the twin of model::LayerKvCache).
+struct DeviceLayerCache {
+  DeviceLayerCache(int64_t capacity, int64_t kv_width)
+      : keys(static_cast<size_t>(capacity * kv_width)),
+        values(static_cast<size_t>(capacity * kv_width)),
+        capacity(capacity) {}
+  DeviceArray<float> keys, values;
+  int64_t capacity = 0;
+  int64_t length = 0;
+};
+
 class GpuDecoderLayer {
  public:
   // linears in the order q, k, v, o, gate, up, down (model::LinearKind); norms [hidden] fp32 host.
@@ -52,8 +64,15 @@ class GpuDecoderLayer {
   // position 0. Grows the layer's workspace on first use of a size; then allocation-free.
   void forward(float* hidden, int64_t batch, int64_t seq, void* stream);
 
+  // The twin of model::forward_step: `tokens` new tokens of one sequence at positions
+  // cache.length .. cache.length + tokens - 1; hidden [tokens, hidden_size] (device) is updated
+  // in place and their keys and values appended to `cache` (kInternal past its capacity).
+  void forward_step(float* hidden, int64_t tokens, DeviceLayerCache& cache, void* stream);
+
  private:
   float* buffer(int which, int64_t n);
+  // The MLP half of the layer and its residual add, on `tokens` rows of hidden.
+  void mlp(float* hidden, int64_t tokens, void* stream);
   ModelConfig config_;
   std::vector<DeviceLinear> linears_;
   DeviceArray<float> input_norm_, post_norm_, inv_freq_;

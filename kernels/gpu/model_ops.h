@@ -16,11 +16,21 @@ void rmsnorm(const float* x, const float* weight, int64_t rows, int64_t dim, dou
 // angles in double like the twin.
 void rope_apply(float* x, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim,
                 const float* inv_freq, void* stream);
+// The same for one sequence of `tokens` rows at positions position0, position0 + 1, ... (new
+// tokens appended to a KV cache; twin: model::forward_step's rotation).
+void rope_apply_at(float* x, int64_t tokens, int64_t position0, int64_t heads, int64_t head_dim,
+                   const float* inv_freq, void* stream);
 
 // Twin: kernels::causal_attention. One warp per (sequence, head, query), keys in chunks of 32
 // with an online softmax; head_dim <= 256 and a multiple of 4.
 void causal_attention(const float* q, const float* k, const float* v, int64_t batch, int64_t seq,
                       int64_t heads, int64_t kv_heads, int64_t head_dim, float* out, void* stream);
+// One sequence of `tokens` new queries at positions past .. past + tokens - 1 against a KV cache
+// of past + tokens rows (the new tokens' keys and values already appended): query t attends
+// cache rows 0 .. past + t. The same kernel as causal_attention (past = 0 is that case).
+void cached_attention(const float* q, const float* k_cache, const float* v_cache, int64_t tokens,
+                      int64_t past, int64_t heads, int64_t kv_heads, int64_t head_dim, float* out,
+                      void* stream);
 
 // Twin: kernels::silu_mul. gate[i] = silu(gate[i]) * up[i].
 void silu_mul(float* gate, const float* up, int64_t n, void* stream);

@@ -5,6 +5,7 @@
 
 #include "kernels/cpu/model_ops.h"
 #include "src/core/error.h"
+#include "src/model/kv_cache.h"
 
 namespace skim::pipeline {
 
@@ -56,10 +57,39 @@ class CpuDecoderBackend final : public DecoderBackend {
   int64_t tokens_ = 0;
 };
 
+class CpuDecodeBackend final : public DecodeBackend {
+ public:
+  CpuDecodeBackend(const model::LlamaModel& ends, const std::vector<model::DecoderLayer>& layers,
+                   int64_t capacity)
+      : ends_(ends), layers_(layers), cache_(ends.config(), capacity) {}
+
+  void step(const float* hidden, int64_t count, float* logits) override {
+    const int64_t h = ends_.config().hidden_size;
+    std::vector<float> states(hidden, hidden + count * h);
+    for (size_t l = 0; l < layers_.size(); ++l)
+      model::forward_step(layers_[l], cache_.inv_freq(), cache_.layer(static_cast<int64_t>(l)),
+                          states.data(), count);
+    float* last = states.data() + (count - 1) * h;
+    ends_.final_norm(last, 1);
+    ends_.logits(last, 1, logits);
+  }
+
+ private:
+  const model::LlamaModel& ends_;
+  const std::vector<model::DecoderLayer>& layers_;
+  model::KvCache cache_;
+};
+
 }  // namespace
 
 std::unique_ptr<DecoderBackend> make_cpu_decoder_backend() {
   return std::make_unique<CpuDecoderBackend>();
+}
+
+std::unique_ptr<DecodeBackend> make_cpu_decode_backend(
+    const model::LlamaModel& ends, const std::vector<model::DecoderLayer>& layers,
+    int64_t capacity) {
+  return std::make_unique<CpuDecodeBackend>(ends, layers, capacity);
 }
 
 }  // namespace skim::pipeline

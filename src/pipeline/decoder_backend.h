@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "src/core/model_config.h"
 #include "src/model/llama_layer.h"
@@ -41,6 +42,22 @@ class DecoderBackend {
 
 std::unique_ptr<DecoderBackend> make_cpu_decoder_backend();
 
+// Where generate runs: every decoder layer resident with its KV cache, then the final norm and
+// the head of the last token. The model passed to a factory must outlive the backend.
+class DecodeBackend {
+ public:
+  virtual ~DecodeBackend() = default;
+  // Runs `count` embedded tokens (hidden [count, hidden_size], host) at the next positions
+  // through every layer, appending their keys and values to the cache, and writes the last
+  // token's logits [vocab] (host).
+  virtual void step(const float* hidden, int64_t count, float* logits) = 0;
+};
+
+// `capacity`: the most positions the cache will hold (prompt and new tokens).
+std::unique_ptr<DecodeBackend> make_cpu_decode_backend(
+    const model::LlamaModel& ends, const std::vector<model::DecoderLayer>& layers,
+    int64_t capacity);
+
 // On CUDA device `cuda_device` (selected for this thread). Dense linears (and the head) are stored
 // fp16 (cuBLAS, fp32 accumulation), packed LUT linears of 1..4 bits run from their packed form,
 // any other packed linear is dequantized to dense fp16; a QDEC linear is a usage error (no device
@@ -48,5 +65,11 @@ std::unique_ptr<DecoderBackend> make_cpu_decoder_backend();
 // CUDA.
 std::unique_ptr<DecoderBackend> make_cuda_decoder_backend(const ModelConfig& config,
                                                           int cuda_device);
+
+// The decode backend on CUDA device `cuda_device`: every layer uploaded once (linears as for
+// eval), the KV cache in device memory, one-token steps through GpuDecoderLayer::forward_step.
+std::unique_ptr<DecodeBackend> make_cuda_decode_backend(
+    const model::LlamaModel& ends, const std::vector<model::DecoderLayer>& layers, int64_t capacity,
+    int cuda_device);
 
 }  // namespace skim::pipeline

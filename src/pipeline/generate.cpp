@@ -3,17 +3,15 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <random>
 #include <utility>
 
 #include "io/model_source.h"
 #include "src/core/error.h"
 #include "src/core/stopwatch.h"
-#include "src/model/kv_cache.h"
 
 namespace skim::pipeline {
-
-namespace {}  // namespace
 
 double GenerateResult::prefill_tokens_per_second() const {
   return prefill_seconds > 0 ? static_cast<double>(prompt_ids.size()) / prefill_seconds : 0.0;
@@ -69,22 +67,19 @@ std::vector<int32_t> Generator::generate(const std::vector<int32_t>& prompt,
   std::vector<int32_t> out;
   if (options.max_new_tokens == 0) return out;
 
-  model::KvCache cache(c, total);
+  const std::unique_ptr<DecodeBackend> backend =
+      options.device == Device::kCuda
+          ? make_cuda_decode_backend(ends_, layers_, total, options.cuda_device)
+          : make_cpu_decode_backend(ends_, layers_, total);
   std::mt19937_64 rng(options.seed);
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
-  const int64_t h = c.hidden_size;
   std::vector<float> logits(static_cast<size_t>(c.vocab_size));
 
   // Runs `count` tokens through the model; returns the pick from the last one's logits.
   auto step = [&](const int32_t* ids, int64_t count) {
-    std::vector<float> hidden(static_cast<size_t>(count * h));
+    std::vector<float> hidden(static_cast<size_t>(count * c.hidden_size));
     ends_.embed(ids, count, hidden.data());
-    for (size_t l = 0; l < layers_.size(); ++l)
-      model::forward_step(layers_[l], cache.inv_freq(), cache.layer(static_cast<int64_t>(l)),
-                          hidden.data(), count);
-    float* last = hidden.data() + (count - 1) * h;
-    ends_.final_norm(last, 1);
-    ends_.logits(last, 1, logits.data());
+    backend->step(hidden.data(), count, logits.data());
     return pick_token(logits.data(), c.vocab_size, options.temperature, uniform(rng));
   };
 

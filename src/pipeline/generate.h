@@ -1,6 +1,7 @@
 #pragma once
 // Text generation with a KV cache: the prompt is run through every layer at once (prefill), then
-// each new token is one incremental step (src/model/kv_cache.h). Greedy (argmax) by default,
+// each new token is one incremental step (src/model/kv_cache.h), on the CPU or the GPU
+// (DecodeBackend, decoder_backend.h). Greedy (argmax) by default,
 // sampling from softmax(logits / temperature) otherwise. Layers stay resident: the ends from the
 // source, the decoder layers from a loader (dense by default; a quantized folder passes its
 // packed layers).
@@ -11,6 +12,7 @@
 
 #include "src/model/llama_layer.h"
 #include "src/model/llama_model.h"
+#include "src/pipeline/decoder_backend.h"
 
 namespace skim::io {
 class ModelSource;
@@ -23,6 +25,8 @@ struct GenerateOptions {
   double temperature = 0.0;  // 0: greedy
   uint64_t seed = 0;
   bool stop_at_eos = true;
+  Device device = Device::kCpu;  // where the layers and the head run (decoder_backend.h)
+  int cuda_device = 0;
 };
 
 struct GenerateResult {

@@ -123,6 +123,36 @@ TEST(GpuOps, SiluMulAddAndConversions) {
   }
 }
 
+// New tokens against a KV cache: the last `tokens` rows of one sequence of `seq`, with keys and
+// values of all seq rows in the cache, must give the last rows of the CPU's full causal attention
+// (the twin), and rope_apply_at on those rows the last rows of the full rotation.
+TEST(GpuOps, CachedAttentionAndRopeAtMatchTheFullSequence) {
+  SKIM_REQUIRE_GPU();
+  const int64_t seq = 77, heads = 6, kv_heads = 2, head_dim = 64;
+  const int64_t q_width = heads * head_dim, kv_width = kv_heads * head_dim;
+  const auto q = random_floats(static_cast<size_t>(seq * q_width), 13);
+  const auto k = random_floats(static_cast<size_t>(seq * kv_width), 14);
+  const auto v = random_floats(static_cast<size_t>(seq * kv_width), 15);
+  std::vector<float> ref(q.size());
+  kernels::causal_attention(q.data(), k.data(), v.data(), 1, seq, heads, kv_heads, head_dim,
+                            ref.data());
+  const auto inv = kernels::rope_inv_freq(head_dim, 10000.0, RopeScaling{});
+  auto rotated = q;
+  kernels::rope_apply(rotated.data(), 1, seq, heads, head_dim, inv.data());
+  for (const int64_t tokens : {int64_t{1}, int64_t{5}, seq}) {
+    const int64_t past = seq - tokens;
+    const std::vector<float> q_new(q.begin() + past * q_width, q.end());
+    DeviceArray<float> dq(q_new), dk(k), dv(v), dout(q_new.size()), dinv(inv);
+    cached_attention(dq.data(), dk.data(), dv.data(), tokens, past, heads, kv_heads, head_dim,
+                     dout.data(), nullptr);
+    const std::vector<float> want(ref.begin() + past * q_width, ref.end());
+    EXPECT_LE(max_abs_diff(dout.to_host(), want), 2e-5) << tokens << " new tokens";
+    rope_apply_at(dq.data(), tokens, past, heads, head_dim, dinv.data(), nullptr);
+    const std::vector<float> want_rot(rotated.begin() + past * q_width, rotated.end());
+    EXPECT_LE(max_abs_diff(dq.to_host(), want_rot), 2e-6 * max_abs(want_rot)) << tokens;
+  }
+}
+
 // The NLL against its twin on logits of a 49152-token vocabulary (SmolLM2's), scaled so the
 // softmax is peaked: both sum the exponentials in double, in different orders, so they agree to
 // about 1e-12 relative; 1e-9 bounds it.

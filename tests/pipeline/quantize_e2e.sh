@@ -267,26 +267,38 @@ PY
       --comm none 2> "$work/q.err" > /dev/null || status=$?
     [ "$status" -eq 2 ] && grep -q "save-residual" "$work/q.err" \
       || fail "--qdec without residuals: exit $status, $(cat "$work/q.err")"
-    # --device: eval --device cpu says so; --device cuda gives the CPU's perplexity within 0.1%
-    # where a GPU is visible, else a usage error (exit 2) saying why; generate and quantize
-    # --device cuda, and eval --device cuda --qdec, have no GPU path: a usage error everywhere.
+    # --device: eval and generate --device cpu say so; --device cuda gives the CPU's perplexity
+    # within 0.1% and a generated text where a GPU is visible, else a usage error (exit 2) saying
+    # why; quantize --device cuda and eval --device cuda --qdec have no GPU path: a usage error
+    # everywhere.
     dev=$("$bin" eval --model "$work/out-skim-3" --text "$work/eval.txt" --seq-len 64 --json \
             --comm none --device cpu | python3 -c "import json,sys; print(json.load(sys.stdin)['device'])")
     [ "$dev" = cpu ] || fail "eval --device cpu ran on '$dev'"
+    dev=$("$bin" generate --model "$work/out-skim-3" --prompt Line --tokens 2 --json --comm none \
+            --device cpu | python3 -c "import json,sys; print(json.load(sys.stdin)['device'])")
+    [ "$dev" = cpu ] || fail "generate --device cpu ran on '$dev'"
     status=0
     "$bin" eval --model "$work/out-skim-3" --text "$work/eval.txt" --seq-len 64 --json \
       --comm none --device cuda 2> "$work/d.err" > "$work/d.json" || status=$?
+    gstatus=0
+    "$bin" generate --model "$work/out-skim-3" --prompt Line --tokens 2 --json --comm none \
+      --device cuda 2> "$work/g.err" > "$work/g.json" || gstatus=$?
     if nvidia-smi -L 2> /dev/null | grep -q GPU; then
       cpu_ppl=$(ppl "$work/out-skim-3" --device cpu)
       python3 -c "import json,sys; g=json.load(open(sys.argv[1])); c=float(sys.argv[2]);
 assert g['device'] == 'cuda' and abs(g['perplexity'] - c) <= 1e-3 * c, (g, c)" \
         "$work/d.json" "$cpu_ppl" || fail "eval --device cuda: exit $status, $(cat "$work/d.err")"
+      python3 -c "import json,sys; g=json.load(open(sys.argv[1]));
+assert g['device'] == 'cuda' and g['new_tokens'] == 2, g" "$work/g.json" \
+        || fail "generate --device cuda: exit $gstatus, $(cat "$work/g.err")"
     else
-      [ "$status" -eq 2 ] && grep -q -e "--device cuda: .*\(no GPU\|without CUDA\)" "$work/d.err" \
-        || fail "eval --device cuda without a GPU: exit $status, $(cat "$work/d.err")"
+      for f in d g; do
+        s=$status; [ $f = g ] && s=$gstatus
+        [ "$s" -eq 2 ] && grep -q -e "--device cuda: .*\(no GPU\|without CUDA\)" "$work/$f.err" \
+          || fail "--device cuda without a GPU: exit $s, $(cat "$work/$f.err")"
+      done
     fi
-    for cmd in "generate --model $work/out-skim-3 --prompt Line --tokens 2" \
-               "eval --model $work/qdec --text $work/eval.txt --seq-len 64 --qdec 8" \
+    for cmd in "eval --model $work/qdec --text $work/eval.txt --seq-len 64 --qdec 8" \
                "quantize ${common[*]} --bits 3 --out $work/dev-q"; do
       status=0
       # shellcheck disable=SC2086  # the command's words, split on purpose

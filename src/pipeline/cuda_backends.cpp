@@ -1,6 +1,7 @@
-// The CUDA decoder backend (decoder_backend.h). Compiled in every build; without CUDA it is a
-// stub that refuses with a usage error, so callers need no #if.
+// The CUDA backends of eval and generate (decoder_backend.h). Compiled in every build; without
+// CUDA they are stubs that refuse with a usage error, so callers need no #if.
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -63,6 +64,16 @@ gpu::DeviceLinear to_device(const model::Linear& linear, const std::string& what
        what);
 }
 
+gpu::GpuDecoderLayer to_device_layer(const model::DecoderLayer& layer) {
+  std::vector<gpu::DeviceLinear> linears;
+  linears.reserve(model::kLinearKindCount);
+  for (const model::LinearKind kind : model::kLinearKinds)
+    linears.push_back(to_device(layer.linear(kind), "layer " + std::to_string(layer.index()) + " " +
+                                                        model::linear_kind_name(kind)));
+  return gpu::GpuDecoderLayer(layer.config(), std::move(linears), to_vector(layer.input_norm()),
+                              to_vector(layer.post_attention_norm()));
+}
+
 class CudaDecoderBackend final : public DecoderBackend {
  public:
   CudaDecoderBackend(const ModelConfig& config, int cuda_device) : config_(config) {
@@ -80,13 +91,7 @@ class CudaDecoderBackend final : public DecoderBackend {
                  int64_t micro_windows) override {
     const int64_t hidden = config_.hidden_size;
     SKIM_ASSERT(static_cast<size_t>(windows * seq * hidden) <= states_.size());
-    std::vector<gpu::DeviceLinear> linears;
-    linears.reserve(model::kLinearKindCount);
-    for (const model::LinearKind kind : model::kLinearKinds)
-      linears.push_back(to_device(layer.linear(kind), "layer " + std::to_string(layer.index()) +
-                                                          " " + model::linear_kind_name(kind)));
-    gpu::GpuDecoderLayer device_layer(config_, std::move(linears), to_vector(layer.input_norm()),
-                                      to_vector(layer.post_attention_norm()));
+    gpu::GpuDecoderLayer device_layer = to_device_layer(layer);
     for (int64_t m = 0; m < windows; m += micro_windows) {
       const int64_t mb = std::min(micro_windows, windows - m);
       device_layer.forward(states_.data() + m * seq * hidden, mb, seq, nullptr);
@@ -132,11 +137,55 @@ class CudaDecoderBackend final : public DecoderBackend {
   gpu::DeviceArray<float> states_;
 };
 
+class CudaDecodeBackend final : public DecodeBackend {
+ public:
+  CudaDecodeBackend(const model::LlamaModel& ends, const std::vector<model::DecoderLayer>& layers,
+                    int64_t capacity, int cuda_device)
+      : config_(ends.config()) {
+    comm::cuda_select_device(cuda_device);
+    const int64_t kv_width = config_.num_kv_heads * config_.head_dim;
+    for (const model::DecoderLayer& layer : layers) {
+      layers_.push_back(to_device_layer(layer));
+      caches_.emplace_back(capacity, kv_width);
+    }
+    head_ = std::make_unique<gpu::DeviceLinear>(to_device(ends.head(), "lm_head"));
+    norm_ = gpu::DeviceArray<float>(to_vector(ends.final_norm_weight()));
+    logits_ = gpu::DeviceArray<float>(static_cast<size_t>(config_.vocab_size));
+  }
+
+  void step(const float* hidden, int64_t count, float* logits) override {
+    const int64_t h = config_.hidden_size;
+    const auto n = static_cast<size_t>(count * h);
+    if (states_.size() < n) states_ = gpu::DeviceArray<float>(n);
+    gpu::copy_to_device(states_.data(), hidden, n * sizeof(float), nullptr);
+    for (size_t l = 0; l < layers_.size(); ++l)
+      layers_[l].forward_step(states_.data(), count, caches_[l], nullptr);
+    float* last = states_.data() + (count - 1) * h;
+    gpu::rmsnorm(last, norm_.data(), 1, h, config_.rms_norm_eps, last, nullptr);
+    head_->forward(last, 1, logits_.data(), scratch_, nullptr);
+    gpu::copy_to_host(logits, logits_.data(), logits_.bytes(), nullptr);
+  }
+
+ private:
+  ModelConfig config_;
+  std::vector<gpu::GpuDecoderLayer> layers_;
+  std::vector<gpu::DeviceLayerCache> caches_;
+  std::unique_ptr<gpu::DeviceLinear> head_;
+  gpu::DeviceArray<float> norm_, logits_, states_;
+  gpu::DeviceArray<uint16_t> scratch_;
+};
+
 }  // namespace
 
 std::unique_ptr<DecoderBackend> make_cuda_decoder_backend(const ModelConfig& config,
                                                           int cuda_device) {
   return std::make_unique<CudaDecoderBackend>(config, cuda_device);
+}
+
+std::unique_ptr<DecodeBackend> make_cuda_decode_backend(
+    const model::LlamaModel& ends, const std::vector<model::DecoderLayer>& layers, int64_t capacity,
+    int cuda_device) {
+  return std::make_unique<CudaDecodeBackend>(ends, layers, capacity, cuda_device);
 }
 
 #else
@@ -146,6 +195,13 @@ bool cuda_backend_built() {
 }
 
 std::unique_ptr<DecoderBackend> make_cuda_decoder_backend(const ModelConfig&, int cuda_device) {
+  fail(ErrorKind::kUsage, "CUDA device {} requested, but this skim-dist was built without CUDA",
+       cuda_device);
+}
+
+std::unique_ptr<DecodeBackend> make_cuda_decode_backend(const model::LlamaModel&,
+                                                        const std::vector<model::DecoderLayer>&,
+                                                        int64_t, int cuda_device) {
   fail(ErrorKind::kUsage, "CUDA device {} requested, but this skim-dist was built without CUDA",
        cuda_device);
 }
