@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "comm/cuda_devices.h"
 #include "launch/commands.h"
 #include "launch/device_option.h"
 #include "launch/fault_injection.h"
@@ -74,10 +75,20 @@ void run_quantize_command(QuantizeArgs& a) {
     }
   };
   Runtime& rt = runtime();
-  resolve_device(a.device,
-                 "quantize has no CUDA path yet (its kernels are tested alone, docs/GPU.md)");
-  log::info("quantize {} -> {}: method {}, bits {}, {} rank(s), {} thread(s) each", o.model, o.out,
-            a.method, o.bits, rt.world(), rt.threads());
+  // The steps with a GPU path: skim's error tables, gptq's solve (quant_device_steps.h).
+  std::string no_gpu;
+  if (o.method != Method::kSkim && o.method != Method::kGptq)
+    no_gpu =
+        fmt::format("quantize --method {} has no CUDA path yet (skim and gptq have one)", a.method);
+  else if (o.method == Method::kGptq && o.act_order)
+    no_gpu = "gptq --act-order has no CUDA path yet";
+  o.device = resolve_device(a.device, no_gpu);
+  if (o.device == Device::kCuda) {
+    o.cuda_device = rt.device();
+    comm::cuda_select_device(o.cuda_device);
+  }
+  log::info("quantize {} -> {}: method {}, bits {}, {} rank(s), {} thread(s) each, device {}",
+            o.model, o.out, a.method, o.bits, rt.world(), rt.threads(), device_name(o.device));
   const QuantizeSummary s = run_quantize(rt.comm(), o, hooks);
   log::info("wrote {}: {} layers, {:.4f} bits per weight (all overhead counted), {:.1f} s", o.out,
             s.layers, s.average_bits, s.seconds);

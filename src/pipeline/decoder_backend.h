@@ -13,14 +13,9 @@
 #include "src/core/model_config.h"
 #include "src/model/llama_layer.h"
 #include "src/model/llama_model.h"
+#include "src/pipeline/device.h"
 
 namespace skim::pipeline {
-
-enum class Device { kCpu, kCuda };
-const char* device_name(Device device);  // "cpu" | "cuda"
-
-// True when this build has the CUDA decoder backend (CUDA found at configure time).
-bool cuda_backend_built();
 
 class DecoderBackend {
  public:

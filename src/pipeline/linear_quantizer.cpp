@@ -8,6 +8,7 @@
 #include "src/core/error.h"
 #include "src/core/stopwatch.h"
 #include "src/pipeline/byte_stream.h"
+#include "src/pipeline/quant_device_steps.h"
 #include "src/quant/claq.h"
 #include "src/quant/gptq.h"
 #include "src/quant/hessian.h"
@@ -42,6 +43,7 @@ quant::SkimOptions skim_options(const QuantizeOptions& o) {
   s.scale.solver = s.solver;
   s.allocation.entries = o.lut_entries;
   s.outliers = o.outliers;
+  if (o.device == Device::kCuda) s.error_table_builder = cuda_error_table;
   return s;
 }
 
@@ -117,7 +119,9 @@ QuantizedLinear quantize_linear(const std::string& name, const Tensor& w, const 
       g.damp = options.damp;
       q.kind = PackedKind::kUniform;
       if (none) break;
-      quant::UniformLayer layer = quant::gptq_quantize(w, h, g);
+      quant::UniformLayer layer = options.device == Device::kCuda && !g.act_order
+                                      ? cuda_gptq_quantize(w, h, g)
+                                      : quant::gptq_quantize(w, h, g);
       w_hat = quant::dequantize(layer);
       q.uniform = quant::pack(layer);
       break;

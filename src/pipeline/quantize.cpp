@@ -882,6 +882,7 @@ class QuantizeRun {
           {"group_size", o_.group_size},
           {"act_order", o_.act_order},
           {"save_residual", o_.save_residual},
+          {"device", device_name(o_.device)},
           {"damp", o_.damp}}},
         {"fingerprint", fingerprint_},
         {"ranks", world_},

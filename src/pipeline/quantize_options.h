@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 
+#include "src/pipeline/device.h"
 #include "src/quant/lut_layer.h"
 
 namespace skim::pipeline {
@@ -67,6 +68,10 @@ struct QuantizeOptions {
   // QDEC: keep each quantized linear's residual W - W^ at 4 bits beside the model
   // (src/quant/residual.h), for eval / generate --qdec.
   bool save_residual = false;
+  // Where the per-linear solves run (src/pipeline/quant_device_steps.h): the CPU, or CUDA device
+  // `cuda_device` for skim's error tables and gptq without act-order.
+  Device device = Device::kCpu;
+  int cuda_device = -1;
 };
 
 // Callbacks into launch/ (which the pipeline may not include): fault injection, the line printer

@@ -3,6 +3,7 @@
 // row i when it is quantized alone by weighted K-means at b bits (fp16 LUT), for every b in
 // [b_min, b_max]. One table column is a GEMM: E[:, b] = rowsum((dW_b H) .* dW_b).
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -36,6 +37,11 @@ struct ErrorTable {
 // blocks, so memory stays at a few blocks of W whatever the layer size.
 ErrorTable build_error_table(const Tensor& w, const Tensor& h, ImportanceView f, int b_min,
                              int b_max, KMeansSolver solver = KMeansSolver::kLloyd);
+
+// What builds an error table: build_error_table, or a device twin the pipeline supplies (quant/
+// may not depend on the GPU code, which depends on quant/).
+using ErrorTableBuilder = std::function<ErrorTable(
+    const Tensor& w, const Tensor& h, ImportanceView f, int b_min, int b_max, KMeansSolver solver)>;
 
 // Row i of W quantized by K-means at k centroids and dequantized with the fp16-rounded LUT.
 void kmeans_dequantized_row(std::span<const float> w, const KMeans1dResult& km, float* out);

@@ -47,8 +47,10 @@ ErrorTable skim_error_table(const Tensor& w, const Tensor& h, const SkimOptions&
   check_layer(w, h);
   const auto f = column_importance(h, options.importance);
   const auto split = reserve(w, f, options);
-  return build_error_table(split ? split->dense : w, h, {f.data(), 0}, options.b_min, options.b_max,
-                           options.solver);
+  const auto& build = options.error_table_builder ? options.error_table_builder
+                                                  : ErrorTableBuilder(build_error_table);
+  return build(split ? split->dense : w, h, {f.data(), 0}, options.b_min, options.b_max,
+               options.solver);
 }
 
 int64_t reserved_bits(int64_t rows, int64_t cols, double fraction) {

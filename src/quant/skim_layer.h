@@ -31,6 +31,8 @@ struct SkimOptions {
   // Fraction of each row's weights reserved (sparse_part.h): left out of the K-means, stored as
   // fp16 corrections, their bits taken from the budget.
   double outliers = 0.0;
+  // The error tables' builder; null: build_error_table (CPU).
+  ErrorTableBuilder error_table_builder;
 };
 
 struct SkimPhaseTimes {

@@ -267,10 +267,11 @@ PY
       --comm none 2> "$work/q.err" > /dev/null || status=$?
     [ "$status" -eq 2 ] && grep -q "save-residual" "$work/q.err" \
       || fail "--qdec without residuals: exit $status, $(cat "$work/q.err")"
-    # --device: eval and generate --device cpu say so; --device cuda gives the CPU's perplexity
-    # within 0.1% and a generated text where a GPU is visible, else a usage error (exit 2) saying
-    # why; quantize --device cuda and eval --device cuda --qdec have no GPU path: a usage error
-    # everywhere.
+    # --device: eval and generate --device cpu say so; where a GPU is visible --device cuda gives
+    # the CPU's perplexity within 0.1%, a generated text, and skim / gptq folders within the
+    # budget whose perplexity is within 2% of the CPU-quantized folder's; elsewhere each is a
+    # usage error (exit 2) saying why. quantize --method rtn --device cuda and eval --device cuda
+    # --qdec have no GPU path: a usage error everywhere.
     dev=$("$bin" eval --model "$work/out-skim-3" --text "$work/eval.txt" --seq-len 64 --json \
             --comm none --device cpu | python3 -c "import json,sys; print(json.load(sys.stdin)['device'])")
     [ "$dev" = cpu ] || fail "eval --device cpu ran on '$dev'"
@@ -283,7 +284,23 @@ PY
     gstatus=0
     "$bin" generate --model "$work/out-skim-3" --prompt Line --tokens 2 --json --comm none \
       --device cuda 2> "$work/g.err" > "$work/g.json" || gstatus=$?
+    qstatus=0
+    "$bin" quantize "${common[@]}" --bits 3 --out "$work/dev-skim" --device cuda --comm none \
+      2> "$work/q.err" || qstatus=$?
     if nvidia-smi -L 2> /dev/null | grep -q GPU; then
+      "$bin" quantize "${common[@]}" --method gptq --bits 3 --out "$work/dev-gptq" --device cuda \
+        --comm none || fail "quantize --method gptq --device cuda"
+      for m in skim gptq; do
+        python3 - "$work/dev-$m/report.json" "$work/out-$m-3/report.json" \
+          "$(ppl "$work/dev-$m")" "$(ppl "$work/out-$m-3")" <<'PY' \
+          || fail "quantize --device cuda --method $m: exit $qstatus, $(cat "$work/q.err")"
+import json, sys
+g, c = (json.load(open(f)) for f in sys.argv[1:3]); gpu, cpu = map(float, sys.argv[3:5])
+assert g["options"]["device"] == "cuda" and c["options"]["device"] == "cpu"
+assert g["average_bits"] <= c["average_bits"] + 1e-9, (g["average_bits"], c["average_bits"])
+assert abs(gpu - cpu) <= 0.02 * cpu, (gpu, cpu)
+PY
+      done
       cpu_ppl=$(ppl "$work/out-skim-3" --device cpu)
       python3 -c "import json,sys; g=json.load(open(sys.argv[1])); c=float(sys.argv[2]);
 assert g['device'] == 'cuda' and abs(g['perplexity'] - c) <= 1e-3 * c, (g, c)" \
@@ -292,14 +309,14 @@ assert g['device'] == 'cuda' and abs(g['perplexity'] - c) <= 1e-3 * c, (g, c)" \
 assert g['device'] == 'cuda' and g['new_tokens'] == 2, g" "$work/g.json" \
         || fail "generate --device cuda: exit $gstatus, $(cat "$work/g.err")"
     else
-      for f in d g; do
-        s=$status; [ $f = g ] && s=$gstatus
+      for f in d g q; do
+        s=$status; [ $f = g ] && s=$gstatus; [ $f = q ] && s=$qstatus
         [ "$s" -eq 2 ] && grep -q -e "--device cuda: .*\(no GPU\|without CUDA\)" "$work/$f.err" \
           || fail "--device cuda without a GPU: exit $s, $(cat "$work/$f.err")"
       done
     fi
     for cmd in "eval --model $work/qdec --text $work/eval.txt --seq-len 64 --qdec 8" \
-               "quantize ${common[*]} --bits 3 --out $work/dev-q"; do
+               "quantize ${common[*]} --method rtn --bits 4 --out $work/dev-q"; do
       status=0
       # shellcheck disable=SC2086  # the command's words, split on purpose
       "$bin" $cmd --device cuda --comm none 2> "$work/d.err" > /dev/null || status=$?

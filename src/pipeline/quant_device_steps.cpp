@@ -1,0 +1,86 @@
+#include "src/pipeline/quant_device_steps.h"
+
+#include <vector>
+
+#include "src/core/error.h"
+
+#if SKIM_HAVE_CUDA
+#include "kernels/gpu/device_memory.h"
+#include "kernels/gpu/quant_kernels.h"
+#endif
+
+namespace skim::pipeline {
+
+#if SKIM_HAVE_CUDA
+
+namespace gpu = kernels::gpu;
+
+quant::ErrorTable cuda_error_table(const Tensor& w, const Tensor& h, quant::ImportanceView f,
+                                   int b_min, int b_max, quant::KMeansSolver solver) {
+  const int64_t rows = w.dim(0), cols = w.dim(1);
+  quant::ErrorTable table;
+  table.rows = rows;
+  table.b_min = b_min;
+  table.b_max = b_max;
+  table.e.assign(static_cast<size_t>(rows * table.levels()), 0.0);
+  if (rows == 0) return table;
+  const int64_t f_count = f.row_stride == 0 ? cols : rows * f.row_stride;
+  const gpu::DeviceArray<float> dw(std::vector<float>(w.data(), w.data() + w.numel()));
+  const gpu::DeviceArray<float> dh(std::vector<float>(h.data(), h.data() + h.numel()));
+  const gpu::DeviceArray<float> df(std::vector<float>(f.values, f.values + f_count));
+  gpu::DeviceArray<double> de(table.e.size());
+  gpu::error_table(
+      dw.data(), dh.data(), {df.data(), f.row_stride}, rows, cols, b_min, b_max,
+      solver == quant::KMeansSolver::kExact ? gpu::KMeansMode::kExact : gpu::KMeansMode::kLloyd,
+      de.data(), nullptr);
+  table.e = de.to_host();
+  return table;
+}
+
+quant::UniformLayer cuda_gptq_quantize(const Tensor& w, const Tensor& h,
+                                       const quant::GptqOptions& options) {
+  if (options.act_order || !options.group_bits.empty() || options.clip_search)
+    fail(ErrorKind::kInternal,
+         "gptq on the GPU: act-order, group widths and clip search are CPU only");
+  quant::UniformLayer layer;
+  layer.rows = w.dim(0);
+  layer.cols = w.dim(1);
+  layer.bits = options.bits;
+  layer.group_size = options.group_size;
+  const auto groups = static_cast<size_t>(layer.rows * layer.groups());
+  layer.codes.assign(static_cast<size_t>(layer.rows * layer.cols), 0);
+  layer.scale.assign(groups, 0);
+  layer.zero.assign(groups, 0);
+  if (layer.rows == 0) return layer;
+  const gpu::DeviceArray<float> dw(std::vector<float>(w.data(), w.data() + w.numel()));
+  const gpu::DeviceArray<double> dh(std::vector<double>(h.data(), h.data() + h.numel()));
+  gpu::DeviceArray<uint8_t> codes(layer.codes.size());
+  gpu::DeviceArray<uint16_t> scale(groups), zero(groups);
+  gpu::GptqDeviceOptions g;
+  g.bits = options.bits;
+  g.group_size = options.group_size;
+  g.block_size = options.block_size;
+  g.damp = options.damp;
+  gpu::gptq_quantize(dw.data(), dh.data(), layer.rows, layer.cols, g, codes.data(), scale.data(),
+                     zero.data(), nullptr);
+  layer.codes = codes.to_host();
+  layer.scale = scale.to_host();
+  layer.zero = zero.to_host();
+  quant::validate(layer, "gptq on the GPU");
+  return layer;
+}
+
+#else
+
+quant::ErrorTable cuda_error_table(const Tensor&, const Tensor&, quant::ImportanceView, int, int,
+                                   quant::KMeansSolver) {
+  fail(ErrorKind::kUsage, "error tables on CUDA, but this skim-dist was built without CUDA");
+}
+
+quant::UniformLayer cuda_gptq_quantize(const Tensor&, const Tensor&, const quant::GptqOptions&) {
+  fail(ErrorKind::kUsage, "gptq on CUDA, but this skim-dist was built without CUDA");
+}
+
+#endif
+
+}  // namespace skim::pipeline

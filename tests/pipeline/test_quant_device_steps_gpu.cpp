@@ -1,0 +1,105 @@
+// quantize's GPU steps (src/pipeline/quant_device_steps.h) against the CPU functions they stand
+// in for (label gpu): the upload, the kernels and the assembly of the result. Bounds as the
+// kernels' own tests: error-table entries within 1e-3 relative on 95% of rows (the K-means
+// may stop at another local optimum on a few), gptq codes equal on 95% of weights and the layer
+// error within 2%.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "comm/cuda_devices.h"
+#include "src/pipeline/quant_device_steps.h"
+#include "src/quant/layer_error.h"
+
+namespace skim::pipeline {
+namespace {
+
+Tensor random_weight(int64_t rows, int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::student_t_distribution<float> t(4.0f);
+  std::vector<float> v(static_cast<size_t>(rows * cols));
+  for (float& x : v) x = 0.02f * t(rng);
+  return Tensor({rows, cols}, v);
+}
+
+// H = X^T X / n for n correlated random samples, plus 1e-3 on the diagonal.
+Tensor random_hessian(int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const int64_t n = 2 * cols;
+  std::vector<float> x(static_cast<size_t>(n * cols));
+  for (int64_t s = 0; s < n; ++s) {
+    float prev = 0.0f;
+    for (int64_t j = 0; j < cols; ++j) {
+      prev = 0.6f * prev + normal(rng);
+      x[static_cast<size_t>(s * cols + j)] = prev * (1.0f + static_cast<float>(j % 7));
+    }
+  }
+  Tensor h({cols, cols});
+  for (int64_t a = 0; a < cols; ++a)
+    for (int64_t b = 0; b < cols; ++b) {
+      double acc = 0.0;
+      for (int64_t s = 0; s < n; ++s)
+        acc += static_cast<double>(x[static_cast<size_t>(s * cols + a)]) *
+               x[static_cast<size_t>(s * cols + b)];
+      h.at(a, b) = static_cast<float>(acc / n + (a == b ? 1e-3 : 0.0));
+    }
+  return h;
+}
+
+class QuantDeviceSteps : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (comm::cuda_device_count() == 0) GTEST_FAIL() << "no CUDA device";
+  }
+};
+
+TEST_F(QuantDeviceSteps, ErrorTableMatchesCpu) {
+  const int64_t rows = 96, cols = 256;
+  const Tensor w = random_weight(rows, cols, 1);
+  const Tensor h = random_hessian(cols, 2);
+  std::vector<float> f(static_cast<size_t>(cols));
+  for (int64_t j = 0; j < cols; ++j) f[static_cast<size_t>(j)] = h.at(j, j);
+  const quant::ErrorTable cpu = quant::build_error_table(w, h, {f.data(), 0}, 2, 6);
+  const quant::ErrorTable gpu =
+      cuda_error_table(w, h, {f.data(), 0}, 2, 6, quant::KMeansSolver::kLloyd);
+  ASSERT_EQ(gpu.rows, rows);
+  ASSERT_EQ(gpu.b_min, 2);
+  ASSERT_EQ(gpu.b_max, 6);
+  ASSERT_EQ(gpu.e.size(), cpu.e.size());
+  int64_t close_rows = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    bool close = true;
+    for (int b = 2; b <= 6; ++b)
+      close = close && std::fabs(gpu.at(i, b) - cpu.at(i, b)) <= 1e-3 * cpu.at(i, b);
+    close_rows += close ? 1 : 0;
+  }
+  EXPECT_GE(close_rows, rows * 95 / 100);
+}
+
+TEST_F(QuantDeviceSteps, GptqMatchesCpu) {
+  const int64_t rows = 64, cols = 256;
+  const Tensor w = random_weight(rows, cols, 3);
+  const Tensor h = random_hessian(cols, 4);
+  for (const int64_t group : {int64_t{0}, int64_t{128}}) {
+    quant::GptqOptions g;
+    g.bits = 3;
+    g.group_size = group;
+    const quant::UniformLayer cpu = quant::gptq_quantize(w, h, g);
+    const quant::UniformLayer gpu = cuda_gptq_quantize(w, h, g);
+    ASSERT_EQ(gpu.codes.size(), cpu.codes.size());
+    ASSERT_EQ(gpu.scale.size(), cpu.scale.size());
+    int64_t same = 0;
+    for (size_t t = 0; t < cpu.codes.size(); ++t) same += cpu.codes[t] == gpu.codes[t] ? 1 : 0;
+    EXPECT_GE(same, static_cast<int64_t>(cpu.codes.size()) * 95 / 100) << "group " << group;
+    const double e_cpu = quant::layer_error(w, quant::dequantize(cpu), h);
+    const double e_gpu = quant::layer_error(w, quant::dequantize(gpu), h);
+    EXPECT_NEAR(e_gpu, e_cpu, 0.02 * e_cpu) << "group " << group;
+  }
+}
+
+}  // namespace
+}  // namespace skim::pipeline
