@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The device check in one call (docs/GPU.md): unpacks the bundle of scripts/gpu_bundle.sh and runs
-# every gpu-labelled test program, the LUT GEMV benchmark and the per-layer quantize benchmark at
-# LLaMA-2-7B and 70B shapes, each under a time limit, all within 9 minutes (SKIM_GPU_CHECK_SECONDS,
-# default 540). Needs the CUDA 13 runtime and Python, nothing else. Every step runs whatever the
-# others did; the summary says which passed.
+# every gpu-labelled test program, quantize / eval / generate on both devices (scripts/gpu_e2e.sh),
+# the LUT GEMV benchmark and the per-layer quantize benchmark at LLaMA-2-7B and 70B shapes, each
+# under a time limit, all within 9 minutes (SKIM_GPU_CHECK_SECONDS, default 540). Needs the CUDA 13
+# runtime and Python, nothing else. Every step runs whatever the others did; the summary says
+# which passed.
 #   scripts/gpu_check.sh [BUNDLE] [OUT]
 # BUNDLE: default build-gpu/gpu-bundle.tar.xz. OUT: default $OUT, else gpu-check-out. Writes
 # OUT/summary.json (device, commit, per step: exit status, seconds), OUT/<test>.json (gtest),
-# OUT/gpu_gemv.json, OUT/gpu_quant.json and a log per step.
+# OUT/e2e.json, OUT/gpu_gemv.json, OUT/gpu_quant.json and a log per step.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bundle="${1:-$root/build-gpu/gpu-bundle.tar.xz}"
@@ -53,6 +54,7 @@ missing=$(for exe in "$work"/tests/* "$work"/bin/*; do ldd "$exe" | grep "not fo
 for t in "$work"/tests/*; do
   step "$(basename "$t")" 180 "$t" --gtest_output="json:$out/$(basename "$t").json"
 done
+step e2e 300 "$root/scripts/gpu_e2e.sh" "$work/bin" "$out/e2e.json"
 step gpu_gemv 150 "$work/bin/bench_gpu_gemv" --out "$out/gpu_gemv.json"
 step gpu_quant 240 "$work/bin/bench_gpu_quant" --shapes 7b 70b --out "$out/gpu_quant.json"
 
