@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The end-to-end part of the device check (scripts/gpu_check.sh): on a random model with
-# SmolLM2's linear shapes (30 layers, hidden 576, ffn 1536; 256 byte tokens) written by
+# SmolLM2's linear shapes (12 of its 30 layers, hidden 576, ffn 1536; 256 byte tokens) written by
 # make_tiny_model, quantize with skim and gptq on the CPU and on the GPU, evaluate every folder
 # on both devices, generate on the GPU, and compare: the GPU-quantized folder's perplexity within
 # 0.5% of the CPU-quantized one's, GPU eval within 0.1% of CPU eval, bits within the budget.
@@ -13,7 +13,7 @@ bin=$1/skim-dist maker=$1/make_tiny_model out=$2
 device=${SKIM_E2E_DEVICE:-cuda}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$maker" "$work/model" 30 576 1536
+"$maker" "$work/model" 12 576 1536
 # Calibration and evaluation texts: different documents of this repository.
 cat "$root"/docs/ARCHITECTURE.md "$root"/docs/FORMAT.md > "$work/calib.txt"
 cp "$root"/docs/RESULTS.md "$work/eval.txt"
@@ -67,7 +67,7 @@ checks["skim: bits within the budget"] = all(
     run("skim", q, "ref")["bits"] <= 3.0 for q in ("ref", "test"))
 checks["gptq: the same bits"] = run("gptq", "ref", "ref")["bits"] == run("gptq", "test", "ref")["bits"]
 checks[f"generate on {device}: 16 tokens"] = gen["device"] == device and gen["new_tokens"] == 16
-result = {"model": "random, SmolLM2's linear shapes (30 x 576 / 1536, vocab 256)",
+result = {"model": "random, SmolLM2's linear shapes (12 layers of 576 / 1536, vocab 256)",
           "device_under_test": device, "runs": runs,
           "generate": {k: gen[k] for k in ("device", "new_tokens", "decode_tokens_per_second")},
           "checks": checks, "all_passed": all(checks.values())}
