@@ -91,31 +91,57 @@ float* GpuDecoderLayer::buffer(int which, int64_t n) {
   return b.data();
 }
 
+void GpuDecoderLayer::linear(int which, const float* x, int64_t tokens, float* y, void* stream) {
+  linears_[static_cast<size_t>(which)].forward(x, tokens, y, scratch16_, stream);
+}
+
+void GpuDecoderLayer::attention_half(float* hidden, int64_t tokens, float* k, float* v,
+                                     const std::function<void(float* q, float* out)>& attend,
+                                     void* stream) {
+  const ModelConfig& c = config_;
+  const int64_t h = c.hidden_size, q_width = c.num_heads * c.head_dim;
+  float* normed = buffer(0, tokens * h);
+  float* q = buffer(1, tokens * q_width);
+  float* out = buffer(4, tokens * q_width);
+  rmsnorm(hidden, input_norm_.data(), tokens, h, c.rms_norm_eps, normed, stream);
+  linear(0, normed, tokens, q, stream);
+  linear(1, normed, tokens, k, stream);
+  linear(2, normed, tokens, v, stream);
+  attend(q, out);
+  linear(3, out, tokens, normed, stream);
+  add_inplace(hidden, normed, tokens * h, stream);
+}
+
+void GpuDecoderLayer::mlp_half(float* hidden, int64_t tokens, void* stream) {
+  const ModelConfig& c = config_;
+  const int64_t h = c.hidden_size, ffn = c.intermediate_size;
+  float* normed = buffer(0, tokens * h);
+  float* gate = buffer(5, tokens * ffn);
+  float* up = buffer(6, tokens * ffn);
+  rmsnorm(hidden, post_norm_.data(), tokens, h, c.rms_norm_eps, normed, stream);
+  linear(4, normed, tokens, gate, stream);
+  linear(5, normed, tokens, up, stream);
+  silu_mul(gate, up, tokens * ffn, stream);
+  linear(6, gate, tokens, normed, stream);
+  add_inplace(hidden, normed, tokens * h, stream);
+}
+
 void GpuDecoderLayer::forward(float* hidden, int64_t batch, int64_t seq, void* stream) {
   const ModelConfig& c = config_;
   const int64_t tokens = batch * seq;
   if (tokens <= 0) return;
-  const int64_t h = c.hidden_size;
-  const int64_t q_width = c.num_heads * c.head_dim, kv_width = c.num_kv_heads * c.head_dim;
-  float* normed = buffer(0, tokens * h);
-  float* q = buffer(1, tokens * q_width);
+  const int64_t kv_width = c.num_kv_heads * c.head_dim;
   float* k = buffer(2, tokens * kv_width);
   float* v = buffer(3, tokens * kv_width);
-  float* attn = buffer(4, tokens * q_width);
-  auto lin = [&](int i, const float* x, float* y) {
-    linears_[static_cast<size_t>(i)].forward(x, tokens, y, scratch16_, stream);
-  };
-
-  rmsnorm(hidden, input_norm_.data(), tokens, h, c.rms_norm_eps, normed, stream);
-  lin(0, normed, q);
-  lin(1, normed, k);
-  lin(2, normed, v);
-  rope_apply(q, batch, seq, c.num_heads, c.head_dim, inv_freq_.data(), stream);
-  rope_apply(k, batch, seq, c.num_kv_heads, c.head_dim, inv_freq_.data(), stream);
-  causal_attention(q, k, v, batch, seq, c.num_heads, c.num_kv_heads, c.head_dim, attn, stream);
-  lin(3, attn, normed);
-  add_inplace(hidden, normed, tokens * h, stream);
-  mlp(hidden, tokens, stream);
+  attention_half(
+      hidden, tokens, k, v,
+      [&](float* q, float* out) {
+        rope_apply(q, batch, seq, c.num_heads, c.head_dim, inv_freq_.data(), stream);
+        rope_apply(k, batch, seq, c.num_kv_heads, c.head_dim, inv_freq_.data(), stream);
+        causal_attention(q, k, v, batch, seq, c.num_heads, c.num_kv_heads, c.head_dim, out, stream);
+      },
+      stream);
+  mlp_half(hidden, tokens, stream);
 }
 
 void GpuDecoderLayer::forward_step(float* hidden, int64_t tokens, DeviceLayerCache& cache,
@@ -125,47 +151,21 @@ void GpuDecoderLayer::forward_step(float* hidden, int64_t tokens, DeviceLayerCac
   if (cache.length + tokens > cache.capacity)
     fail(ErrorKind::kInternal, "GpuDecoderLayer: KV cache of {} positions, {} + {} asked",
          cache.capacity, cache.length, tokens);
-  const int64_t h = c.hidden_size, past = cache.length;
-  const int64_t q_width = c.num_heads * c.head_dim, kv_width = c.num_kv_heads * c.head_dim;
-  float* normed = buffer(0, tokens * h);
-  float* q = buffer(1, tokens * q_width);
-  float* attn = buffer(4, tokens * q_width);
+  const int64_t past = cache.length, kv_width = c.num_kv_heads * c.head_dim;
   // The new keys and values go straight into the cache rows after the past ones.
   float* k = cache.keys.data() + past * kv_width;
   float* v = cache.values.data() + past * kv_width;
-  auto lin = [&](int i, const float* x, float* y) {
-    linears_[static_cast<size_t>(i)].forward(x, tokens, y, scratch16_, stream);
-  };
-
-  rmsnorm(hidden, input_norm_.data(), tokens, h, c.rms_norm_eps, normed, stream);
-  lin(0, normed, q);
-  lin(1, normed, k);
-  lin(2, normed, v);
-  rope_apply_at(q, tokens, past, c.num_heads, c.head_dim, inv_freq_.data(), stream);
-  rope_apply_at(k, tokens, past, c.num_kv_heads, c.head_dim, inv_freq_.data(), stream);
-  cached_attention(q, cache.keys.data(), cache.values.data(), tokens, past, c.num_heads,
-                   c.num_kv_heads, c.head_dim, attn, stream);
-  lin(3, attn, normed);
-  add_inplace(hidden, normed, tokens * h, stream);
-  mlp(hidden, tokens, stream);
+  attention_half(
+      hidden, tokens, k, v,
+      [&](float* q, float* out) {
+        rope_apply_at(q, tokens, past, c.num_heads, c.head_dim, inv_freq_.data(), stream);
+        rope_apply_at(k, tokens, past, c.num_kv_heads, c.head_dim, inv_freq_.data(), stream);
+        cached_attention(q, cache.keys.data(), cache.values.data(), tokens, past, c.num_heads,
+                         c.num_kv_heads, c.head_dim, out, stream);
+      },
+      stream);
+  mlp_half(hidden, tokens, stream);
   cache.length = past + tokens;
-}
-
-void GpuDecoderLayer::mlp(float* hidden, int64_t tokens, void* stream) {
-  const ModelConfig& c = config_;
-  const int64_t h = c.hidden_size, ffn = c.intermediate_size;
-  float* normed = buffer(0, tokens * h);
-  float* gate = buffer(5, tokens * ffn);
-  float* up = buffer(6, tokens * ffn);
-  auto lin = [&](int i, const float* x, float* y) {
-    linears_[static_cast<size_t>(i)].forward(x, tokens, y, scratch16_, stream);
-  };
-  rmsnorm(hidden, post_norm_.data(), tokens, h, c.rms_norm_eps, normed, stream);
-  lin(4, normed, gate);
-  lin(5, normed, up);
-  silu_mul(gate, up, tokens * ffn, stream);
-  lin(6, gate, normed);
-  add_inplace(hidden, normed, tokens * h, stream);
 }
 
 }  // namespace skim::kernels::gpu

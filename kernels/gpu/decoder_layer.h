@@ -6,6 +6,7 @@
 // linear reads fp32 inputs (kernels/gpu/lut_products.h). CUDA-free header; defined in
 // kernels/cuda/decoder_layer.cpp.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -71,8 +72,12 @@ class GpuDecoderLayer {
 
  private:
   float* buffer(int which, int64_t n);
-  // The MLP half of the layer and its residual add, on `tokens` rows of hidden.
-  void mlp(float* hidden, int64_t tokens, void* stream);
+  void linear(int which, const float* x, int64_t tokens, float* y, void* stream);
+  // Norm, q/k/v products (k and v into the given rows), `attend` (rotary and attention from q
+  // into out), o product and residual add; then the MLP half and its residual add.
+  void attention_half(float* hidden, int64_t tokens, float* k, float* v,
+                      const std::function<void(float* q, float* out)>& attend, void* stream);
+  void mlp_half(float* hidden, int64_t tokens, void* stream);
   ModelConfig config_;
   std::vector<DeviceLinear> linears_;
   DeviceArray<float> input_norm_, post_norm_, inv_freq_;
