@@ -79,25 +79,28 @@ class CudaDecoderBackend final : public DecoderBackend {
   CudaDecoderBackend(const ModelConfig& config, int cuda_device) : config_(config) {
     comm::cuda_select_device(cuda_device);
   }
-  Device device() const override { return Device::kCuda; }
-
   void load_states(float* states, int64_t tokens) override {
     const auto n = static_cast<size_t>(tokens * config_.hidden_size);
     if (states_.size() != n) states_ = gpu::DeviceArray<float>(n);
     gpu::copy_to_device(states_.data(), states, n * sizeof(float), nullptr);
   }
 
-  void run_layer(const model::DecoderLayer& layer, int64_t windows, int64_t seq,
-                 int64_t micro_windows) override {
+  void set_layer(const model::DecoderLayer& layer) override {
+    layer_.reset();  // free the previous layer's device memory before the next one's
+    layer_ = std::make_unique<gpu::GpuDecoderLayer>(to_device_layer(layer));
+  }
+
+  void run_layer(int64_t windows, int64_t seq, int64_t micro_windows) override {
     const int64_t hidden = config_.hidden_size;
-    SKIM_ASSERT(static_cast<size_t>(windows * seq * hidden) <= states_.size());
-    gpu::GpuDecoderLayer device_layer = to_device_layer(layer);
+    SKIM_ASSERT(layer_ != nullptr && static_cast<size_t>(windows * seq * hidden) <= states_.size());
     for (int64_t m = 0; m < windows; m += micro_windows) {
       const int64_t mb = std::min(micro_windows, windows - m);
-      device_layer.forward(states_.data() + m * seq * hidden, mb, seq, nullptr);
+      layer_->forward(states_.data() + m * seq * hidden, mb, seq, nullptr);
     }
-    // The layer's device memory is freed on return: wait until its kernels are done.
-    gpu::stream_synchronize(nullptr);
+  }
+
+  void store_states(float* states) override {
+    gpu::copy_to_host(states, states_.data(), states_.bytes(), nullptr);
   }
 
   double window_nll(const model::LlamaModel& ends, const int32_t* tokens, int64_t windows,
@@ -135,6 +138,7 @@ class CudaDecoderBackend final : public DecoderBackend {
  private:
   ModelConfig config_;
   gpu::DeviceArray<float> states_;
+  std::unique_ptr<gpu::GpuDecoderLayer> layer_;
 };
 
 class CudaDecodeBackend final : public DecodeBackend {

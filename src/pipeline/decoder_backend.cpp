@@ -17,20 +17,20 @@ namespace {
 
 class CpuDecoderBackend final : public DecoderBackend {
  public:
-  Device device() const override { return Device::kCpu; }
   void load_states(float* states, int64_t tokens) override {
     states_ = states;
     tokens_ = tokens;
   }
-  void run_layer(const model::DecoderLayer& layer, int64_t windows, int64_t seq,
-                 int64_t micro_windows) override {
-    SKIM_ASSERT(states_ != nullptr && windows * seq <= tokens_);
-    const int64_t hidden = layer.config().hidden_size;
+  void set_layer(const model::DecoderLayer& layer) override { layer_ = &layer; }
+  void run_layer(int64_t windows, int64_t seq, int64_t micro_windows) override {
+    SKIM_ASSERT(states_ != nullptr && layer_ != nullptr && windows * seq <= tokens_);
+    const int64_t hidden = layer_->config().hidden_size;
     for (int64_t m = 0; m < windows; m += micro_windows) {
       const int64_t mb = std::min(micro_windows, windows - m);
-      layer.forward(states_ + m * seq * hidden, mb, seq);
+      layer_->forward(states_ + m * seq * hidden, mb, seq);
     }
   }
+  void store_states(float* states) override { SKIM_ASSERT(states == states_); }
   double window_nll(const model::LlamaModel& ends, const int32_t* tokens, int64_t windows,
                     int64_t seq) override {
     SKIM_ASSERT(states_ != nullptr && windows * seq <= tokens_ && seq >= 2);
@@ -55,6 +55,7 @@ class CpuDecoderBackend final : public DecoderBackend {
  private:
   float* states_ = nullptr;
   int64_t tokens_ = 0;
+  const model::DecoderLayer* layer_ = nullptr;
 };
 
 class CpuDecodeBackend final : public DecodeBackend {

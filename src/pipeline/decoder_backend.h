@@ -1,7 +1,8 @@
 #pragma once
-// Where eval computes. Eval streams a model layer by layer over resident hidden states
-// (perplexity.h); this interface is that loop's device-dependent part: running a layer over the
-// states, and the final norm, head and NLL after the last one. The CPU implementation works on
+// Where eval and the sensitivity pass compute. Both stream a model layer by layer over resident
+// hidden states (perplexity.h, sensitivity.h); this interface is that loop's device-dependent
+// part: running a layer over the states, and for eval the final norm, head and NLL after the last
+// one. The CPU implementation works on
 // the caller's buffer in place; the CUDA one keeps the states in device memory, runs each layer
 // as a kernels::gpu::GpuDecoderLayer and only brings back one NLL per predicted token.
 // Everything around it (tokenizing, windows, embedding, layer loading) is the same code on both.
@@ -20,14 +21,20 @@ namespace skim::pipeline {
 class DecoderBackend {
  public:
   virtual ~DecoderBackend() = default;
-  virtual Device device() const = 0;
   // Makes states [tokens, hidden] (host) the resident hidden states. The CPU backend works on the
-  // caller's buffer in place, so it must stay alive until window_nll; the CUDA one copies it.
+  // caller's buffer in place, so it must stay alive until store_states or window_nll; the CUDA
+  // one copies it.
   virtual void load_states(float* states, int64_t tokens) = 0;
-  // Runs `layer` over the resident states: `windows` sequences of `seq` tokens, each starting at
-  // position 0, `micro_windows` sequences per call (activation memory).
-  virtual void run_layer(const model::DecoderLayer& layer, int64_t windows, int64_t seq,
-                         int64_t micro_windows) = 0;
+  // The layer run_layer runs. The CUDA backend uploads it here; the CPU one keeps a reference,
+  // so the layer must stay alive until the next set_layer.
+  virtual void set_layer(const model::DecoderLayer& layer) = 0;
+  // Runs the set layer over the resident states: `windows` sequences of `seq` tokens, each
+  // starting at position 0, `micro_windows` sequences per call (activation memory; 1 makes a
+  // sequence's result independent of the others).
+  virtual void run_layer(int64_t windows, int64_t seq, int64_t micro_windows) = 0;
+  // The resident states back into `states`, the buffer given to load_states (the CPU backend's
+  // are there already).
+  virtual void store_states(float* states) = 0;
   // After the last layer: the sum over the `windows` resident sequences of seq tokens of the NLL
   // of tokens[w * seq + 1 .. w * seq + seq - 1] predicted from the rows before them (final norm,
   // head, log-softmax). tokens [windows * seq] on the host. Leaves the states normed.

@@ -8,6 +8,7 @@
 #include "src/core/error.h"
 #include "src/model/linear.h"
 #include "src/model/llama_model.h"
+#include "src/pipeline/decoder_backend.h"
 #include "src/quant/hessian.h"
 #include "src/quant/layer_error.h"
 #include "src/quant/lut_layer.h"
@@ -48,10 +49,16 @@ std::vector<LinearSensitivity> measure_sensitivity(comm::Communicator& comm,
   if (tokens <= 0) fail(ErrorKind::kUsage, "sensitivity: no tokens to measure on");
   const auto ends = model::LlamaModel::load(source, model::LlamaModel::Layers::kStream);
 
-  // One window per call, as the calibration forward: a stream's bits do not depend on its rank.
-  const auto forward = [&](const model::DecoderLayer& layer, Tensor& hidden) {
-    for (int64_t w = 0; w < in.windows; ++w)
-      layer.forward(hidden.data() + w * in.seq * d, 1, in.seq);
+  // The layer forwards on the chosen device (decoder_backend.h); the head and the KL on the CPU.
+  const std::unique_ptr<DecoderBackend> backend =
+      options.device == Device::kCuda ? make_cuda_decoder_backend(c, options.cuda_device)
+                                      : make_cpu_decoder_backend();
+  // Runs the backend's layer over `hidden`, one window per call as the calibration forward: a
+  // stream's bits do not depend on its rank.
+  const auto forward = [&](Tensor& hidden) {
+    backend->load_states(hidden.data(), tokens);
+    backend->run_layer(in.windows, in.seq, 1);
+    backend->store_states(hidden.data());
   };
 
   Tensor base({tokens, d});
@@ -64,7 +71,8 @@ std::vector<LinearSensitivity> measure_sensitivity(comm::Communicator& comm,
   std::vector<LinearSensitivity> out(static_cast<size_t>(n * kKinds));
   for (int64_t l = 0; l < n; ++l) {
     model::DecoderLayer layer = model::DecoderLayer::load(source, l);
-    for (auto& s : streams) forward(layer, s.hidden);
+    backend->set_layer(layer);
+    for (auto& s : streams) forward(s.hidden);
     std::array<Tensor, 4> hessians;  // read once per group (q, k and v share one)
     for (int64_t k = 0; k < kKinds; ++k) {
       const int64_t id = l * kKinds + k;
@@ -79,11 +87,13 @@ std::vector<LinearSensitivity> measure_sensitivity(comm::Communicator& comm,
       auto original = layer.replace_linear(
           kind, std::make_unique<model::DenseLinear>(std::move(r.w_hat), dense.bias()));
       Stream s{id, base};
-      forward(layer, s.hidden);
+      backend->set_layer(layer);
+      forward(s.hidden);
       layer.replace_linear(kind, std::move(original));
       streams.push_back(std::move(s));
     }
-    forward(layer, base);
+    backend->set_layer(layer);  // the original linears again
+    forward(base);
     in.after_layer(l);
   }
 
