@@ -43,7 +43,12 @@ quant::SkimOptions skim_options(const QuantizeOptions& o) {
   s.scale.solver = s.solver;
   s.allocation.entries = o.lut_entries;
   s.outliers = o.outliers;
-  if (o.device == Device::kCuda) s.error_table_builder = cuda_error_table;
+  if (o.device == Device::kCuda)
+    s.error_table_builder = [device = o.cuda_device](const Tensor& w, const Tensor& h,
+                                                     quant::ImportanceView f, int b_min, int b_max,
+                                                     quant::KMeansSolver solver) {
+      return cuda_error_table(device, w, h, f, b_min, b_max, solver);
+    };
   return s;
 }
 
@@ -120,7 +125,7 @@ QuantizedLinear quantize_linear(const std::string& name, const Tensor& w, const 
       q.kind = PackedKind::kUniform;
       if (none) break;
       quant::UniformLayer layer = options.device == Device::kCuda && !g.act_order
-                                      ? cuda_gptq_quantize(w, h, g)
+                                      ? cuda_gptq_quantize(options.cuda_device, w, h, g)
                                       : quant::gptq_quantize(w, h, g);
       w_hat = quant::dequantize(layer);
       q.uniform = quant::pack(layer);

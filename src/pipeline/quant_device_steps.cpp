@@ -5,6 +5,7 @@
 #include "src/core/error.h"
 
 #if SKIM_HAVE_CUDA
+#include "comm/cuda_devices.h"
 #include "kernels/gpu/device_memory.h"
 #include "kernels/gpu/quant_kernels.h"
 #endif
@@ -15,8 +16,10 @@ namespace skim::pipeline {
 
 namespace gpu = kernels::gpu;
 
-quant::ErrorTable cuda_error_table(const Tensor& w, const Tensor& h, quant::ImportanceView f,
-                                   int b_min, int b_max, quant::KMeansSolver solver) {
+quant::ErrorTable cuda_error_table(int device, const Tensor& w, const Tensor& h,
+                                   quant::ImportanceView f, int b_min, int b_max,
+                                   quant::KMeansSolver solver) {
+  comm::cuda_select_device(device);
   const int64_t rows = w.dim(0), cols = w.dim(1);
   quant::ErrorTable table;
   table.rows = rows;
@@ -37,8 +40,9 @@ quant::ErrorTable cuda_error_table(const Tensor& w, const Tensor& h, quant::Impo
   return table;
 }
 
-quant::UniformLayer cuda_gptq_quantize(const Tensor& w, const Tensor& h,
+quant::UniformLayer cuda_gptq_quantize(int device, const Tensor& w, const Tensor& h,
                                        const quant::GptqOptions& options) {
+  comm::cuda_select_device(device);
   if (options.act_order || !options.group_bits.empty() || options.clip_search)
     fail(ErrorKind::kInternal,
          "gptq on the GPU: act-order, group widths and clip search are CPU only");
@@ -72,12 +76,13 @@ quant::UniformLayer cuda_gptq_quantize(const Tensor& w, const Tensor& h,
 
 #else
 
-quant::ErrorTable cuda_error_table(const Tensor&, const Tensor&, quant::ImportanceView, int, int,
-                                   quant::KMeansSolver) {
+quant::ErrorTable cuda_error_table(int, const Tensor&, const Tensor&, quant::ImportanceView, int,
+                                   int, quant::KMeansSolver) {
   fail(ErrorKind::kUsage, "error tables on CUDA, but this skim-dist was built without CUDA");
 }
 
-quant::UniformLayer cuda_gptq_quantize(const Tensor&, const Tensor&, const quant::GptqOptions&) {
+quant::UniformLayer cuda_gptq_quantize(int, const Tensor&, const Tensor&,
+                                       const quant::GptqOptions&) {
   fail(ErrorKind::kUsage, "gptq on CUDA, but this skim-dist was built without CUDA");
 }
 

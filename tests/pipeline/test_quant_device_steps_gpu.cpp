@@ -70,7 +70,7 @@ TEST_F(QuantDeviceSteps, ErrorTableMatchesCpu) {
   for (int64_t j = 0; j < cols; ++j) f[static_cast<size_t>(j)] = h.at(j, j);
   const quant::ErrorTable cpu = quant::build_error_table(w, h, {f.data(), 0}, 2, 6);
   const quant::ErrorTable gpu =
-      cuda_error_table(w, h, {f.data(), 0}, 2, 6, quant::KMeansSolver::kLloyd);
+      cuda_error_table(0, w, h, {f.data(), 0}, 2, 6, quant::KMeansSolver::kLloyd);
   ASSERT_EQ(gpu.rows, rows);
   ASSERT_EQ(gpu.b_min, 2);
   ASSERT_EQ(gpu.b_max, 6);
@@ -94,7 +94,7 @@ TEST_F(QuantDeviceSteps, GptqMatchesCpu) {
     g.bits = 3;
     g.group_size = group;
     const quant::UniformLayer cpu = quant::gptq_quantize(w, h, g);
-    const quant::UniformLayer gpu = cuda_gptq_quantize(w, h, g);
+    const quant::UniformLayer gpu = cuda_gptq_quantize(0, w, h, g);
     ASSERT_EQ(gpu.codes.size(), cpu.codes.size());
     ASSERT_EQ(gpu.scale.size(), cpu.scale.size());
     int64_t same = 0;
