@@ -3,7 +3,7 @@
 // are those of the CPU twins in kernels/cpu/model_ops.h (row-major [tokens, features], `batch`
 // sequences of `seq` tokens, sequence after sequence). `stream` is a cudaStream_t (nullptr: the
 // legacy default stream). Launches are asynchronous; a failed launch throws skim::Error.
-// Defined in kernels/cuda/{rmsnorm,rope,attention,silu_mul,convert,nll}.cu.
+// Defined in kernels/cuda/{rmsnorm,rope,attention,silu_mul,convert,log_softmax}.cu.
 #include <cstdint>
 
 namespace skim::kernels::gpu {
@@ -44,6 +44,11 @@ void add_bias(float* y, const float* bias, int64_t rows, int64_t cols, void* str
 // row, the sum of exponentials in double as the twin; targets must lie in [0, vocab).
 void log_softmax_nll(const float* logits, int64_t rows, int64_t vocab, const int32_t* targets,
                      double* nll, void* stream);
+// Twin: kernels::log_softmax. log_p [rows, vocab] fp32 from sums in double.
+void log_softmax(const float* logits, int64_t rows, int64_t vocab, float* log_p, void* stream);
+// Twin: kernels::kl_divergence. kl[r] = KL(p_r || softmax(logits_q[r])), p_r = exp(log_p[r]).
+void kl_divergence(const float* log_p, const float* logits_q, int64_t rows, int64_t vocab,
+                   double* kl, void* stream);
 
 // fp32 -> fp16 / bf16 (round to nearest even), the inputs of the cuBLAS GEMMs.
 void to_half(const float* x, int64_t n, uint16_t* out, void* stream);

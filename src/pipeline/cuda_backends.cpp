@@ -135,10 +135,59 @@ class CudaDecoderBackend final : public DecoderBackend {
     return sum;
   }
 
+  void reference_log_probs(const model::LlamaModel& ends) override {
+    const int64_t tokens = norm_states(ends), vocab = config_.vocab_size;
+    reference_ = gpu::DeviceArray<float>(static_cast<size_t>(tokens * vocab));
+    for_head_chunks(tokens, [&](int64_t t0, int64_t rows, const float* logits) {
+      gpu::log_softmax(logits, rows, vocab, reference_.data() + t0 * vocab, nullptr);
+    });
+  }
+
+  double kl_to_reference(const model::LlamaModel& ends) override {
+    const int64_t tokens = norm_states(ends), vocab = config_.vocab_size;
+    SKIM_ASSERT(reference_.size() == static_cast<size_t>(tokens * vocab));
+    gpu::DeviceArray<double> kl(static_cast<size_t>(tokens));
+    for_head_chunks(tokens, [&](int64_t t0, int64_t rows, const float* logits) {
+      gpu::kl_divergence(reference_.data() + t0 * vocab, logits, rows, vocab, kl.data() + t0,
+                         nullptr);
+    });
+    double sum = 0.0;
+    for (const double v : kl.to_host()) sum += v;
+    return sum;
+  }
+
  private:
+  // Final norm of every resident token; uploads the head of `ends` on first use. Returns the
+  // number of resident tokens.
+  int64_t norm_states(const model::LlamaModel& ends) {
+    const int64_t hidden = config_.hidden_size;
+    const auto tokens = static_cast<int64_t>(states_.size()) / hidden;
+    if (!head_) head_ = std::make_unique<gpu::DeviceLinear>(to_device(ends.head(), "lm_head"));
+    const gpu::DeviceArray<float> norm(to_vector(ends.final_norm_weight()));
+    gpu::rmsnorm(states_.data(), norm.data(), tokens, hidden, config_.rms_norm_eps, states_.data(),
+                 nullptr);
+    return tokens;
+  }
+
+  // fn(first token, rows, logits) over the resident states in blocks of at most 256 MiB of logits.
+  template <typename Fn>
+  void for_head_chunks(int64_t tokens, Fn&& fn) {
+    const int64_t vocab = config_.vocab_size, hidden = config_.hidden_size;
+    const int64_t chunk = std::clamp<int64_t>((int64_t{256} << 20) / (4 * vocab), 1, tokens);
+    gpu::DeviceArray<float> logits(static_cast<size_t>(chunk * vocab));
+    for (int64_t t0 = 0; t0 < tokens; t0 += chunk) {
+      const int64_t rows = std::min(chunk, tokens - t0);
+      head_->forward(states_.data() + t0 * hidden, rows, logits.data(), scratch_, nullptr);
+      fn(t0, rows, logits.data());
+    }
+  }
+
   ModelConfig config_;
   gpu::DeviceArray<float> states_;
   std::unique_ptr<gpu::GpuDecoderLayer> layer_;
+  std::unique_ptr<gpu::DeviceLinear> head_;  // the sensitivity pass's, uploaded once
+  gpu::DeviceArray<float> reference_;        // [tokens, vocab] log-probabilities
+  gpu::DeviceArray<uint16_t> scratch_;
 };
 
 class CudaDecodeBackend final : public DecodeBackend {

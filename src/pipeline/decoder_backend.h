@@ -40,6 +40,12 @@ class DecoderBackend {
   // head, log-softmax). tokens [windows * seq] on the host. Leaves the states normed.
   virtual double window_nll(const model::LlamaModel& ends, const int32_t* tokens, int64_t windows,
                             int64_t seq) = 0;
+  // The sensitivity pass's ends. reference_log_probs: the resident states (after the last layer)
+  // through final norm and head, kept as the reference log-probabilities [tokens, vocab].
+  // kl_to_reference: the sum over the resident states' tokens of KL(reference || softmax(head(
+  // norm(states)))), the same `ends` as the reference. Both leave the states normed.
+  virtual void reference_log_probs(const model::LlamaModel& ends) = 0;
+  virtual double kl_to_reference(const model::LlamaModel& ends) = 0;
 };
 
 std::unique_ptr<DecoderBackend> make_cpu_decoder_backend();

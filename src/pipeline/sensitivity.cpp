@@ -4,7 +4,6 @@
 #include <array>
 #include <memory>
 
-#include "kernels/cpu/model_ops.h"
 #include "src/core/error.h"
 #include "src/model/linear.h"
 #include "src/model/llama_model.h"
@@ -18,9 +17,6 @@ namespace skim::pipeline {
 namespace {
 
 constexpr int64_t kKinds = model::kLinearKindCount;
-// Tokens whose logits are held at once at the head.
-constexpr int64_t kHeadChunk = 64;
-
 // The replacement of one linear and its error on the damped H.
 struct Replacement {
   Tensor w_hat;
@@ -44,12 +40,12 @@ std::vector<LinearSensitivity> measure_sensitivity(comm::Communicator& comm,
                                                    const SensitivityInput& in,
                                                    const QuantizeOptions& options) {
   const ModelConfig& c = source.config();
-  const int64_t n = c.num_layers, d = c.hidden_size, vocab = c.vocab_size;
+  const int64_t n = c.num_layers, d = c.hidden_size;
   const int64_t tokens = in.windows * in.seq;
   if (tokens <= 0) fail(ErrorKind::kUsage, "sensitivity: no tokens to measure on");
   const auto ends = model::LlamaModel::load(source, model::LlamaModel::Layers::kStream);
 
-  // The layer forwards on the chosen device (decoder_backend.h); the head and the KL on the CPU.
+  // The layer forwards, the head and the KL on the chosen device (decoder_backend.h).
   const std::unique_ptr<DecoderBackend> backend =
       options.device == Device::kCuda ? make_cuda_decoder_backend(c, options.cuda_device)
                                       : make_cpu_decoder_backend();
@@ -98,25 +94,12 @@ std::vector<LinearSensitivity> measure_sensitivity(comm::Communicator& comm,
   }
 
   // The full model's log-probabilities, then each stream's KL against them.
-  ends.final_norm(base.data(), tokens);
-  std::vector<float> log_p(static_cast<size_t>(tokens * vocab));
-  std::vector<float> logits(static_cast<size_t>(kHeadChunk * vocab));
-  for (int64_t t0 = 0; t0 < tokens; t0 += kHeadChunk) {
-    const int64_t rows = std::min(kHeadChunk, tokens - t0);
-    ends.logits(base.data() + t0 * d, rows, logits.data());
-    kernels::log_softmax(logits.data(), rows, vocab, log_p.data() + t0 * vocab);
-  }
-  std::vector<double> kl(static_cast<size_t>(kHeadChunk));
+  backend->load_states(base.data(), tokens);
+  backend->reference_log_probs(ends);
   for (auto& s : streams) {
-    ends.final_norm(s.hidden.data(), tokens);
-    double sum = 0.0;
-    for (int64_t t0 = 0; t0 < tokens; t0 += kHeadChunk) {
-      const int64_t rows = std::min(kHeadChunk, tokens - t0);
-      ends.logits(s.hidden.data() + t0 * d, rows, logits.data());
-      kernels::kl_divergence(log_p.data() + t0 * vocab, logits.data(), rows, vocab, kl.data());
-      for (int64_t r = 0; r < rows; ++r) sum += kl[static_cast<size_t>(r)];
-    }
-    out[static_cast<size_t>(s.id)].kl = sum / static_cast<double>(tokens);
+    backend->load_states(s.hidden.data(), tokens);
+    out[static_cast<size_t>(s.id)].kl =
+        backend->kl_to_reference(ends) / static_cast<double>(tokens);
     s.hidden = Tensor();
   }
 

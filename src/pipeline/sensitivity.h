@@ -8,10 +8,10 @@
 // the error tables of different layers on one scale: what they do to the output.
 //
 // Cost: one forward from layer l to the head per linear (7 per layer) on the sensitivity tokens;
-// the linears are dealt round-robin to the ranks. The layer forwards run on options.device
-// (decoder_backend.h; on CUDA with fp16 dense weights), the head and the KL on the CPU. Memory per
-// rank: the hidden states of its linears' perturbed streams, 4 (7 L / P) T d bytes at the end, plus
-// the full model's log-probabilities of the T tokens, 4 T V bytes.
+// the linears are dealt round-robin to the ranks. The layer forwards, the head and the KL run on
+// options.device (decoder_backend.h; on CUDA with fp16 dense weights and head). Memory per rank:
+// the hidden states of its linears' perturbed streams, 4 (7 L / P) T d bytes at the end, plus the
+// full model's log-probabilities of the T tokens, 4 T V bytes.
 #include <cstdint>
 #include <functional>
 #include <vector>

@@ -174,5 +174,35 @@ TEST(GpuOps, LogSoftmaxNllMatchesCpu) {
     ASSERT_NEAR(got[r], want[r], 1e-9 * std::abs(want[r])) << r;
 }
 
+// log-softmax and KL against their twins on the same logits: sums in double in different orders,
+// the log-probabilities then rounded to fp32 on both sides: within 2 fp32 ulps of the row's
+// magnitude. The KL kernel gets the twin's log-probabilities, so only the summation order differs:
+// within 1e-9 relative.
+TEST(GpuOps, LogSoftmaxAndKlMatchCpu) {
+  SKIM_REQUIRE_GPU();
+  const int64_t rows = 19, vocab = 32000;
+  const auto p_logits = random_floats(static_cast<size_t>(rows * vocab), 16, 4.0f);
+  auto q_logits = p_logits;
+  const auto noise = random_floats(q_logits.size(), 17, 0.3f);
+  for (size_t i = 0; i < q_logits.size(); ++i) q_logits[i] += noise[i];
+  std::vector<float> log_p(p_logits.size());
+  kernels::log_softmax(p_logits.data(), rows, vocab, log_p.data());
+  std::vector<double> kl(static_cast<size_t>(rows));
+  kernels::kl_divergence(log_p.data(), q_logits.data(), rows, vocab, kl.data());
+
+  DeviceArray<float> dp(p_logits), dq(q_logits), dlog(p_logits.size());
+  DeviceArray<double> dkl(static_cast<size_t>(rows));
+  log_softmax(dp.data(), rows, vocab, dlog.data(), nullptr);
+  const auto got_log = dlog.to_host();
+  EXPECT_LE(max_abs_diff(got_log, log_p), 2.5e-7 * max_abs(log_p));
+  DeviceArray<float> dref(log_p);
+  kl_divergence(dref.data(), dq.data(), rows, vocab, dkl.data(), nullptr);
+  const auto got_kl = dkl.to_host();
+  for (size_t r = 0; r < kl.size(); ++r) {
+    EXPECT_GT(kl[r], 0.0);
+    EXPECT_NEAR(got_kl[r], kl[r], 1e-9 * kl[r]) << r;
+  }
+}
+
 }  // namespace
 }  // namespace skim::kernels::gpu
