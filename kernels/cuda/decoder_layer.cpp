@@ -97,36 +97,42 @@ void GpuDecoderLayer::linear(int which, const float* x, int64_t tokens, float* y
 
 void GpuDecoderLayer::attention_half(float* hidden, int64_t tokens, float* k, float* v,
                                      const std::function<void(float* q, float* out)>& attend,
-                                     void* stream) {
+                                     void* stream, const DeviceCapture& capture) {
   const ModelConfig& c = config_;
   const int64_t h = c.hidden_size, q_width = c.num_heads * c.head_dim;
   float* normed = buffer(0, tokens * h);
   float* q = buffer(1, tokens * q_width);
   float* out = buffer(4, tokens * q_width);
   rmsnorm(hidden, input_norm_.data(), tokens, h, c.rms_norm_eps, normed, stream);
+  if (capture) capture(0, normed, tokens, h);
   linear(0, normed, tokens, q, stream);
   linear(1, normed, tokens, k, stream);
   linear(2, normed, tokens, v, stream);
   attend(q, out);
+  if (capture) capture(1, out, tokens, q_width);
   linear(3, out, tokens, normed, stream);
   add_inplace(hidden, normed, tokens * h, stream);
 }
 
-void GpuDecoderLayer::mlp_half(float* hidden, int64_t tokens, void* stream) {
+void GpuDecoderLayer::mlp_half(float* hidden, int64_t tokens, void* stream,
+                               const DeviceCapture& capture) {
   const ModelConfig& c = config_;
   const int64_t h = c.hidden_size, ffn = c.intermediate_size;
   float* normed = buffer(0, tokens * h);
   float* gate = buffer(5, tokens * ffn);
   float* up = buffer(6, tokens * ffn);
   rmsnorm(hidden, post_norm_.data(), tokens, h, c.rms_norm_eps, normed, stream);
+  if (capture) capture(2, normed, tokens, h);
   linear(4, normed, tokens, gate, stream);
   linear(5, normed, tokens, up, stream);
   silu_mul(gate, up, tokens * ffn, stream);
+  if (capture) capture(3, gate, tokens, ffn);
   linear(6, gate, tokens, normed, stream);
   add_inplace(hidden, normed, tokens * h, stream);
 }
 
-void GpuDecoderLayer::forward(float* hidden, int64_t batch, int64_t seq, void* stream) {
+void GpuDecoderLayer::forward(float* hidden, int64_t batch, int64_t seq, void* stream,
+                              const DeviceCapture& capture) {
   const ModelConfig& c = config_;
   const int64_t tokens = batch * seq;
   if (tokens <= 0) return;
@@ -140,8 +146,8 @@ void GpuDecoderLayer::forward(float* hidden, int64_t batch, int64_t seq, void* s
         rope_apply(k, batch, seq, c.num_kv_heads, c.head_dim, inv_freq_.data(), stream);
         causal_attention(q, k, v, batch, seq, c.num_heads, c.num_kv_heads, c.head_dim, out, stream);
       },
-      stream);
-  mlp_half(hidden, tokens, stream);
+      stream, capture);
+  mlp_half(hidden, tokens, stream, capture);
 }
 
 void GpuDecoderLayer::forward_step(float* hidden, int64_t tokens, DeviceLayerCache& cache,
@@ -163,8 +169,8 @@ void GpuDecoderLayer::forward_step(float* hidden, int64_t tokens, DeviceLayerCac
         cached_attention(q, cache.keys.data(), cache.values.data(), tokens, past, c.num_heads,
                          c.num_kv_heads, c.head_dim, out, stream);
       },
-      stream);
-  mlp_half(hidden, tokens, stream);
+      stream, {});
+  mlp_half(hidden, tokens, stream, {});
   cache.length = past + tokens;
 }
 

@@ -55,6 +55,12 @@ struct DeviceLayerCache {
   int64_t length = 0;
 };
 
+// Called with the device input of each linear group (0: q/k/v, 1: o, 2: gate/up, 3: down, as
+// model::LinearGroup), [tokens, features] fp32, valid during the call (the twin of
+// model::CaptureHook).
+using DeviceCapture =
+    std::function<void(int group, const float* x, int64_t tokens, int64_t features)>;
+
 class GpuDecoderLayer {
  public:
   // linears in the order q, k, v, o, gate, up, down (model::LinearKind); norms [hidden] fp32 host.
@@ -63,7 +69,8 @@ class GpuDecoderLayer {
 
   // hidden [batch * seq, hidden_size] (device) is updated in place; each sequence starts at
   // position 0. Grows the layer's workspace on first use of a size; then allocation-free.
-  void forward(float* hidden, int64_t batch, int64_t seq, void* stream);
+  void forward(float* hidden, int64_t batch, int64_t seq, void* stream,
+               const DeviceCapture& capture = {});
 
   // The twin of model::forward_step: `tokens` new tokens of one sequence at positions
   // cache.length .. cache.length + tokens - 1; hidden [tokens, hidden_size] (device) is updated
@@ -76,8 +83,9 @@ class GpuDecoderLayer {
   // Norm, q/k/v products (k and v into the given rows), `attend` (rotary and attention from q
   // into out), o product and residual add; then the MLP half and its residual add.
   void attention_half(float* hidden, int64_t tokens, float* k, float* v,
-                      const std::function<void(float* q, float* out)>& attend, void* stream);
-  void mlp_half(float* hidden, int64_t tokens, void* stream);
+                      const std::function<void(float* q, float* out)>& attend, void* stream,
+                      const DeviceCapture& capture);
+  void mlp_half(float* hidden, int64_t tokens, void* stream, const DeviceCapture& capture);
   ModelConfig config_;
   std::vector<DeviceLinear> linears_;
   DeviceArray<float> input_norm_, post_norm_, inv_freq_;

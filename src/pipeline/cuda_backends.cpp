@@ -90,12 +90,21 @@ class CudaDecoderBackend final : public DecoderBackend {
     layer_ = std::make_unique<gpu::GpuDecoderLayer>(to_device_layer(layer));
   }
 
-  void run_layer(int64_t windows, int64_t seq, int64_t micro_windows) override {
+  void run_layer(int64_t windows, int64_t seq, int64_t micro_windows,
+                 const model::CaptureHook& capture) override {
     const int64_t hidden = config_.hidden_size;
     SKIM_ASSERT(layer_ != nullptr && static_cast<size_t>(windows * seq * hidden) <= states_.size());
+    // The captured inputs come to the host for the hook (the Hessians are reduced there).
+    gpu::DeviceCapture to_host;
+    if (capture)
+      to_host = [&](int group, const float* x, int64_t tokens, int64_t features) {
+        captured_.resize(static_cast<size_t>(tokens * features));
+        gpu::copy_to_host(captured_.data(), x, captured_.size() * sizeof(float), nullptr);
+        capture(static_cast<model::LinearGroup>(group), captured_.data(), tokens, features);
+      };
     for (int64_t m = 0; m < windows; m += micro_windows) {
       const int64_t mb = std::min(micro_windows, windows - m);
-      layer_->forward(states_.data() + m * seq * hidden, mb, seq, nullptr);
+      layer_->forward(states_.data() + m * seq * hidden, mb, seq, nullptr, to_host);
     }
   }
 
@@ -188,6 +197,7 @@ class CudaDecoderBackend final : public DecoderBackend {
   std::unique_ptr<gpu::DeviceLinear> head_;  // the sensitivity pass's, uploaded once
   gpu::DeviceArray<float> reference_;        // [tokens, vocab] log-probabilities
   gpu::DeviceArray<uint16_t> scratch_;
+  std::vector<float> captured_;  // the host copy of a captured input
 };
 
 class CudaDecodeBackend final : public DecodeBackend {

@@ -22,12 +22,13 @@ class CpuDecoderBackend final : public DecoderBackend {
     tokens_ = tokens;
   }
   void set_layer(const model::DecoderLayer& layer) override { layer_ = &layer; }
-  void run_layer(int64_t windows, int64_t seq, int64_t micro_windows) override {
+  void run_layer(int64_t windows, int64_t seq, int64_t micro_windows,
+                 const model::CaptureHook& capture) override {
     SKIM_ASSERT(states_ != nullptr && layer_ != nullptr && windows * seq <= tokens_);
     const int64_t hidden = layer_->config().hidden_size;
     for (int64_t m = 0; m < windows; m += micro_windows) {
       const int64_t mb = std::min(micro_windows, windows - m);
-      layer_->forward(states_ + m * seq * hidden, mb, seq);
+      layer_->forward(states_ + m * seq * hidden, mb, seq, capture);
     }
   }
   void store_states(float* states) override { SKIM_ASSERT(states == states_); }

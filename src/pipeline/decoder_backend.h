@@ -1,11 +1,11 @@
 #pragma once
-// Where eval and the sensitivity pass compute. Both stream a model layer by layer over resident
-// hidden states (perplexity.h, sensitivity.h); this interface is that loop's device-dependent
-// part: running a layer over the states, and for eval the final norm, head and NLL after the last
-// one. The CPU implementation works on
-// the caller's buffer in place; the CUDA one keeps the states in device memory, runs each layer
-// as a kernels::gpu::GpuDecoderLayer and only brings back one NLL per predicted token.
-// Everything around it (tokenizing, windows, embedding, layer loading) is the same code on both.
+// Where eval, quantize's calibration forward and its sensitivity pass compute. All stream a model
+// layer by layer over resident hidden states (perplexity.h, quantize.h, sensitivity.h); this
+// interface is that loop's device-dependent part: running a layer over the states, and for eval the
+// final norm, head and NLL after the last one. The CPU implementation works on the caller's buffer
+// in place; the CUDA one keeps the states in device memory, runs each layer as a
+// kernels::gpu::GpuDecoderLayer and only brings back one NLL per predicted token. Everything around
+// it (tokenizing, windows, embedding, layer loading) is the same code on both.
 #include <cstdint>
 #include <memory>
 #include <string_view>
@@ -30,8 +30,10 @@ class DecoderBackend {
   virtual void set_layer(const model::DecoderLayer& layer) = 0;
   // Runs the set layer over the resident states: `windows` sequences of `seq` tokens, each
   // starting at position 0, `micro_windows` sequences per call (activation memory; 1 makes a
-  // sequence's result independent of the others).
-  virtual void run_layer(int64_t windows, int64_t seq, int64_t micro_windows) = 0;
+  // sequence's result independent of the others). `capture` (may be empty) gets each call's
+  // linear-group inputs on the host, as DecoderLayer::forward gives them.
+  virtual void run_layer(int64_t windows, int64_t seq, int64_t micro_windows,
+                         const model::CaptureHook& capture) = 0;
   // The resident states back into `states`, the buffer given to load_states (the CPU backend's
   // are there already).
   virtual void store_states(float* states) = 0;

@@ -75,7 +75,7 @@ PerplexityResult perplexity_of_tokens(const io::ModelSource& source,
       const model::DecoderLayer layer = load_layer(i);
       result.layer_load_seconds += seconds_since(load_start);
       backend.set_layer(layer);
-      backend.run_layer(nw, seq, micro_windows);
+      backend.run_layer(nw, seq, micro_windows, {});
     }
     nll_sum += backend.window_nll(ends, chunk_tokens, nw, seq);
   }

@@ -28,6 +28,7 @@
 #include "src/pipeline/calibration.h"
 #include "src/pipeline/checkpoint.h"
 #include "src/pipeline/comm_row_group.h"
+#include "src/pipeline/decoder_backend.h"
 #include "src/pipeline/exact_hessian.h"
 #include "src/pipeline/fingerprint.h"
 #include "src/pipeline/linear_quantizer.h"
@@ -306,10 +307,21 @@ class QuantizeRun {
   // hidden_ through `layer`, one sample per call: a sample's result then does not depend on how
   // many samples its rank holds (BLAS kernels may round a row differently in calls of another
   // size), so the output bytes do not depend on the rank count.
+  // On the chosen device (decoder_backend.h): CPU in place, or CUDA with the states uploaded,
+  // the captured inputs brought back for the Hessians, and the states brought back after.
   void forward_samples(const model::DecoderLayer& layer, const model::CaptureHook& capture = {}) {
-    const int64_t step = calib_.seq_len * config_.hidden_size;
-    for (int64_t s = 0; s < block_.count; ++s)
-      layer.forward(hidden_.data() + s * step, 1, calib_.seq_len, capture);
+    DecoderBackend& b = backend();
+    b.load_states(hidden_.data(), block_.count * calib_.seq_len);
+    b.set_layer(layer);
+    b.run_layer(block_.count, calib_.seq_len, 1, capture);
+    b.store_states(hidden_.data());
+  }
+
+  DecoderBackend& backend() {
+    if (!backend_)
+      backend_ = o_.device == Device::kCuda ? make_cuda_decoder_backend(config_, o_.cuda_device)
+                                            : make_cpu_decoder_backend();
+    return *backend_;
   }
 
   // Runs the local samples through `layer` (hidden_ updated in place) and returns the reduced
@@ -342,9 +354,12 @@ class QuantizeRun {
     } else {
       const int64_t step = seq * config_.hidden_size;
       std::vector<float> one(static_cast<size_t>(step));
+      DecoderBackend& b = backend();
+      b.set_layer(layer);
       for (int64_t s = 0; s < block_.count; ++s) {
         std::copy_n(hidden_.data() + s * step, step, one.data());
-        layer.forward(one.data(), 1, seq, bound_of);
+        b.load_states(one.data(), seq);
+        b.run_layer(1, seq, 1, bound_of);
       }
     }
     times_["forward"] = seconds_since(t0);
@@ -955,6 +970,7 @@ class QuantizeRun {
   json calib_report_;
   comm::GroupBlock block_;
   Tensor hidden_;
+  std::unique_ptr<DecoderBackend> backend_;  // the calibration forward's device, made on first use
   std::vector<LinearSensitivity> sensitivity_;  // global allocation with kl weights
   std::map<std::string, double> times_;
   int64_t done_layers_ = 0;

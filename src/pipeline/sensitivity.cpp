@@ -53,7 +53,7 @@ std::vector<LinearSensitivity> measure_sensitivity(comm::Communicator& comm,
   // stream's bits do not depend on its rank.
   const auto forward = [&](Tensor& hidden) {
     backend->load_states(hidden.data(), tokens);
-    backend->run_layer(in.windows, in.seq, 1);
+    backend->run_layer(in.windows, in.seq, 1, {});
     backend->store_states(hidden.data());
   };
 

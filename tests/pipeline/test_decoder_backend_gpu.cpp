@@ -4,7 +4,8 @@
 // 0.1% (the bound eval promises); the dense fp16 weights and fp16-rounded GEMM inputs differ from
 // the CPU's fp32 by about 2^-11 relative per product, so the dense model gets 1%; the decode
 // steps' logits (the prompt, then one token at a time against the KV cache) agree within 1% of
-// their largest magnitude.
+// their largest magnitude, and so do the linear-group inputs a layer captures (quantize's
+// calibration forward) and the states after it.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -93,6 +94,48 @@ TEST_F(CudaBackend, DecodeStepsMatchCpu) {
     }
     EXPECT_LE(diff, 1e-2 * scale) << "step at position " << at;
   }
+}
+
+TEST_F(CudaBackend, CapturedInputsMatchCpu) {
+  testing::TempFolder folder("cuda_capture");
+  const testing::SyntheticSource synthetic(testing::packed_test_spec(12));
+  testing::write_packed_test_model(synthetic, folder.path());
+  const PackedModelSource packed(folder.path());
+  const model::DecoderLayer layer = packed.load_layer(0);
+  const ModelConfig& c = packed.config();
+  const int64_t windows = 3, seq = 20;
+  std::vector<float> states(static_cast<size_t>(windows * seq * c.hidden_size));
+  std::mt19937 rng(13);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (float& v : states) v = normal(rng);
+  using Captured = std::vector<std::vector<float>>;  // per call, in call order
+  const auto run = [&](DecoderBackend& b, std::vector<float> x, Captured& captured) {
+    b.load_states(x.data(), windows * seq);
+    b.set_layer(layer);
+    b.run_layer(windows, seq, 1,
+                [&](model::LinearGroup, const float* in, int64_t tokens, int64_t features) {
+                  captured.emplace_back(in, in + tokens * features);
+                });
+    b.store_states(x.data());
+    return x;
+  };
+  Captured want, got;
+  const auto cpu_backend = make_cpu_decoder_backend();
+  const auto gpu_backend = make_cuda_decoder_backend(c, 0);
+  const auto cpu_out = run(*cpu_backend, states, want);
+  const auto gpu_out = run(*gpu_backend, states, got);
+  ASSERT_EQ(got.size(), want.size());
+  ASSERT_EQ(want.size(), static_cast<size_t>(4 * windows));
+  const auto close = [](const std::vector<float>& a, const std::vector<float>& b) {
+    double scale = 0.0, diff = 0.0;
+    for (size_t j = 0; j < b.size(); ++j) {
+      scale = std::max(scale, std::abs(static_cast<double>(b[j])));
+      diff = std::max(diff, std::abs(static_cast<double>(a[j]) - b[j]));
+    }
+    return a.size() == b.size() && diff <= 1e-2 * scale;
+  };
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_TRUE(close(got[i], want[i])) << "capture " << i;
+  EXPECT_TRUE(close(gpu_out, cpu_out));
 }
 
 }  // namespace
