@@ -80,8 +80,6 @@ void run_quantize_command(QuantizeArgs& a) {
   if (o.method != Method::kSkim && o.method != Method::kGptq)
     no_gpu =
         fmt::format("quantize --method {} has no CUDA path yet (skim and gptq have one)", a.method);
-  else if (o.method == Method::kGptq && o.act_order)
-    no_gpu = "gptq --act-order has no CUDA path yet";
   o.device = resolve_device(a.device, no_gpu);
   if (o.device == Device::kCuda) {
     o.cuda_device = rt.device();

@@ -124,7 +124,7 @@ QuantizedLinear quantize_linear(const std::string& name, const Tensor& w, const 
       g.damp = options.damp;
       q.kind = PackedKind::kUniform;
       if (none) break;
-      quant::UniformLayer layer = options.device == Device::kCuda && !g.act_order
+      quant::UniformLayer layer = options.device == Device::kCuda
                                       ? cuda_gptq_quantize(options.cuda_device, w, h, g)
                                       : quant::gptq_quantize(w, h, g);
       w_hat = quant::dequantize(layer);

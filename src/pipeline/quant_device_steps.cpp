@@ -42,22 +42,41 @@ quant::ErrorTable cuda_error_table(int device, const Tensor& w, const Tensor& h,
 
 quant::UniformLayer cuda_gptq_quantize(int device, const Tensor& w, const Tensor& h,
                                        const quant::GptqOptions& options) {
+  if (!options.group_bits.empty() || options.clip_search)
+    fail(ErrorKind::kInternal, "gptq on the GPU: group widths and clip search are CPU only");
   comm::cuda_select_device(device);
-  if (options.act_order || !options.group_bits.empty() || options.clip_search)
-    fail(ErrorKind::kInternal,
-         "gptq on the GPU: act-order, group widths and clip search are CPU only");
   quant::UniformLayer layer;
   layer.rows = w.dim(0);
   layer.cols = w.dim(1);
   layer.bits = options.bits;
   layer.group_size = options.group_size;
-  const auto groups = static_cast<size_t>(layer.rows * layer.groups());
-  layer.codes.assign(static_cast<size_t>(layer.rows * layer.cols), 0);
+  const int64_t rows = layer.rows, cols = layer.cols;
+  const auto groups = static_cast<size_t>(rows * layer.groups());
+  layer.codes.assign(static_cast<size_t>(rows * cols), 0);
   layer.scale.assign(groups, 0);
   layer.zero.assign(groups, 0);
-  if (layer.rows == 0) return layer;
-  const gpu::DeviceArray<float> dw(std::vector<float>(w.data(), w.data() + w.numel()));
-  const gpu::DeviceArray<double> dh(std::vector<double>(h.data(), h.data() + h.numel()));
+  if (rows == 0) return layer;
+  std::vector<float> wv(w.data(), w.data() + w.numel());
+  std::vector<double> hv(h.data(), h.data() + h.numel());
+  // Act-order: the kernel runs the permuted problem (columns in processing order); the codes come
+  // back to the original order and `perm` records the groups' columns, as on the CPU.
+  if (options.act_order) {
+    layer.perm = quant::act_order_permutation(hv, cols);
+    std::vector<float> wp(wv.size());
+    std::vector<double> hp(hv.size());
+    for (int64_t k = 0; k < cols; ++k) {
+      const auto j = static_cast<int64_t>(layer.perm[static_cast<size_t>(k)]);
+      for (int64_t i = 0; i < rows; ++i)
+        wp[static_cast<size_t>(i * cols + k)] = wv[static_cast<size_t>(i * cols + j)];
+      for (int64_t l = 0; l < cols; ++l)
+        hp[static_cast<size_t>(k * cols + l)] =
+            hv[static_cast<size_t>(j * cols + layer.perm[static_cast<size_t>(l)])];
+    }
+    wv.swap(wp);
+    hv.swap(hp);
+  }
+  const gpu::DeviceArray<float> dw(wv);
+  const gpu::DeviceArray<double> dh(hv);
   gpu::DeviceArray<uint8_t> codes(layer.codes.size());
   gpu::DeviceArray<uint16_t> scale(groups), zero(groups);
   gpu::GptqDeviceOptions g;
@@ -65,9 +84,16 @@ quant::UniformLayer cuda_gptq_quantize(int device, const Tensor& w, const Tensor
   g.group_size = options.group_size;
   g.block_size = options.block_size;
   g.damp = options.damp;
-  gpu::gptq_quantize(dw.data(), dh.data(), layer.rows, layer.cols, g, codes.data(), scale.data(),
-                     zero.data(), nullptr);
+  gpu::gptq_quantize(dw.data(), dh.data(), rows, cols, g, codes.data(), scale.data(), zero.data(),
+                     nullptr);
   layer.codes = codes.to_host();
+  if (options.act_order) {
+    const std::vector<uint8_t> processed = layer.codes;
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t k = 0; k < cols; ++k)
+        layer.codes[static_cast<size_t>(i * cols + layer.perm[static_cast<size_t>(k)])] =
+            processed[static_cast<size_t>(i * cols + k)];
+  }
   layer.scale = scale.to_host();
   layer.zero = zero.to_host();
   quant::validate(layer, "gptq on the GPU");

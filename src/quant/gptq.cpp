@@ -66,6 +66,19 @@ UniformParams group_params(const float* w, const float* d, int64_t count, int bi
 
 }  // namespace
 
+std::vector<int32_t> act_order_permutation(std::span<const double> h, int64_t n) {
+  std::vector<int32_t> perm(static_cast<size_t>(n));
+  std::iota(perm.begin(), perm.end(), 0);
+  // A dead column (H_jj == 0) sorts as if H_jj were 1, the value gptq_factor gives it.
+  const auto diag = [&](int32_t j) {
+    const double d = h[static_cast<size_t>(j) * static_cast<size_t>(n + 1)];
+    return d == 0.0 ? 1.0 : d;
+  };
+  std::stable_sort(perm.begin(), perm.end(),
+                   [&](int32_t a, int32_t b) { return diag(a) > diag(b); });
+  return perm;
+}
+
 GptqFactor gptq_factor(std::span<const double> h, int64_t n, double damp, bool act_order) {
   if (n <= 0 || h.size() != static_cast<size_t>(n * n))
     fail(ErrorKind::kBadInput, "gptq: Hessian has {} entries, expected {} x {}", h.size(), n, n);
@@ -86,9 +99,7 @@ GptqFactor gptq_factor(std::span<const double> h, int64_t n, double damp, bool a
   f.perm.resize(static_cast<size_t>(n));
   std::iota(f.perm.begin(), f.perm.end(), 0);
   if (act_order) {
-    std::stable_sort(f.perm.begin(), f.perm.end(), [&](int32_t a, int32_t b) {
-      return hd[static_cast<size_t>(a) * (n + 1)] > hd[static_cast<size_t>(b) * (n + 1)];
-    });
+    f.perm = act_order_permutation(hd, n);
     std::vector<double> hp(hd.size());
     for (int64_t a = 0; a < n; ++a)
       for (int64_t b = 0; b < n; ++b)

@@ -54,6 +54,10 @@ struct GptqFactor {
 // kNumeric when the damped H is not positive definite.
 GptqFactor gptq_factor(std::span<const double> h, int64_t n, double damp, bool act_order);
 
+// Act-order's processing order: columns by descending H_jj (stable; a dead column, H_jj == 0,
+// counts as 1). perm[k] = column processed k-th.
+std::vector<int32_t> act_order_permutation(std::span<const double> h, int64_t n);
+
 // `w` is [rows, cols]; `h` is the [cols, cols] Hessian (row-major, undamped, symmetric).
 // Throws kBadInput for shapes, options or non-finite values, kNumeric when the damped H is not
 // positive definite.

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "comm/backends.h"
@@ -89,20 +90,24 @@ TEST_F(QuantDeviceSteps, GptqMatchesCpu) {
   const int64_t rows = 64, cols = 256;
   const Tensor w = random_weight(rows, cols, 3);
   const Tensor h = random_hessian(cols, 4);
-  for (const int64_t group : {int64_t{0}, int64_t{128}}) {
+  const std::pair<int64_t, bool> cases[] = {{0, false}, {128, false}, {128, true}, {0, true}};
+  for (const auto& [group, act_order] : cases) {
     quant::GptqOptions g;
     g.bits = 3;
     g.group_size = group;
+    g.act_order = act_order;
     const quant::UniformLayer cpu = quant::gptq_quantize(w, h, g);
     const quant::UniformLayer gpu = cuda_gptq_quantize(0, w, h, g);
     ASSERT_EQ(gpu.codes.size(), cpu.codes.size());
     ASSERT_EQ(gpu.scale.size(), cpu.scale.size());
     int64_t same = 0;
     for (size_t t = 0; t < cpu.codes.size(); ++t) same += cpu.codes[t] == gpu.codes[t] ? 1 : 0;
-    EXPECT_GE(same, static_cast<int64_t>(cpu.codes.size()) * 95 / 100) << "group " << group;
+    EXPECT_EQ(gpu.perm, cpu.perm);
+    EXPECT_GE(same, static_cast<int64_t>(cpu.codes.size()) * 95 / 100)
+        << "group " << group << " act-order " << act_order;
     const double e_cpu = quant::layer_error(w, quant::dequantize(cpu), h);
     const double e_gpu = quant::layer_error(w, quant::dequantize(gpu), h);
-    EXPECT_NEAR(e_gpu, e_cpu, 0.02 * e_cpu) << "group " << group;
+    EXPECT_NEAR(e_gpu, e_cpu, 0.02 * e_cpu) << "group " << group << " act-order " << act_order;
   }
 }
 
