@@ -75,12 +75,9 @@ void run_quantize_command(QuantizeArgs& a) {
     }
   };
   Runtime& rt = runtime();
-  // The steps with a GPU path: skim's error tables, gptq's solve (quant_device_steps.h).
-  std::string no_gpu;
-  if (o.method != Method::kSkim && o.method != Method::kGptq)
-    no_gpu =
-        fmt::format("quantize --method {} has no CUDA path yet (skim and gptq have one)", a.method);
-  o.device = resolve_device(a.device, no_gpu);
+  // Every method's calibration forward has a GPU path; skim and gptq also solve on the GPU
+  // (docs/GPU.md, "What runs on the GPU today").
+  o.device = resolve_device(a.device, "");
   if (o.device == Device::kCuda) {
     o.cuda_device = rt.device();
     comm::cuda_select_device(o.cuda_device);
