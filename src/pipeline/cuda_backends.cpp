@@ -1,5 +1,6 @@
-// The CUDA backends of eval and generate (decoder_backend.h). Compiled in every build; without
-// CUDA they are stubs that refuse with a usage error, so callers need no #if.
+// The CUDA backends of eval, quantize's forward passes and generate (decoder_backend.h). Compiled
+// in every build; without CUDA they are stubs that refuse with a usage error, so callers need no
+// #if.
 #include <algorithm>
 #include <memory>
 #include <string>
@@ -13,6 +14,7 @@
 #include "comm/cuda_devices.h"
 #include "kernels/gpu/decoder_layer.h"
 #include "kernels/gpu/device_memory.h"
+#include "kernels/gpu/lut_geometry.h"
 #include "kernels/gpu/model_ops.h"
 #include "src/pipeline/packed_linear.h"
 #include "src/quant/lut_layer.h"
@@ -36,9 +38,8 @@ std::vector<float> to_vector(const Tensor& t) {
 }
 
 bool lut_kernel_serves(const quant::PackedLutLayer& layer) {
-  for (const uint8_t b : layer.bits)
-    if (b < 1 || b > 4) return false;
-  return true;
+  return std::all_of(layer.bits.begin(), layer.bits.end(),
+                     [](uint8_t b) { return b >= 1 && b <= gpu::kLutMaxBits; });
 }
 
 gpu::DeviceLinear dense_fp16(const Tensor& w, const Tensor& bias) {
@@ -114,33 +115,23 @@ class CudaDecoderBackend final : public DecoderBackend {
 
   double window_nll(const model::LlamaModel& ends, const int32_t* tokens, int64_t windows,
                     int64_t seq) override {
-    const int64_t hidden = config_.hidden_size, vocab = config_.vocab_size;
-    const int64_t n = windows * seq;
-    SKIM_ASSERT(static_cast<size_t>(n * hidden) <= states_.size() && seq >= 2);
-    const gpu::DeviceLinear head = to_device(ends.head(), "lm_head");
-    const gpu::DeviceArray<float> norm(to_vector(ends.final_norm_weight()));
-    gpu::rmsnorm(states_.data(), norm.data(), n, hidden, config_.rms_norm_eps, states_.data(),
-                 nullptr);
-    const gpu::DeviceArray<int32_t> targets(std::vector<int32_t>(tokens, tokens + n));
-    // Logits of up to 256 MiB at a time.
-    const int64_t chunk = std::clamp<int64_t>((int64_t{256} << 20) / (4 * vocab), 1, seq - 1);
-    gpu::DeviceArray<float> logits(static_cast<size_t>(chunk * vocab));
-    gpu::DeviceArray<double> nll(static_cast<size_t>(chunk));
-    gpu::DeviceArray<uint16_t> scratch;
-    std::vector<double> host(static_cast<size_t>(chunk));
+    const int64_t n = norm_states(ends), vocab = config_.vocab_size;
+    SKIM_ASSERT(n == windows * seq && seq >= 2);
+    // Row t predicts token t + 1 of its window; a window's last row predicts nothing (target 0,
+    // left out of the sum: 1 / seq more head work than needed, for one path through the head).
+    const auto predicts = [seq](int64_t t) { return (t + 1) % seq != 0; };
+    std::vector<int32_t> next(static_cast<size_t>(n), 0);
+    for (int64_t t = 0; t < n; ++t)
+      if (predicts(t)) next[static_cast<size_t>(t)] = tokens[t + 1];
+    const gpu::DeviceArray<int32_t> targets(next);
+    gpu::DeviceArray<double> nll(static_cast<size_t>(n));
+    for_head_chunks(n, [&](int64_t t0, int64_t rows, const float* logits) {
+      gpu::log_softmax_nll(logits, rows, vocab, targets.data() + t0, nll.data() + t0, nullptr);
+    });
+    const std::vector<double> host = nll.to_host();
     double sum = 0.0;
-    for (int64_t w = 0; w < windows; ++w) {
-      for (int64_t r0 = 0; r0 < seq - 1; r0 += chunk) {
-        const int64_t rows = std::min(chunk, seq - 1 - r0);
-        head.forward(states_.data() + (w * seq + r0) * hidden, rows, logits.data(), scratch,
-                     nullptr);
-        gpu::log_softmax_nll(logits.data(), rows, vocab, targets.data() + w * seq + r0 + 1,
-                             nll.data(), nullptr);
-        gpu::copy_to_host(host.data(), nll.data(), static_cast<size_t>(rows) * sizeof(double),
-                          nullptr);
-        for (int64_t r = 0; r < rows; ++r) sum += host[static_cast<size_t>(r)];
-      }
-    }
+    for (int64_t t = 0; t < n; ++t)
+      if (predicts(t)) sum += host[static_cast<size_t>(t)];
     return sum;
   }
 
@@ -166,15 +157,17 @@ class CudaDecoderBackend final : public DecoderBackend {
   }
 
  private:
-  // Final norm of every resident token; uploads the head of `ends` on first use. Returns the
-  // number of resident tokens.
+  // Final norm of every resident token; uploads the norm and head of `ends` on first use (every
+  // call passes the same model). Returns the number of resident tokens.
   int64_t norm_states(const model::LlamaModel& ends) {
     const int64_t hidden = config_.hidden_size;
     const auto tokens = static_cast<int64_t>(states_.size()) / hidden;
-    if (!head_) head_ = std::make_unique<gpu::DeviceLinear>(to_device(ends.head(), "lm_head"));
-    const gpu::DeviceArray<float> norm(to_vector(ends.final_norm_weight()));
-    gpu::rmsnorm(states_.data(), norm.data(), tokens, hidden, config_.rms_norm_eps, states_.data(),
-                 nullptr);
+    if (!head_) {
+      head_ = std::make_unique<gpu::DeviceLinear>(to_device(ends.head(), "lm_head"));
+      final_norm_ = gpu::DeviceArray<float>(to_vector(ends.final_norm_weight()));
+    }
+    gpu::rmsnorm(states_.data(), final_norm_.data(), tokens, hidden, config_.rms_norm_eps,
+                 states_.data(), nullptr);
     return tokens;
   }
 
@@ -194,8 +187,9 @@ class CudaDecoderBackend final : public DecoderBackend {
   ModelConfig config_;
   gpu::DeviceArray<float> states_;
   std::unique_ptr<gpu::GpuDecoderLayer> layer_;
-  std::unique_ptr<gpu::DeviceLinear> head_;  // the sensitivity pass's, uploaded once
-  gpu::DeviceArray<float> reference_;        // [tokens, vocab] log-probabilities
+  std::unique_ptr<gpu::DeviceLinear> head_;  // uploaded on first use
+  gpu::DeviceArray<float> final_norm_;
+  gpu::DeviceArray<float> reference_;  // [tokens, vocab] log-probabilities
   gpu::DeviceArray<uint16_t> scratch_;
   std::vector<float> captured_;  // the host copy of a captured input
 };

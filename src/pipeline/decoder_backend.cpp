@@ -54,36 +54,42 @@ class CpuDecoderBackend final : public DecoderBackend {
   }
 
   void reference_log_probs(const model::LlamaModel& ends) override {
-    const int64_t hidden = ends.config().hidden_size, vocab = ends.config().vocab_size;
-    ends.final_norm(states_, tokens_);
+    const int64_t vocab = ends.config().vocab_size;
     reference_.assign(static_cast<size_t>(tokens_ * vocab), 0.0f);
-    std::vector<float> logits(static_cast<size_t>(kHeadRows * vocab));
-    for (int64_t t0 = 0; t0 < tokens_; t0 += kHeadRows) {
-      const int64_t rows = std::min(kHeadRows, tokens_ - t0);
-      ends.logits(states_ + t0 * hidden, rows, logits.data());
-      kernels::log_softmax(logits.data(), rows, vocab, reference_.data() + t0 * vocab);
-    }
+    for_head_chunks(ends, [&](int64_t t0, int64_t rows, const float* logits) {
+      kernels::log_softmax(logits, rows, vocab, reference_.data() + t0 * vocab);
+    });
   }
 
   double kl_to_reference(const model::LlamaModel& ends) override {
-    const int64_t hidden = ends.config().hidden_size, vocab = ends.config().vocab_size;
+    const int64_t vocab = ends.config().vocab_size;
     SKIM_ASSERT(reference_.size() == static_cast<size_t>(tokens_ * vocab));
-    ends.final_norm(states_, tokens_);
-    std::vector<float> logits(static_cast<size_t>(kHeadRows * vocab));
     std::vector<double> kl(static_cast<size_t>(kHeadRows));
     double sum = 0.0;
-    for (int64_t t0 = 0; t0 < tokens_; t0 += kHeadRows) {
-      const int64_t rows = std::min(kHeadRows, tokens_ - t0);
-      ends.logits(states_ + t0 * hidden, rows, logits.data());
-      kernels::kl_divergence(reference_.data() + t0 * vocab, logits.data(), rows, vocab, kl.data());
+    for_head_chunks(ends, [&](int64_t t0, int64_t rows, const float* logits) {
+      kernels::kl_divergence(reference_.data() + t0 * vocab, logits, rows, vocab, kl.data());
       for (int64_t r = 0; r < rows; ++r) sum += kl[static_cast<size_t>(r)];
-    }
+    });
     return sum;
   }
 
  private:
   // Tokens whose logits are held at once at the head of the sensitivity pass.
   static constexpr int64_t kHeadRows = 64;
+
+  // Final norm of the resident states, then fn(first token, rows, logits) in blocks of kHeadRows.
+  template <typename Fn>
+  void for_head_chunks(const model::LlamaModel& ends, Fn&& fn) {
+    const int64_t hidden = ends.config().hidden_size, vocab = ends.config().vocab_size;
+    ends.final_norm(states_, tokens_);
+    std::vector<float> logits(static_cast<size_t>(kHeadRows * vocab));
+    for (int64_t t0 = 0; t0 < tokens_; t0 += kHeadRows) {
+      const int64_t rows = std::min(kHeadRows, tokens_ - t0);
+      ends.logits(states_ + t0 * hidden, rows, logits.data());
+      fn(t0, rows, logits.data());
+    }
+  }
+
   std::vector<float> reference_;  // [tokens, vocab] log-probabilities
   float* states_ = nullptr;
   int64_t tokens_ = 0;

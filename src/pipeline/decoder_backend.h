@@ -37,6 +37,8 @@ class DecoderBackend {
   // The resident states back into `states`, the buffer given to load_states (the CPU backend's
   // are there already).
   virtual void store_states(float* states) = 0;
+  // The ends below: every call on one backend passes the same model (the CUDA backend uploads
+  // its norm and head once).
   // After the last layer: the sum over the `windows` resident sequences of seq tokens of the NLL
   // of tokens[w * seq + 1 .. w * seq + seq - 1] predicted from the rows before them (final norm,
   // head, log-softmax). tokens [windows * seq] on the host. Leaves the states normed.
