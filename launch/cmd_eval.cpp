@@ -48,11 +48,8 @@ void run_eval(const EvalArgs& args) {
   options.max_windows = args.max_windows;
   const pipeline::Device device = resolve_device(
       args.device, args.qdec > 0 ? "QDEC's correction (--qdec) has no CUDA path in eval yet" : "");
-  std::unique_ptr<pipeline::DecoderBackend> backend;
-  if (device == pipeline::Device::kCuda) {
-    backend = pipeline::make_cuda_decoder_backend(source->config(), runtime().device());
-    options.backend = backend.get();
-  }
+  const auto backend = pipeline::make_decoder_backend(device, source->config(), runtime().device());
+  options.backend = backend.get();
   const pipeline::PerplexityResult r = pipeline::perplexity_of_file(*source, args.text, options);
   const int threads = args.threads > 0 ? args.threads : omp_get_max_threads();
   if (args.json) {

@@ -49,11 +49,10 @@ pipeline::Device resolve_device(std::string_view choice, std::string unsupported
   facts.every_rank_has_gpu = rt.every_rank_has_gpu();
   facts.gpus_here = comm::cuda_device_count();
   facts.unsupported = std::move(unsupported);
-  const bool gpu_unused = facts.cuda_built && facts.every_rank_has_gpu;
-  const std::string reason = facts.unsupported;
   const pipeline::Device device = resolve_device(parse_device_choice(choice), facts);
-  if (device == pipeline::Device::kCpu && choice == "auto" && gpu_unused)
-    log::info("--device auto: running on the CPU: {}", reason);
+  if (device == pipeline::Device::kCpu && choice == "auto" && facts.cuda_built &&
+      facts.every_rank_has_gpu)
+    log::info("--device auto: running on the CPU: {}", facts.unsupported);
   return device;
 }
 

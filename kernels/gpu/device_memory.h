@@ -25,10 +25,11 @@ class DeviceArray {
   explicit DeviceArray(std::size_t n) : n_(n) {
     if (n > 0) p_ = static_cast<T*>(device_malloc(n * sizeof(T)));
   }
-  explicit DeviceArray(const std::vector<T>& host, void* stream = nullptr)
-      : DeviceArray(host.size()) {
-    if (n_ > 0) copy_to_device(p_, host.data(), n_ * sizeof(T), stream);
+  DeviceArray(const T* host, std::size_t n, void* stream = nullptr) : DeviceArray(n) {
+    if (n_ > 0) copy_to_device(p_, host, n_ * sizeof(T), stream);
   }
+  explicit DeviceArray(const std::vector<T>& host, void* stream = nullptr)
+      : DeviceArray(host.data(), host.size(), stream) {}
   ~DeviceArray() { device_free(p_); }
   DeviceArray(const DeviceArray&) = delete;
   DeviceArray& operator=(const DeviceArray&) = delete;

@@ -164,7 +164,8 @@ class CudaDecoderBackend final : public DecoderBackend {
     const auto tokens = static_cast<int64_t>(states_.size()) / hidden;
     if (!head_) {
       head_ = std::make_unique<gpu::DeviceLinear>(to_device(ends.head(), "lm_head"));
-      final_norm_ = gpu::DeviceArray<float>(to_vector(ends.final_norm_weight()));
+      final_norm_ = gpu::DeviceArray<float>(ends.final_norm_weight().data(),
+                                            static_cast<size_t>(config_.hidden_size));
     }
     gpu::rmsnorm(states_.data(), final_norm_.data(), tokens, hidden, config_.rms_norm_eps,
                  states_.data(), nullptr);
@@ -206,7 +207,8 @@ class CudaDecodeBackend final : public DecodeBackend {
       caches_.emplace_back(capacity, kv_width);
     }
     head_ = std::make_unique<gpu::DeviceLinear>(to_device(ends.head(), "lm_head"));
-    norm_ = gpu::DeviceArray<float>(to_vector(ends.final_norm_weight()));
+    norm_ = gpu::DeviceArray<float>(ends.final_norm_weight().data(),
+                                    static_cast<size_t>(config_.hidden_size));
     logits_ = gpu::DeviceArray<float>(static_cast<size_t>(config_.vocab_size));
   }
 

@@ -125,6 +125,12 @@ std::unique_ptr<DecoderBackend> make_cpu_decoder_backend() {
   return std::make_unique<CpuDecoderBackend>();
 }
 
+std::unique_ptr<DecoderBackend> make_decoder_backend(Device device, const ModelConfig& config,
+                                                     int cuda_device) {
+  return device == Device::kCuda ? make_cuda_decoder_backend(config, cuda_device)
+                                 : make_cpu_decoder_backend();
+}
+
 std::unique_ptr<DecodeBackend> make_cpu_decode_backend(
     const model::LlamaModel& ends, const std::vector<model::DecoderLayer>& layers,
     int64_t capacity) {

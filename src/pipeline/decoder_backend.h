@@ -53,6 +53,9 @@ class DecoderBackend {
 };
 
 std::unique_ptr<DecoderBackend> make_cpu_decoder_backend();
+// The CPU backend, or the CUDA one (below) on `cuda_device`.
+std::unique_ptr<DecoderBackend> make_decoder_backend(Device device, const ModelConfig& config,
+                                                     int cuda_device);
 
 // Where generate runs: every decoder layer resident with its KV cache, then the final norm and
 // the head of the last token. The model passed to a factory must outlive the backend.

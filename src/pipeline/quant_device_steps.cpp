@@ -28,9 +28,9 @@ quant::ErrorTable cuda_error_table(int device, const Tensor& w, const Tensor& h,
   table.e.assign(static_cast<size_t>(rows * table.levels()), 0.0);
   if (rows == 0) return table;
   const int64_t f_count = f.row_stride == 0 ? cols : rows * f.row_stride;
-  const gpu::DeviceArray<float> dw(std::vector<float>(w.data(), w.data() + w.numel()));
-  const gpu::DeviceArray<float> dh(std::vector<float>(h.data(), h.data() + h.numel()));
-  const gpu::DeviceArray<float> df(std::vector<float>(f.values, f.values + f_count));
+  const gpu::DeviceArray<float> dw(w.data(), static_cast<size_t>(w.numel()));
+  const gpu::DeviceArray<float> dh(h.data(), static_cast<size_t>(h.numel()));
+  const gpu::DeviceArray<float> df(f.values, static_cast<size_t>(f_count));
   gpu::DeviceArray<double> de(table.e.size());
   gpu::error_table(
       dw.data(), dh.data(), {df.data(), f.row_stride}, rows, cols, b_min, b_max,

@@ -318,9 +318,7 @@ class QuantizeRun {
   }
 
   DecoderBackend& backend() {
-    if (!backend_)
-      backend_ = o_.device == Device::kCuda ? make_cuda_decoder_backend(config_, o_.cuda_device)
-                                            : make_cpu_decoder_backend();
+    if (!backend_) backend_ = make_decoder_backend(o_.device, config_, o_.cuda_device);
     return *backend_;
   }
 

@@ -47,8 +47,7 @@ std::vector<LinearSensitivity> measure_sensitivity(comm::Communicator& comm,
 
   // The layer forwards, the head and the KL on the chosen device (decoder_backend.h).
   const std::unique_ptr<DecoderBackend> backend =
-      options.device == Device::kCuda ? make_cuda_decoder_backend(c, options.cuda_device)
-                                      : make_cpu_decoder_backend();
+      make_decoder_backend(options.device, c, options.cuda_device);
   // Runs the backend's layer over `hidden`, one window per call as the calibration forward: a
   // stream's bits do not depend on its rank.
   const auto forward = [&](Tensor& hidden) {
