@@ -1,5 +1,6 @@
 #include "io/packed_format.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstring>
@@ -111,6 +112,21 @@ void check_packed_layer(const PackedLutLayer& l, const std::string& name,
         if (l.codebook[k] != quant::lut_q8_entry(lo, step, l.codebook_q8[k]))
           fail(ErrorKind::kBadInput, "{}: layer {}: row {}: LUT entry {} is not its code decoded",
                where, name, i, k - o.codebook[i]);
+    }
+  }
+  if (!l.grid_rows.empty()) {
+    if (l.grid_rows.size() != static_cast<size_t>(l.rows) || l.codebook_q8.empty())
+      fail(ErrorKind::kBadInput, "{}: layer {}: {} grid-row flags for {} rows{}", where, name,
+           l.grid_rows.size(), l.rows, l.codebook_q8.empty() ? " without 8-bit entries" : "");
+    for (int64_t i = 0; i < l.rows; ++i) {
+      if (l.grid_rows[i] > 1)
+        fail(ErrorKind::kBadInput, "{}: layer {}: grid-row flag {} of row {}", where, name,
+             l.grid_rows[i], i);
+      if (l.grid_rows[i] != 0)
+        for (int64_t k = o.codebook[i]; k < o.codebook[i + 1]; ++k)
+          if (l.codebook_q8[k] != k - o.codebook[i])
+            fail(ErrorKind::kBadInput, "{}: layer {}: grid row {} has code {} at entry {}", where,
+                 name, i, l.codebook_q8[k], k - o.codebook[i]);
     }
   }
   if (l.labels.size() != static_cast<size_t>(o.label.back()))
@@ -363,10 +379,20 @@ void write_packed_model(const std::string& path, const PackedModel& model) {
                     {"alpha", !l.alpha.empty()},
                     {"entries", q8 ? "q8" : "f16"},
                     {"sparse", !l.sparse.empty()}};
-    add_tensor(w, crc, lut_tensor(name, "bits"), StDtype::kU8, {l.rows}, l.bits);
+    // A grid row: its width byte carries kGridRow and its codes (0, 1, 2, ...) are not stored.
+    std::vector<uint8_t> widths = l.bits, codes;
+    codes.reserve(l.codebook_q8.size());
+    for (int64_t i = 0, k = 0; i < l.rows; ++i) {
+      const int64_t n = int64_t{1} << l.bits[i];
+      const bool grid = !l.grid_rows.empty() && l.grid_rows[i] != 0;
+      if (grid) widths[i] |= quant::kGridRow;
+      if (q8 && !grid) codes.insert(codes.end(), l.codebook_q8.begin() + k, l.codebook_q8.begin() + k + n);
+      k += n;
+    }
+    add_tensor(w, crc, lut_tensor(name, "bits"), StDtype::kU8, {l.rows}, widths);
     if (q8) {
       add_tensor(w, crc, lut_tensor(name, "codes"), StDtype::kU8,
-                 {static_cast<int64_t>(l.codebook_q8.size())}, l.codebook_q8);
+                 {static_cast<int64_t>(codes.size())}, codes);
       add_tensor(w, crc, lut_tensor(name, "grid"), StDtype::kF16, {l.rows, 2}, l.codebook_q8_grid);
     } else {
       add_tensor(w, crc, lut_tensor(name, "codebook"), StDtype::kF16,
@@ -502,21 +528,37 @@ PackedModel read_packed_model(const std::string& path) {
       l.rows = rows;
       l.cols = cols;
       l.bits = read_tensor<uint8_t>(*r, lut_tensor(name, "bits"), StDtype::kU8, {rows});
-      for (size_t i = 0; i < l.bits.size(); ++i)
-        if (l.bits[i] < 1 || l.bits[i] > 8)
-          fail(ErrorKind::kBadInput, "{}: tensor {}: row {} has {} bits (1..8 allowed)", path,
-               lut_tensor(name, "bits"), i, l.bits[i]);
-      const quant::PackedLutOffsets o = quant::packed_lut_offsets(cols, l.bits);
       std::string entries = "f16";  // version 1 has no "entries"
       if (entry.contains("entries")) {
         if (!entry["entries"].is_string())
           fail(ErrorKind::kBadInput, "{}: layer {}: \"entries\" is not a string", path, name);
         entries = entry["entries"].get<std::string>();
       }
+      int64_t grid_codes = 0;  // codes of grid rows: implied, not stored
+      if (entries == "q8" &&
+          std::any_of(l.bits.begin(), l.bits.end(), [](uint8_t b) { return quant::choice_is_grid(b); })) {
+        l.grid_rows.resize(l.bits.size());
+        for (size_t i = 0; i < l.bits.size(); ++i) {
+          l.grid_rows[i] = quant::choice_is_grid(l.bits[i]) ? 1 : 0;
+          l.bits[i] = static_cast<uint8_t>(quant::choice_width(l.bits[i]));
+          if (l.grid_rows[i] != 0 && l.bits[i] >= 1 && l.bits[i] <= 8) grid_codes += int64_t{1} << l.bits[i];
+        }
+      }
+      for (size_t i = 0; i < l.bits.size(); ++i)
+        if (l.bits[i] < 1 || l.bits[i] > 8)
+          fail(ErrorKind::kBadInput, "{}: tensor {}: row {} has {} bits (1..8 allowed)", path,
+               lut_tensor(name, "bits"), i, l.bits[i]);
+      const quant::PackedLutOffsets o = quant::packed_lut_offsets(cols, l.bits);
       std::vector<const char*> parts = {"bits", "labels"};
       if (entries == "q8") {
-        l.codebook_q8 =
-            read_tensor<uint8_t>(*r, lut_tensor(name, "codes"), StDtype::kU8, {o.codebook.back()});
+        const auto stored = read_tensor<uint8_t>(*r, lut_tensor(name, "codes"), StDtype::kU8,
+                                                 {o.codebook.back() - grid_codes});
+        l.codebook_q8.resize(static_cast<size_t>(o.codebook.back()));
+        for (int64_t i = 0, k = 0; i < rows; ++i)
+          for (int64_t c = o.codebook[i]; c < o.codebook[i + 1]; ++c)
+            l.codebook_q8[c] = !l.grid_rows.empty() && l.grid_rows[i] != 0
+                                   ? static_cast<uint8_t>(c - o.codebook[i])
+                                   : stored[k++];
         l.codebook_q8_grid =
             read_tensor<uint16_t>(*r, lut_tensor(name, "grid"), StDtype::kF16, {rows, 2});
         l.codebook.resize(l.codebook_q8.size());

@@ -27,6 +27,7 @@ struct QuantizeArgs {
   std::string propagation = "fp";
   std::string progress = "text";
   std::string lut = "q8";
+  std::string grid_rows = "no";
   bool lut_given = false;
   bool group_size_given = false;
   bool no_scale = false;
@@ -59,6 +60,7 @@ void run_quantize_command(QuantizeArgs& a) {
          a.lut);
   if (o.method == Method::kSlim && !a.group_size_given) o.group_size = 128;
   o.lut_entries = a.lut == "q8" ? quant::LutEntries::kQ8 : quant::LutEntries::kF16;
+  o.grid_rows = a.grid_rows == "yes";
   o.train_scale = !a.no_scale;
   o.refine_luts = !a.no_refine;
 
@@ -145,6 +147,10 @@ void add_quantize_command(CLI::App& root, Action& action) {
   cmd->add_option("--lut", a->lut,
                   "skim/kmeans: LUT entries stored as f16, or q8 (8-bit codes on a per-row grid)")
       ->check(CLI::IsMember({"f16", "q8"}));
+  cmd->add_option("--grid-rows", a->grid_rows,
+                  "skim with --lut q8: the allocation may store a row as a uniform grid (lo, "
+                  "step; no LUT entries) where that buys more for its bits")
+      ->check(CLI::IsMember({"yes", "no"}));
   cmd->add_flag("--exact-kmeans", o.exact_kmeans, "skim/kmeans/claq: the exact 1-D K-means solver");
   cmd->add_option("--outliers", o.outliers,
                   "skim: fraction of each row's weights kept apart from the K-means as fp16 "

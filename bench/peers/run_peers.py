@@ -73,6 +73,10 @@ SKIM = {
     # Rows up to 8 bits where llama.cpp's best recipe keeps Q6_K and Q8_0 tensors.
     "skim q8 b8 global kl": ("6.03", ["--lut", "q8", "--b-max", "8", "--allocation", "global",
                                       "--global-weights", "kl"]),
+    # grid rows: a row may store its q8 grid as its LUT (lo and step only).
+    "skim q8 b8 global kl grid": ("3,4.23,5.27,6.03",
+                                  ["--lut", "q8", "--b-max", "8", "--allocation", "global",
+                                   "--global-weights", "kl", "--grid-rows", "yes"]),
     # Reserved weights (fp16 corrections, 32 bits each + 32 per row, out of the budget).
     "skim q8 b4 out0.002": ("3", ["--lut", "q8", "--b-max", "4", "--outliers", "0.002"]),
     "skim q8 b4 out0.005": ("3", ["--lut", "q8", "--b-max", "4", "--outliers", "0.005"]),

@@ -42,6 +42,7 @@ quant::SkimOptions skim_options(const QuantizeOptions& o) {
   s.scale.refine_full_hessian = o.refine_luts;
   s.scale.solver = s.solver;
   s.allocation.entries = o.lut_entries;
+  s.grid_rows = o.grid_rows;
   s.outliers = o.outliers;
   if (o.device == Device::kCuda)
     s.error_table_builder = [device = o.cuda_device](const Tensor& w, const Tensor& h,
@@ -252,6 +253,11 @@ QuantizedLinear merge_row_blocks(std::vector<QuantizedLinear> blocks, const std:
   const auto append = [](auto& to, const auto& from) {
     to.insert(to.end(), from.begin(), from.end());
   };
+  // One flag per row of every block (a block without grid rows stores none).
+  const auto grid_flags = [](const quant::PackedLutLayer& l) {
+    return l.grid_rows.empty() ? std::vector<uint8_t>(static_cast<size_t>(l.rows), 0) : l.grid_rows;
+  };
+  std::vector<uint8_t> grid_rows = q.kind == PackedKind::kLut ? grid_flags(q.lut) : std::vector<uint8_t>{};
   for (size_t b = 1; b < blocks.size(); ++b) {
     const QuantizedLinear& x = blocks[b];
     bool fits = x.name == q.name && x.kind == q.kind;
@@ -276,6 +282,7 @@ QuantizedLinear merge_row_blocks(std::vector<QuantizedLinear> blocks, const std:
         append(q.lut.codebook, x.lut.codebook);
         append(q.lut.codebook_q8, x.lut.codebook_q8);
         append(q.lut.codebook_q8_grid, x.lut.codebook_q8_grid);
+        append(grid_rows, grid_flags(x.lut));
         append(q.lut.labels, x.lut.labels);
         sparse.push_back(x.lut.sparse);
         break;
@@ -292,6 +299,10 @@ QuantizedLinear merge_row_blocks(std::vector<QuantizedLinear> blocks, const std:
         break;
     }
   }
+  if (q.kind == PackedKind::kLut)
+    q.lut.grid_rows = std::any_of(grid_rows.begin(), grid_rows.end(), [](uint8_t g) { return g != 0; })
+                          ? std::move(grid_rows)
+                          : std::vector<uint8_t>{};
   if (sparse.size() > 1 && q.kind == PackedKind::kLut) q.lut.sparse = quant::concat_rows(sparse);
   if (sparse.size() > 1 && q.kind == PackedKind::kColumnLut && !q.column.sparse.empty())
     q.column.sparse = quant::concat_rows(sparse);
@@ -314,6 +325,7 @@ std::vector<uint8_t> serialize(const QuantizedLinear& q) {
       w.put_vector(q.lut.alpha);
       w.put_vector(q.lut.codebook_q8);
       w.put_vector(q.lut.codebook_q8_grid);
+      w.put_vector(q.lut.grid_rows);
       put_sparse(w, q.lut.sparse);
       break;
     case PackedKind::kUniform:
@@ -362,6 +374,7 @@ QuantizedLinear deserialize_quantized_linear(const uint8_t* data, size_t size,
       q.lut.alpha = r.get_vector<uint16_t>();
       q.lut.codebook_q8 = r.get_vector<uint8_t>();
       q.lut.codebook_q8_grid = r.get_vector<uint16_t>();
+      q.lut.grid_rows = r.get_vector<uint8_t>();
       q.lut.sparse = get_sparse(r);
       break;
     case PackedKind::kUniform:
@@ -400,6 +413,7 @@ std::vector<uint8_t> serialize(const LinearErrorTable& t) {
   w.put(t.table.b_min);
   w.put(t.table.b_max);
   w.put_vector(t.table.e);
+  w.put_vector(t.table.e_grid);
   return std::move(w.bytes());
 }
 
@@ -412,7 +426,10 @@ LinearErrorTable merge_row_blocks(std::vector<LinearErrorTable> blocks, const st
       fail(ErrorKind::kBadInput, "{}: error table block {} does not continue block 0", what, b);
     t.table.rows += x.table.rows;
     t.table.e.insert(t.table.e.end(), x.table.e.begin(), x.table.e.end());
+    t.table.e_grid.insert(t.table.e_grid.end(), x.table.e_grid.begin(), x.table.e_grid.end());
   }
+  if (t.table.has_grid() && t.table.e_grid.size() != t.table.e.size())
+    fail(ErrorKind::kBadInput, "{}: row blocks with and without grid-row errors", what);
   return t;
 }
 
@@ -425,6 +442,7 @@ LinearErrorTable deserialize_error_table(const uint8_t* data, size_t size,
   t.table.b_min = r.get<int>();
   t.table.b_max = r.get<int>();
   t.table.e = r.get_vector<double>();
+  t.table.e_grid = r.get_vector<double>();
   if (!r.done()) fail(ErrorKind::kBadInput, "{}: trailing bytes", what);
   const auto& tb = t.table;
   if (tb.b_min < 1 || tb.b_max > 8 || tb.b_min > tb.b_max || tb.rows <= 0 ||
@@ -432,8 +450,12 @@ LinearErrorTable deserialize_error_table(const uint8_t* data, size_t size,
       tb.e.size() % static_cast<uint64_t>(tb.levels()) != 0)
     fail(ErrorKind::kBadInput, "{}: error table of {} rows, bits {}..{} and {} entries", what,
          tb.rows, tb.b_min, tb.b_max, tb.e.size());
-  for (double e : tb.e)
-    if (!std::isfinite(e)) fail(ErrorKind::kBadInput, "{}: error {} in the table", what, e);
+  if (!tb.e_grid.empty() && tb.e_grid.size() != tb.e.size())
+    fail(ErrorKind::kBadInput, "{}: {} grid-row errors for {} LUT-row errors", what,
+         tb.e_grid.size(), tb.e.size());
+  for (const auto* part : {&tb.e, &tb.e_grid})
+    for (double e : *part)
+      if (!std::isfinite(e)) fail(ErrorKind::kBadInput, "{}: error {} in the table", what, e);
   if (!std::isfinite(t.energy))
     fail(ErrorKind::kBadInput, "{}: energy {} in the table", what, t.energy);
   return t;

@@ -130,6 +130,8 @@ void check_options(const QuantizeOptions& o) {
   if (o.b_min < 1 || o.b_max > 8 || o.b_min > o.b_max)
     fail(ErrorKind::kUsage, "--b-min {} --b-max {}: need 1 <= b_min <= b_max <= 8", o.b_min,
          o.b_max);
+  if (o.grid_rows && (o.method != Method::kSkim || o.lut_entries != quant::LutEntries::kQ8))
+    fail(ErrorKind::kUsage, "--grid-rows yes applies to --method skim with --lut q8 only");
 }
 
 json histogram_json(const std::map<int, int64_t>& h) {
@@ -162,6 +164,7 @@ json linear_report(const QuantizedLinear& q) {
                                                                   : 0},
           {"average_bits", static_cast<double>(q.stored_bits) / static_cast<double>(rows * cols)},
           {"bits_histogram", histogram_json(hist)},
+          {"grid_rows", std::count(q.lut.grid_rows.begin(), q.lut.grid_rows.end(), uint8_t{1})},
           {"group_bits_histogram", histogram_json(group_hist)},
           {"column_bits_histogram", histogram_json(column_hist)},
           {"seconds",
@@ -892,6 +895,7 @@ class QuantizeRun {
           {"lut", o_.method == Method::kSkim || o_.method == Method::kKmeans
                       ? json(lut_entries_name(o_.lut_entries))
                       : json(nullptr)},
+          {"grid_rows", o_.grid_rows},
           {"group_size", o_.group_size},
           {"act_order", o_.act_order},
           {"save_residual", o_.save_residual},

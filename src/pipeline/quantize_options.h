@@ -61,6 +61,9 @@ struct QuantizeOptions {
   // skim / kmeans: how LUT entries are stored (and what the allocation charges for them). q8:
   // lower perplexity than f16 on both held-out texts at 3, 4 and 4.25 bits (docs/RESULTS.md).
   quant::LutEntries lut_entries = quant::LutEntries::kQ8;
+  // skim with q8 entries: the allocation may also make a row a grid row (its LUT its q8 grid
+  // itself, no entries stored; src/quant/grid_fit.h).
+  bool grid_rows = false;
   // gptq / rtn / slim (slim: groups of mixed width; the command line's default for it is 128)
   int64_t group_size = 0;
   bool act_order = false;

@@ -10,28 +10,57 @@
 namespace skim::quant {
 namespace {
 
+// One form a row may take: its choice byte (width, kGridRow) and stored bits.
+struct Candidate {
+  uint8_t choice;
+  int64_t cost;
+};
+
+// The forms offered to every row of a layer, by increasing cost: LUT rows at every width, and grid
+// rows too when the table has their errors and entries are q8 (a grid row's LUT is its q8 grid).
+std::vector<Candidate> layer_candidates(const ErrorTable& t, int64_t cols, LutEntries entries) {
+  std::vector<Candidate> c;
+  for (int b = t.b_min; b <= t.b_max; ++b) {
+    c.push_back({static_cast<uint8_t>(b), lut_row_cost_bits(cols, b, entries)});
+    if (t.has_grid() && entries == LutEntries::kQ8)
+      c.push_back({static_cast<uint8_t>(b | kGridRow), lut_row_cost_bits(cols, b, entries, true)});
+  }
+  std::stable_sort(c.begin(), c.end(),
+                   [](const Candidate& a, const Candidate& b) { return a.cost < b.cost; });
+  return c;
+}
+
+double candidate_error(const ErrorTable& t, int64_t row, uint8_t choice) {
+  return t.at(row, choice_width(choice), choice_is_grid(choice));
+}
+
 struct Point {
-  int bits;
+  int index;  // into the layer's candidates
   int64_t cost;
   double error;
 };
 
-// The bit-widths on the lower convex hull of one row's (cost, error) points, from b_min up to its
-// least error, as a mask (bit b - 1 for b bits): only the upgrades a greedy should ever take, in
-// order of decreasing error drop per bit. A mask per row instead of a list of points keeps the
-// allocator at a few bytes per row (70B: 6.7M rows).
-uint8_t hull_mask(const ErrorTable& t, int64_t row, int64_t cols, double scale,
-                  LutEntries entries) {
-  Point pts[8];
+// The candidates on the lower convex hull of one row's (cost, error) points, from the cheapest up
+// to its least error, as a mask (bit k for candidate k): only the upgrades a greedy should ever
+// take, in order of decreasing error drop per bit. A mask per row instead of a list of points
+// keeps the allocator at a few bytes per row (70B: 6.7M rows).
+uint16_t hull_mask(const ErrorTable& t, int64_t row, std::span<const Candidate> cand,
+                   double scale) {
+  Point pts[16];
   int n = 0, best = 0;
-  for (int b = t.b_min; b <= t.b_max; ++b, ++n) {
-    pts[n] = {b, lut_row_cost_bits(cols, b, entries), scale * t.at(row, b)};
+  for (const Candidate& c : cand) {
+    pts[n] = {n, c.cost, scale * candidate_error(t, row, c.choice)};
     if (pts[n].error < pts[best].error) best = n;
+    ++n;
   }
-  Point hull[8];
+  Point hull[16];
   int h = 0;
   for (int k = 0; k <= best; ++k) {
     const Point& p = pts[k];
+    if (h >= 1 && p.cost == hull[h - 1].cost) {  // same price: keep the better one
+      if (!(p.error < hull[h - 1].error)) continue;
+      --h;
+    }
     while (h >= 2) {
       const Point& a = hull[h - 2];
       const Point& b = hull[h - 1];
@@ -42,16 +71,20 @@ uint8_t hull_mask(const ErrorTable& t, int64_t row, int64_t cols, double scale,
     }
     hull[h++] = p;
   }
-  uint8_t mask = 0;
-  for (int k = 0; k < h; ++k) mask = static_cast<uint8_t>(mask | (1u << (hull[k].bits - 1)));
+  uint16_t mask = 0;
+  for (int k = 0; k < h; ++k) mask = static_cast<uint16_t>(mask | (1u << hull[k].index));
   return mask;
 }
 
-// The next bit-width above b on the hull, or 0.
-int next_on_hull(uint8_t mask, int b) {
-  for (int c = b + 1; c <= 8; ++c)
-    if (mask & (1u << (c - 1))) return c;
-  return 0;
+// The next candidate above index k on the hull, or -1.
+int next_on_hull(uint16_t mask, int k) {
+  for (int c = k + 1; c < 16; ++c)
+    if (mask & (1u << c)) return c;
+  return -1;
+}
+
+int first_on_hull(uint16_t mask) {
+  return next_on_hull(mask, -1);
 }
 
 struct Step {
@@ -77,8 +110,11 @@ GlobalAllocation allocate_bits_global(std::span<const LayerErrors> layers, doubl
       fail(ErrorKind::kInternal, "allocation: layer {} has no table, columns, scale or bit range",
            l);
     out.weights += le.table->rows * le.cols;
+    if (le.table->has_grid() && le.table->e_grid.size() != le.table->e.size())
+      fail(ErrorKind::kInternal, "allocation: layer {} has {} grid errors for {}", l,
+           le.table->e_grid.size(), le.table->e.size());
     cost += le.extra_bits + lut_layer_overhead_bits(le.cols, le.has_alpha) +
-            le.table->rows * lut_row_cost_bits(le.cols, le.table->b_min, options.entries);
+            le.table->rows * layer_candidates(*le.table, le.cols, options.entries).front().cost;
     first_row[l + 1] = first_row[l] + le.table->rows;
   }
   const int64_t rows = first_row.back();
@@ -93,32 +129,37 @@ GlobalAllocation allocate_bits_global(std::span<const LayerErrors> layers, doubl
          "all overhead counted)",
          bits_per_weight, static_cast<double>(cost) / static_cast<double>(out.weights));
 
-  std::vector<uint8_t> mask(static_cast<size_t>(rows)), at(static_cast<size_t>(rows));
+  std::vector<std::vector<Candidate>> cand(layers.size());
+  for (size_t l = 0; l < layers.size(); ++l)
+    cand[l] = layer_candidates(*layers[l].table, layers[l].cols, options.entries);
+  std::vector<uint16_t> mask(static_cast<size_t>(rows));
+  std::vector<uint8_t> at(static_cast<size_t>(rows));  // index into the row's layer's candidates
   for (size_t l = 0; l < layers.size(); ++l)
     for (int64_t r = first_row[l]; r < first_row[l + 1]; ++r) {
-      const LayerErrors& le = layers[l];
-      mask[r] = hull_mask(*le.table, r - first_row[l], le.cols, le.error_scale, options.entries);
-      at[r] = static_cast<uint8_t>(le.table->b_min);
+      mask[r] = hull_mask(*layers[l].table, r - first_row[l], cand[l], layers[l].error_scale);
+      at[r] = static_cast<uint8_t>(first_on_hull(mask[r]));
     }
   const auto layer_of = [&](int64_t r) {
     return static_cast<size_t>(std::upper_bound(first_row.begin(), first_row.end(), r) -
                                first_row.begin() - 1);
   };
-  // The next step of row r: its error drop per extra bit, and the extra bits.
+  // The step of row r to candidate `next`: its error drop per extra bit, and the extra bits.
   const auto step_of = [&](int64_t r, int next, int64_t* extra) {
     const size_t l = layer_of(r);
     const LayerErrors& le = layers[l];
     const int64_t i = r - first_row[l];
-    *extra = lut_row_cost_bits(le.cols, next, options.entries) -
-             lut_row_cost_bits(le.cols, at[r], options.entries);
-    return (le.error_scale * le.table->at(i, at[r]) - le.error_scale * le.table->at(i, next)) /
+    const Candidate& from = cand[l][at[r]];
+    const Candidate& to = cand[l][static_cast<size_t>(next)];
+    *extra = to.cost - from.cost;
+    return le.error_scale *
+           (candidate_error(*le.table, i, from.choice) - candidate_error(*le.table, i, to.choice)) /
            static_cast<double>(*extra);
   };
 
   std::priority_queue<Step> heap;
   const auto push_next = [&](int64_t r) {
     const int next = next_on_hull(mask[r], at[r]);
-    if (next == 0) return;
+    if (next < 0) return;
     int64_t extra = 0;
     heap.push({step_of(r, next, &extra), r});
   };
@@ -142,12 +183,14 @@ GlobalAllocation allocate_bits_global(std::span<const LayerErrors> layers, doubl
   for (size_t l = 0; l < layers.size(); ++l) {
     const LayerErrors& le = layers[l];
     BitAllocation& a = out.layers[l];
-    a.bits.assign(at.begin() + first_row[l], at.begin() + first_row[l + 1]);
     a.weights = le.table->rows * le.cols;
     a.cost_bits = le.extra_bits + lut_layer_overhead_bits(le.cols, le.has_alpha);
+    a.bits.resize(static_cast<size_t>(le.table->rows));
     for (int64_t i = 0; i < le.table->rows; ++i) {
-      a.cost_bits += lut_row_cost_bits(le.cols, a.bits[i], options.entries);
-      a.error += le.error_scale * le.table->at(i, a.bits[i]);
+      const Candidate& c = cand[l][at[first_row[l] + i]];
+      a.bits[i] = c.choice;
+      a.cost_bits += c.cost;
+      a.error += le.error_scale * candidate_error(*le.table, i, c.choice);
     }
     a.average_bits = static_cast<double>(a.cost_bits) / static_cast<double>(a.weights);
   }

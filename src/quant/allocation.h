@@ -1,9 +1,10 @@
 #pragma once
-// Greedy bit allocation (SKIM Algorithm 1), a multiple-choice knapsack: every row starts at
-// b_min; the next upgrade goes to the row whose next step on the lower convex hull of its
-// (cost, error) points lowers the error most per stored bit, until the budget is spent. Costs
-// are every stored bit: lut_row_cost_bits per row plus lut_layer_overhead_bits per layer, so
-// the budget B * (number of weights) is never exceeded.
+// Greedy bit allocation (SKIM Algorithm 1), a multiple-choice knapsack: every row starts at its
+// cheapest form; the next upgrade goes to the row whose next step on the lower convex hull of its
+// (cost, error) points lowers the error most per stored bit, until the budget is spent. A row's
+// forms are its widths b_min..b_max as LUT rows and, when the table has grid errors and entries
+// are q8, as grid rows. Costs are every stored bit: lut_row_cost_bits per row plus
+// lut_layer_overhead_bits per layer, so the budget B * (number of weights) is never exceeded.
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -23,7 +24,7 @@ struct AllocationOptions {
 };
 
 struct BitAllocation {
-  std::vector<uint8_t> bits;  // [rows]
+  std::vector<uint8_t> bits;  // [rows] choice bytes: the width, | kGridRow for a grid row
   int64_t cost_bits = 0;      // stored bits, all overhead counted
   int64_t weights = 0;        // rows * cols
   double average_bits = 0.0;  // cost_bits / weights

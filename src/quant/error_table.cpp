@@ -7,7 +7,9 @@
 #include "src/core/fault_hook.h"
 #include "src/core/half.h"
 #include "src/core/parallel_errors.h"
+#include "src/quant/grid_fit.h"
 #include "src/quant/layer_error.h"
+#include "src/quant/lut_layer.h"
 
 namespace skim::quant {
 namespace {
@@ -69,6 +71,42 @@ ErrorTable build_error_table(const Tensor& w, const Tensor& h, ImportanceView f,
     }
   }
   return t;
+}
+
+void add_grid_errors(ErrorTable& t, const Tensor& w, const Tensor& h, ImportanceView f) {
+  const int64_t rows = w.dim(0), cols = w.dim(1);
+  if (rows != t.rows || h.dim(0) != cols)
+    fail(ErrorKind::kInternal, "grid errors: W {} for a table of {} rows", w.shape_string(),
+         t.rows);
+  const int levels = t.levels();
+  t.e_grid.assign(static_cast<size_t>(rows * levels), 0.0);
+  const int64_t block = std::min(rows, kRowBlock);
+  std::vector<float> dw(static_cast<size_t>(levels * block * cols));  // [level][row][col]
+  std::vector<double> e(static_cast<size_t>(block));
+  for (int64_t r0 = 0; r0 < rows; r0 += kRowBlock) {
+    const int64_t nr = std::min(kRowBlock, rows - r0);
+    ParallelErrors errors;
+#pragma omp parallel for schedule(dynamic, 4) if (nr * cols >= kParallelMinWork)
+    for (int64_t i = 0; i < nr; ++i) {
+      errors.run([&] {
+        const auto wi = w.row(r0 + i);
+        for (int l = 0; l < levels; ++l) {
+          const auto fit = fit_grid(wi, f.row(r0 + i, cols), 1 << (t.b_min + l));
+          const uint16_t lo = float_to_half(static_cast<float>(fit.lo));
+          const uint16_t step = float_to_half(static_cast<float>(fit.step));
+          float* d = dw.data() + (l * block + i) * cols;
+          for (int64_t j = 0; j < cols; ++j)
+            d[j] = half_to_float(lut_q8_entry(lo, step, fit.labels[j])) - wi[j];
+        }
+      });
+    }
+    errors.rethrow();
+    for (int l = 0; l < levels; ++l) {
+      row_quadratic_forms(dw.data() + l * block * cols, nr, cols, h.data(), e.data());
+      for (int64_t i = 0; i < nr; ++i)
+        t.e_grid[static_cast<size_t>((r0 + i) * levels + l)] = e[i];
+    }
+  }
 }
 
 }  // namespace skim::quant

@@ -26,17 +26,27 @@ struct ErrorTable {
   int64_t rows = 0;
   int b_min = 1;
   int b_max = 4;
-  std::vector<double> e;  // [rows * levels()], row-major
+  std::vector<double> e;       // [rows * levels()], row-major
+  std::vector<double> e_grid;  // the same for grid rows (grid_fit.h), or empty: none offered
 
   int levels() const { return b_max - b_min + 1; }
+  bool has_grid() const { return !e_grid.empty(); }
   double at(int64_t i, int b) const { return e[static_cast<size_t>(i * levels() + b - b_min)]; }
   double& at(int64_t i, int b) { return e[static_cast<size_t>(i * levels() + b - b_min)]; }
+  double at(int64_t i, int b, bool grid) const {
+    return (grid ? e_grid : e)[static_cast<size_t>(i * levels() + b - b_min)];
+  }
 };
 
 // Builds the table for W [rows, cols] and a (damped) H [cols, cols]. Rows are processed in
 // blocks, so memory stays at a few blocks of W whatever the layer size.
 ErrorTable build_error_table(const Tensor& w, const Tensor& h, ImportanceView f, int b_min,
                              int b_max, KMeansSolver solver = KMeansSolver::kLloyd);
+
+// Fills table.e_grid: row i at b bits as a grid row, fit_grid with the weights f, dequantized with
+// fp16 lo and step as a q8 grid decodes them. CPU only (a grid fit is cheap; the GEMMs are not,
+// but they are the same count as build_error_table's).
+void add_grid_errors(ErrorTable& table, const Tensor& w, const Tensor& h, ImportanceView f);
 
 // What builds an error table: build_error_table, or a device twin the pipeline supplies (quant/
 // may not depend on the GPU code, which depends on quant/).

@@ -32,11 +32,35 @@ void validate_q8(const LutLayer& layer, const char* what) {
     if (!lut_q8_grid_valid(lo, step))
       fail(ErrorKind::kBadInput, "{}: row {}: LUT grid lo {} step {} is not finite and ascending",
            what, i, half_to_float(lo), half_to_float(step));
-    for (int64_t k = layer.codebook_offset[i]; k < layer.codebook_offset[i + 1]; ++k)
+    const bool grid = is_grid_row(layer, i);
+    for (int64_t k = layer.codebook_offset[i]; k < layer.codebook_offset[i + 1]; ++k) {
+      if (grid && layer.codebook_q8[k] != k - layer.codebook_offset[i])
+        fail(ErrorKind::kBadInput, "{}: grid row {}: code {} is {}", what, i,
+             k - layer.codebook_offset[i], layer.codebook_q8[k]);
       if (layer.codebook[k] != lut_q8_entry(lo, step, layer.codebook_q8[k]))
         fail(ErrorKind::kBadInput, "{}: row {}: LUT entry {} is not its 8-bit code decoded", what,
              i, k - layer.codebook_offset[i]);
+    }
   }
+}
+
+// A grid row's lo and step: its first entry and the least-squares spacing of its entries, fp16.
+void encode_grid_row(LutLayer& layer, int64_t i) {
+  const int64_t first = layer.codebook_offset[i], k = layer.codebook_offset[i + 1] - first;
+  const float lo = half_to_float(layer.codebook[first]);
+  double num = 0.0, den = 0.0;
+  for (int64_t q = 1; q < k; ++q) {
+    num += static_cast<double>(q) * (half_to_float(layer.codebook[first + q]) - lo);
+    den += static_cast<double>(q) * q;
+  }
+  const uint16_t step = float_to_half(static_cast<float>(den > 0.0 ? std::max(num / den, 0.0) : 0.0));
+  const uint16_t lo_h = layer.codebook[first];
+  for (int64_t q = 0; q < k; ++q) {
+    layer.codebook_q8[first + q] = static_cast<uint8_t>(q);
+    layer.codebook[first + q] = lut_q8_entry(lo_h, step, static_cast<uint8_t>(q));
+  }
+  layer.codebook_q8_grid[2 * i] = lo_h;
+  layer.codebook_q8_grid[2 * i + 1] = step;
 }
 
 }  // namespace
@@ -46,6 +70,10 @@ void encode_codebook_q8(LutLayer& layer) {
   layer.codebook_q8.assign(layer.codebook.size(), 0);
   layer.codebook_q8_grid.assign(2 * static_cast<size_t>(layer.rows), 0);
   for (int64_t i = 0; i < layer.rows; ++i) {
+    if (is_grid_row(layer, i)) {
+      encode_grid_row(layer, i);
+      continue;
+    }
     const int64_t first = layer.codebook_offset[i], end = layer.codebook_offset[i + 1];
     float mn = half_to_float(layer.codebook[first]), mx = mn;
     for (int64_t k = first; k < end; ++k) {
@@ -102,6 +130,14 @@ void validate(const LutLayer& layer, const char* what) {
   for (uint16_t c : layer.codebook)
     if (!std::isfinite(half_to_float(c)))
       fail(ErrorKind::kBadInput, "{}: non-finite codebook entry", what);
+  if (!layer.grid_rows.empty()) {
+    if (layer.grid_rows.size() != rows)
+      fail(ErrorKind::kBadInput, "{}: {} grid-row flags for {} rows", what,
+           layer.grid_rows.size(), layer.rows);
+    for (size_t i = 0; i < rows; ++i)
+      if (layer.grid_rows[i] > 1)
+        fail(ErrorKind::kBadInput, "{}: grid-row flag {} of row {}", what, layer.grid_rows[i], i);
+  }
   if (!layer.codebook_q8.empty() || !layer.codebook_q8_grid.empty()) validate_q8(layer, what);
   validate(layer.sparse, layer.rows, layer.cols, what);
   if (!layer.alpha.empty()) {

@@ -42,16 +42,32 @@ struct LutLayer {
   // `codebook` then holds the decoded entries, lut_q8_entry(lo_i, step_i, q8[k]).
   std::vector<uint8_t> codebook_q8;        // [codebook.size()]
   std::vector<uint16_t> codebook_q8_grid;  // [rows * 2]: lo_i, step_i
+  // kQ8 only: grid_rows[i] = 1 when row i is a grid row, its LUT the first 2^b points of its
+  // grid (codes 0, 1, 2, ... implied, not stored); empty when the layer has none.
+  std::vector<uint8_t> grid_rows;
   // Reserved weights (sparse_part.h): corrections added to the LUT part; empty when none.
   SparsePart sparse;
 };
 
+// A row's form as the allocator chooses it, in one byte: its width, plus kGridRow for a grid row.
+inline constexpr uint8_t kGridRow = 0x80;
+inline int choice_width(uint8_t choice) {
+  return choice & 0x7f;
+}
+inline bool choice_is_grid(uint8_t choice) {
+  return (choice & kGridRow) != 0;
+}
+inline bool is_grid_row(const LutLayer& layer, int64_t i) {
+  return !layer.grid_rows.empty() && layer.grid_rows[static_cast<size_t>(i)] != 0;
+}
+
 // Stored bits of one row, all overhead counted: cols*b (indices) + its LUT (kF16: 16*2^b;
-// kQ8: 8*2^b + 32 for lo and step) + 8 (its bit-width); per layer 16*cols for alpha when present.
-// The bit budget uses these.
-inline int64_t lut_row_cost_bits(int64_t cols, int bits, LutEntries entries) {
+// kQ8: 8*2^b + 32 for lo and step; a grid row (kQ8 only): 32) + 8 (its bit-width, which also
+// carries the grid flag); per layer 16*cols for alpha when present. The bit budget uses these.
+inline int64_t lut_row_cost_bits(int64_t cols, int bits, LutEntries entries, bool grid = false) {
   const int64_t k = int64_t{1} << bits;
-  return cols * bits + (entries == LutEntries::kQ8 ? 8 * k + 32 : 16 * k) + 8;
+  const int64_t lut = entries == LutEntries::kF16 ? 16 * k : grid ? 32 : 8 * k + 32;
+  return cols * bits + lut + 8;
 }
 inline LutEntries lut_entries(const LutLayer& layer) {
   return layer.codebook_q8.empty() ? LutEntries::kF16 : LutEntries::kQ8;
@@ -67,7 +83,9 @@ void validate(const LutLayer& layer, const char* what);
 
 // Stores the layer's fp16 entries on 8-bit grids: per row lo = its least entry and step = the
 // span / 255 (both rounded to fp16 outward), each entry moved to its nearest grid value. The
-// labels stay; every entry moves by at most about step / 2.
+// labels stay; every entry moves by at most about step / 2. A grid row (entries already evenly
+// spaced, from scaled_kmeans) keeps lo = its first entry and step = the spacing in fp16, codes
+// 0, 1, 2, ...
 void encode_codebook_q8(LutLayer& layer);
 
 // The dense fp32 matrix W^ [rows, cols], W^[i][j] = codebook_i[label_ij] / alpha_j, plus the

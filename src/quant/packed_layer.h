@@ -39,8 +39,17 @@ struct PackedLutLayer {
   std::vector<uint16_t> alpha;             // [cols] fp16, or empty (no scale)
   std::vector<uint8_t> codebook_q8;        // kQ8: [codebook.size()] codes, else empty
   std::vector<uint16_t> codebook_q8_grid;  // kQ8: [rows * 2] fp16 lo, step; else empty
+  std::vector<uint8_t> grid_rows;          // kQ8: [rows] 1 = grid row (codes not stored), or empty
   SparsePart sparse;                       // reserved weights' corrections, or empty
 };
+
+// The 8-bit codes a file stores: those of the rows that are not grid rows.
+inline int64_t stored_q8_codes(const PackedLutLayer& layer) {
+  int64_t n = static_cast<int64_t>(layer.codebook_q8.size());
+  for (size_t i = 0; i < layer.grid_rows.size(); ++i)
+    if (layer.grid_rows[i] != 0) n -= int64_t{1} << layer.bits[i];
+  return n;
+}
 
 // Prefix sums of the rows' label bytes and LUT sizes: [rows + 1] each.
 struct PackedLutOffsets {
@@ -163,14 +172,14 @@ PackedUniformLayer pack(const UniformLayer& layer);  // validates first (kBadInp
 UniformLayer unpack(const PackedUniformLayer& layer);
 
 // Stored bits, all overhead counted. LUT: label bytes * 8 + 16 per fp16 LUT entry (or 8 per
-// 8-bit entry + 32 per row for its grid) + 8 per row (its width) + 16 per alpha entry + the
+// stored 8-bit entry, none for a grid row, + 32 per row for its grid) + 8 per row (its width) + 16 per alpha entry + the
 // sparse part (sparse_part.h) (equals the
 // sum of lut_row_cost_bits when cols * bits is a multiple of 8). Uniform: code bytes * 8 + 32 per
 // (row, group) + 32 per permutation entry + 8 per group width.
 inline int64_t stored_bits(const PackedLutLayer& layer) {
   const int64_t entries = layer.codebook_q8.empty()
                               ? 16 * static_cast<int64_t>(layer.codebook.size())
-                              : 8 * static_cast<int64_t>(layer.codebook_q8.size()) +
+                              : 8 * stored_q8_codes(layer) +
                                     16 * static_cast<int64_t>(layer.codebook_q8_grid.size());
   return 8 * static_cast<int64_t>(layer.labels.size()) + entries + 8 * layer.rows +
          16 * static_cast<int64_t>(layer.alpha.size()) +

@@ -11,6 +11,7 @@
 #include "src/core/half.h"
 #include "src/core/parallel_errors.h"
 #include "src/core/stopwatch.h"
+#include "src/quant/grid_fit.h"
 #include "src/quant/layer_error.h"
 #include "src/quant/row_group.h"
 
@@ -33,8 +34,10 @@ struct Grouping {
   std::vector<std::vector<double>> lut;
 };
 
+// Row i by weighted K-means, or (grid[i]) by fit_grid with its LUT the grid's points.
 Grouping group_rows(const Tensor& w, ImportanceView f, std::span<const int> k,
-                    std::span<const float> alpha, KMeansSolver solver) {
+                    std::span<const uint8_t> grid, std::span<const float> alpha,
+                    KMeansSolver solver) {
   const int64_t rows = w.dim(0), cols = w.dim(1);
   Grouping g;
   g.labels.resize(static_cast<size_t>(rows * cols));
@@ -51,6 +54,13 @@ Grouping group_rows(const Tensor& w, ImportanceView f, std::span<const int> k,
         for (int64_t j = 0; j < cols; ++j) {
           u[j] = alpha[j] * wi[j];
           gw[j] = fi[j] / (alpha[j] * alpha[j]);
+        }
+        if (grid[i] != 0) {
+          const auto fit = fit_grid(u, gw, k[i]);
+          std::copy(fit.labels.begin(), fit.labels.end(), g.labels.begin() + i * cols);
+          g.lut[i].resize(static_cast<size_t>(k[i]));
+          for (int q = 0; q < k[i]; ++q) g.lut[i][q] = fit.lo + fit.step * q;
+          return;
         }
         const auto km = kmeans1d(u, gw, k[i], solver);
         std::copy(km.labels.begin(), km.labels.end(), g.labels.begin() + i * cols);
@@ -323,8 +333,36 @@ template double scale_loss_and_grad<float>(const ScaleProblem<float>&, std::span
 template double scale_loss_and_grad<double>(const ScaleProblem<double>&, std::span<const double>,
                                             std::vector<double>*, RowGroup*);
 
+namespace {
+
+// A grid row's LUT is lo + step q: the row's normal equations (a, rhs) projected on (lo, step), a
+// 2 x 2 solve. The row keeps its LUT when that system is singular or the step would be negative
+// (a q8 grid ascends).
+void refine_grid_row(const std::vector<double>& a, const std::vector<double>& rhs, int k,
+                     std::vector<double>& lut) {
+  double m00 = 0.0, m01 = 0.0, m11 = 0.0, b0 = 0.0, b1 = 0.0;
+  for (int q = 0; q < k; ++q) {
+    b0 += rhs[q];
+    b1 += q * rhs[q];
+    for (int z = 0; z < k; ++z) {
+      const double v = a[static_cast<size_t>(q * k + z)];
+      m00 += v;
+      m01 += v * z;
+      m11 += v * q * z;
+    }
+  }
+  const double det = m00 * m11 - m01 * m01;
+  if (!(m00 > 0.0) || !(det > 1e-12 * m00 * m11)) return;
+  const double lo = (m11 * b0 - m01 * b1) / det, step = (m00 * b1 - m01 * b0) / det;
+  if (!(step >= 0.0) || !std::isfinite(lo) || !std::isfinite(step)) return;
+  for (int q = 0; q < k; ++q) lut[q] = lo + step * q;
+}
+
+}  // namespace
+
 void refine_luts_full_hessian(const Tensor& w, const Tensor& h, std::span<const uint8_t> labels,
-                              std::span<const float> alpha, std::vector<std::vector<double>>& lut) {
+                              std::span<const float> alpha, std::vector<std::vector<double>>& lut,
+                              std::span<const uint8_t> grid) {
   const int64_t rows = w.dim(0), cols = w.dim(1);
   std::vector<float> inva(cols);
   for (int64_t j = 0; j < cols; ++j) inva[j] = 1.0f / alpha[j];
@@ -385,6 +423,10 @@ void refine_luts_full_hessian(const Tensor& w, const Tensor& h, std::span<const 
         }
         rhs[q] = s;
       }
+      if (!grid.empty() && grid[row] != 0) {
+        refine_grid_row(a, rhs, k, lut[row]);
+        continue;
+      }
       std::vector<int> used;
       for (int q = 0; q < k; ++q)
         if (count[q] > 0) used.push_back(q);
@@ -413,16 +455,19 @@ LutLayer scaled_kmeans(const Tensor& w, const Tensor& h, ImportanceView f,
     fail(ErrorKind::kInternal, "scaled K-means: W {}, H {} and {} row bit-widths do not match",
          w.shape_string(), h.shape_string(), bits.size());
   std::vector<int> k(rows);
+  std::vector<uint8_t> grid(rows, 0);
   for (int64_t i = 0; i < rows; ++i) {
-    if (bits[i] < 1 || bits[i] > 8)
-      fail(ErrorKind::kInternal, "scaled K-means: row {} has {} bits", i, bits[i]);
-    k[i] = 1 << bits[i];
+    const int b = choice_width(bits[i]);
+    if (b < 1 || b > 8)
+      fail(ErrorKind::kInternal, "scaled K-means: row {} has {} bits", i, b);
+    k[i] = 1 << b;
+    grid[i] = choice_is_grid(bits[i]) ? 1 : 0;
   }
   ScaleTrainingReport rep;
 
   auto t0 = clock::now();
   std::vector<float> alpha(cols, 1.0f);
-  Grouping unscaled = group_rows(w, f, k, alpha, options.solver);
+  Grouping unscaled = group_rows(w, f, k, grid, alpha, options.solver);
   rep.kmeans_s += seconds_since(t0);
   rep.error_unscaled = grouping_error(w, h, unscaled, alpha, rows_group);
 
@@ -450,7 +495,7 @@ LutLayer scaled_kmeans(const Tensor& w, const Tensor& h, ImportanceView f,
     rep.training_s += seconds_since(t0);
 
     t0 = clock::now();
-    chosen = group_rows(w, f, k, alpha, options.solver);
+    chosen = group_rows(w, f, k, grid, alpha, options.solver);
     rep.kmeans_s += seconds_since(t0);
     rep.error_trained = grouping_error(w, h, chosen, alpha, rows_group);
     if (!(rep.error_trained < rep.error_unscaled)) {
@@ -467,7 +512,7 @@ LutLayer scaled_kmeans(const Tensor& w, const Tensor& h, ImportanceView f,
   if (options.refine_full_hessian) {
     t0 = clock::now();
     Grouping refined = chosen;
-    refine_luts_full_hessian(w, h, refined.labels, alpha, refined.lut);
+    refine_luts_full_hessian(w, h, refined.labels, alpha, refined.lut, grid);
     const double e = grouping_error(w, h, refined, alpha, rows_group);
     if (e < rep.error_final) {
       rep.error_final = e;
@@ -479,7 +524,10 @@ LutLayer scaled_kmeans(const Tensor& w, const Tensor& h, ImportanceView f,
   LutLayer out;
   out.rows = rows;
   out.cols = cols;
-  out.bits.assign(bits.begin(), bits.end());
+  out.bits.resize(static_cast<size_t>(rows));
+  for (int64_t i = 0; i < rows; ++i) out.bits[i] = static_cast<uint8_t>(choice_width(bits[i]));
+  if (std::any_of(grid.begin(), grid.end(), [](uint8_t g) { return g != 0; }))
+    out.grid_rows = std::move(grid);
   out.codebook_offset.resize(rows + 1, 0);
   for (int64_t i = 0; i < rows; ++i) out.codebook_offset[i + 1] = out.codebook_offset[i] + k[i];
   out.codebook.resize(static_cast<size_t>(out.codebook_offset[rows]));

@@ -66,8 +66,10 @@ struct ScaleTrainingReport {
   double refine_s = 0.0;       // time in the full-Hessian LUT refinement
 };
 
-// The whole Section 3 for one layer with the given bits per row: group, train alpha, round
-// alpha to fp16, re-group, LUTs (weighted means or refined), fp16 codebooks. With a row group,
+// The whole Section 3 for one layer with the given bits per row (choice bytes, allocation.h:
+// grid rows are grouped by fit_grid and refined as grids; the alpha training treats their LUTs,
+// like all others, as the free weighted means): group, train alpha, round alpha to fp16,
+// re-group, LUTs (weighted means or refined), fp16 codebooks. With a row group,
 // w, bits (and f, when it has a row per weight row) are this rank's block of rows; the gradient
 // and the errors that choose between candidates are summed over the whole group, so every rank
 // trains the same alpha and the rows come out as on one process. The report's errors are the
@@ -77,9 +79,11 @@ LutLayer scaled_kmeans(const Tensor& w, const Tensor& h, ImportanceView f,
                        ScaleTrainingReport* report = nullptr, RowGroup* group = nullptr);
 
 // With labels and alpha fixed, each row's LUT (in the scaled space) minimising the row's
-// full-Hessian error; rows whose system is singular keep their given LUT. Works in place on
-// `lut` ([rows] vectors of k[i] values).
+// full-Hessian error; rows whose system is singular keep their given LUT. A grid row (grid[i] != 0)
+// gets the best evenly spaced LUT lo + step q instead. Works in place on `lut` ([rows] vectors
+// of k[i] values).
 void refine_luts_full_hessian(const Tensor& w, const Tensor& h, std::span<const uint8_t> labels,
-                              std::span<const float> alpha, std::vector<std::vector<double>>& lut);
+                              std::span<const float> alpha, std::vector<std::vector<double>>& lut,
+                              std::span<const uint8_t> grid = {});
 
 }  // namespace skim::quant

@@ -32,6 +32,10 @@ std::vector<float> column_importance(const Tensor& h, ImportanceKind kind) {
 
 namespace {
 
+bool offers_grid_rows(const SkimOptions& o) {
+  return o.grid_rows && o.allocation.entries == LutEntries::kQ8;
+}
+
 // The reserved entries and w with them set to the row mean, or nothing (no copy of w) when
 // no weight is reserved.
 std::optional<OutlierSplit> reserve(const Tensor& w, std::span<const float> f,
@@ -49,8 +53,10 @@ ErrorTable skim_error_table(const Tensor& w, const Tensor& h, const SkimOptions&
   const auto split = reserve(w, f, options);
   const auto& build = options.error_table_builder ? options.error_table_builder
                                                   : ErrorTableBuilder(build_error_table);
-  return build(split ? split->dense : w, h, {f.data(), 0}, options.b_min, options.b_max,
-               options.solver);
+  const Tensor& dense = split ? split->dense : w;
+  ErrorTable table = build(dense, h, {f.data(), 0}, options.b_min, options.b_max, options.solver);
+  if (offers_grid_rows(options)) add_grid_errors(table, dense, h, {f.data(), 0});
+  return table;
 }
 
 int64_t reserved_bits(int64_t rows, int64_t cols, double fraction) {
@@ -88,6 +94,7 @@ SkimLayerResult quantize_skim_layer(const Tensor& w, const Tensor& h, const Skim
   RowGroup& rows = group != nullptr ? *group : whole;
   const RowBlock block = rows.block();
   table.e = rows.all_gather(table.e);
+  if (offers_grid_rows(options)) table.e_grid = rows.all_gather(table.e_grid);
   table.rows = block.total;
   if (static_cast<int64_t>(table.e.size()) != table.rows * table.levels())
     fail(ErrorKind::kInternal, "skim: gathered error table of {} entries for {} rows",
@@ -134,7 +141,8 @@ LutLayer quantize_kmeans_layer(const Tensor& w, const Tensor& h, int bits,
 
 int64_t lut_stored_bits(const LutLayer& layer) {
   int64_t s = lut_layer_overhead_bits(layer.cols, !layer.alpha.empty());
-  for (const uint8_t b : layer.bits) s += lut_row_cost_bits(layer.cols, b, lut_entries(layer));
+  for (int64_t i = 0; i < layer.rows; ++i)
+    s += lut_row_cost_bits(layer.cols, layer.bits[i], lut_entries(layer), is_grid_row(layer, i));
   return s + stored_bits(layer.sparse, layer.rows, layer.cols);
 }
 

@@ -31,6 +31,9 @@ struct SkimOptions {
   // Fraction of each row's weights reserved (sparse_part.h): left out of the K-means, stored as
   // fp16 corrections, their bits taken from the budget.
   double outliers = 0.0;
+  // Offer grid rows (grid_fit.h) to the allocation besides LUT rows; needs q8 entries
+  // (allocation.entries), whose per-row grid they are.
+  bool grid_rows = false;
   // The error tables' builder; null: build_error_table (CPU).
   ErrorTableBuilder error_table_builder;
 };
@@ -65,7 +68,8 @@ int64_t reserved_bits(int64_t rows, int64_t cols, double fraction);
 SkimLayerResult quantize_skim_layer(const Tensor& w, const Tensor& h, const SkimOptions& options,
                                     RowGroup* group = nullptr);
 
-// Global mode: the bits per row (of w's rows) come from the global allocator.
+// Global mode: the bits per row (of w's rows) come from the global allocator (choice bytes,
+// allocation.h).
 SkimLayerResult quantize_skim_layer_with_bits(const Tensor& w, const Tensor& h,
                                               std::span<const uint8_t> bits,
                                               const SkimOptions& options,
