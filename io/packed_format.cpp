@@ -488,6 +488,7 @@ PackedModel read_packed_model(const std::string& path) {
     fail(ErrorKind::kBadInput,
          "{}: packed format version {} is not supported (this build reads {} to {})", path, version,
          kPackedFormatOldestVersion, kPackedFormatVersion);
+  const bool has_grid_rows = std::stoi(version) >= 6;
   Json layers, crc;
   try {
     layers = Json::parse(get(kKeyLayers));
@@ -535,7 +536,7 @@ PackedModel read_packed_model(const std::string& path) {
         entries = entry["entries"].get<std::string>();
       }
       int64_t grid_codes = 0;  // codes of grid rows: implied, not stored
-      if (entries == "q8" &&
+      if (entries == "q8" && has_grid_rows &&
           std::any_of(l.bits.begin(), l.bits.end(), [](uint8_t b) { return quant::choice_is_grid(b); })) {
         l.grid_rows.resize(l.bits.size());
         for (size_t i = 0; i < l.bits.size(); ++i) {

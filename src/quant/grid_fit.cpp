@@ -8,9 +8,10 @@
 namespace skim::quant {
 namespace {
 
-// Clipped fractions of the row's range tried as starts: heavy tails make the full range waste
-// most grid points on a few weights.
-constexpr double kClipStarts[] = {1.0, 0.9, 0.8, 0.7, 0.6, 0.5};
+// Starts: the range with a fraction cut off each end (heavy tails make the full range waste most
+// grid points on a few weights, often on one side only); the best few are refined.
+constexpr double kCuts[] = {0.0, 0.08, 0.16, 0.24, 0.32, 0.4};
+constexpr int kRefinedStarts = 6;
 constexpr int kMaxIterations = 30;
 
 int nearest(double u, int k, double lo, double step) {
@@ -59,10 +60,25 @@ GridFit fit_grid(std::span<const float> u, std::span<const float> g_in, int k) {
   best.objective = grid_objective(u, g, 1, best.lo, 0.0, best.labels.data());
   if (k == 1 || !(mx > mn)) return best;
 
+  struct Start {
+    double objective, lo, step;
+  };
+  std::vector<Start> starts;
+  const double range = mx - mn;
+  for (const double a : kCuts)
+    for (const double b : kCuts) {
+      if (a + b >= 0.75) continue;
+      const double lo = mn + a * range, step = (1.0 - a - b) * range / (k - 1);
+      starts.push_back({grid_objective(u, g, k, lo, step), lo, step});
+    }
+  const size_t keep = std::min<size_t>(kRefinedStarts, starts.size());
+  std::partial_sort(starts.begin(), starts.begin() + static_cast<std::ptrdiff_t>(keep),
+                    starts.end(), [](const Start& x, const Start& y) {
+                      return x.objective < y.objective;
+                    });
   std::vector<uint8_t> labels(n);
-  for (const double clip : kClipStarts) {
-    const double half = 0.5 * (mx - mn) * clip, mid = 0.5 * (mx + mn);
-    double lo = mid - half, step = 2.0 * half / (k - 1);
+  for (size_t s = 0; s < keep; ++s) {
+    double lo = starts[s].lo, step = starts[s].step;
     double obj = grid_objective(u, g, k, lo, step, labels.data());
     for (int it = 0; it < kMaxIterations; ++it) {
       double s0 = 0, s1 = 0, s2 = 0, t0 = 0, t1 = 0;
@@ -80,16 +96,12 @@ GridFit fit_grid(std::span<const float> u, std::span<const float> g_in, int k) {
       if (!(new_step > 0.0)) break;
       const double new_lo = (t0 - new_step * s1) / s0;
       const double new_obj = grid_objective(u, g, k, new_lo, new_step, labels.data());
-      const bool better = new_obj < obj;
-      if (better) {
-        lo = new_lo;
-        step = new_step;
-      }
-      if (!better || obj - new_obj <= 1e-12 * obj) {
-        obj = std::min(obj, new_obj);
-        break;
-      }
+      if (!(new_obj < obj)) break;  // labels now belong to the rejected grid: recomputed below
+      const bool settled = obj - new_obj <= 1e-12 * obj;
+      lo = new_lo;
+      step = new_step;
       obj = new_obj;
+      if (settled) break;
     }
     if (obj < best.objective) {
       best.objective = grid_objective(u, g, k, lo, step, best.labels.data());

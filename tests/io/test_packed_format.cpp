@@ -62,6 +62,22 @@ PackedLutLayer lut_layer_q8(int64_t rows, int64_t cols, std::mt19937& rng) {
   return l;
 }
 
+// 8-bit entries with every third row (1, 4, 7, ...) a grid row: its codes 0, 1, 2, ... implied.
+PackedLutLayer lut_layer_q8_grid(int64_t rows, int64_t cols, std::mt19937& rng) {
+  PackedLutLayer l = lut_layer_q8(rows, cols, rng);
+  const quant::PackedLutOffsets o = quant::packed_lut_offsets(cols, l.bits);
+  l.grid_rows.assign(static_cast<size_t>(rows), 0);
+  for (int64_t i = 1; i < rows; i += 3) {
+    l.grid_rows[i] = 1;
+    for (int64_t k = o.codebook[i]; k < o.codebook[i + 1]; ++k) {
+      l.codebook_q8[k] = static_cast<uint8_t>(k - o.codebook[i]);
+      l.codebook[k] = quant::lut_q8_entry(l.codebook_q8_grid[2 * i], l.codebook_q8_grid[2 * i + 1],
+                                          l.codebook_q8[k]);
+    }
+  }
+  return l;
+}
+
 // The same with a sparse part (row i holds i % 4 entries, tests/quant/random_lut_layer.h).
 PackedLutLayer lut_layer_sparse(int64_t rows, int64_t cols, std::mt19937& rng) {
   PackedLutLayer l = lut_layer(rows, cols, true, rng);
@@ -145,6 +161,7 @@ PackedModel sample_model() {
   m.lut_layers["model.layers.0.mlp.down_proj"] = lut_layer(5, 64, false, rng);
   m.lut_layers["model.layers.0.mlp.gate_proj"] = lut_layer_q8(7, 40, rng);
   m.lut_layers["model.layers.0.mlp.up_proj"] = lut_layer_sparse(8, 33, rng);
+  m.lut_layers["model.layers.0.self_attn.v_proj"] = lut_layer_q8_grid(10, 24, rng);
   // More than 65536 columns: the sparse part's columns are stored in 32 bits.
   m.lut_layers["model.layers.0.self_attn.k_proj"] = lut_layer_sparse(3, 70000, rng);
   m.uniform_layers["model.layers.1.self_attn.o_proj"] = uniform_layer(6, 45, 3, 16, true, rng);
@@ -184,6 +201,7 @@ void expect_same(const PackedModel& a, const PackedModel& b) {
     EXPECT_EQ(l.codebook, r.codebook);
     EXPECT_EQ(l.codebook_q8, r.codebook_q8);
     EXPECT_EQ(l.codebook_q8_grid, r.codebook_q8_grid);
+    EXPECT_EQ(l.grid_rows, r.grid_rows);
     EXPECT_EQ(l.labels, r.labels);
     EXPECT_EQ(l.alpha, r.alpha);
     EXPECT_EQ(l.sparse.row_ptr, r.sparse.row_ptr);
@@ -281,7 +299,7 @@ TEST_F(PackedFormat, LayoutMatchesTheDocumentedFormat) {
   const auto r = SafetensorsReader::open(file("m.safetensors"));
   const auto& meta = r->metadata();
   EXPECT_EQ(meta.at("skim.format"), "skim-packed");
-  EXPECT_EQ(meta.at("skim.format_version"), "5");
+  EXPECT_EQ(meta.at("skim.format_version"), "6");
   EXPECT_EQ(meta.at("skim.method"), "skim");
   EXPECT_EQ(meta.at("model"), "test");
   const auto layers = nlohmann::json::parse(meta.at("skim.layers"));
@@ -314,6 +332,23 @@ TEST_F(PackedFormat, LayoutMatchesTheDocumentedFormat) {
                          static_cast<double>(grid.at(i, 1)) * static_cast<double>(codes[k]);
         ASSERT_EQ(back.codebook[k], float_to_half(static_cast<float>(v))) << i << " " << e;
       }
+  }
+  // Grid rows: the width byte carries 0x80, their codes are left out of .lut.codes, and the
+  // stored bits count only what is stored.
+  {
+    const std::string v = "model.layers.0.self_attn.v_proj";
+    const PackedLutLayer& l = m.lut_layers.at(v);
+    const auto widths = r->raw(v + ".lut.bits").bytes;
+    int64_t codes = 0, label_bytes = 0;
+    for (int64_t i = 0; i < l.rows; ++i) {
+      EXPECT_EQ(widths[i], l.bits[i] | (i % 3 == 1 ? 0x80 : 0)) << i;
+      if (i % 3 != 1) codes += int64_t{1} << l.bits[i];
+      label_bytes += (l.cols * l.bits[i] + 7) / 8;
+    }
+    EXPECT_EQ(r->raw(v + ".lut.codes").shape, std::vector<int64_t>{codes});
+    const PackedLutLayer back = read_packed_model(file("m.safetensors")).lut_layers.at(v);
+    EXPECT_EQ(quant::stored_bits(back), 8 * label_bytes + 8 * codes + 32 * l.rows + 8 * l.rows +
+                                            16 * l.cols);
   }
   // Sparse parts: per row its count (I32), columns U16 (I32 above 65536 columns), fp16 values.
   const std::string u = "model.layers.0.mlp.up_proj", k = "model.layers.0.self_attn.k_proj";
@@ -357,13 +392,18 @@ TEST_F(PackedFormat, LayoutMatchesTheDocumentedFormat) {
   EXPECT_EQ(r->raw(res + ".qdec.codes").dtype, StDtype::kU8);
   EXPECT_EQ(r->raw(res + ".qdec.scale").shape, std::vector<int64_t>{7});
   EXPECT_EQ(r->raw(res + ".qdec.scale").dtype, StDtype::kF16);
-  // bits per weight, counted independently: labels + 16 per LUT entry + 8 per row + 16 per
-  // alpha; codes + 32 per (row, group) + 32 per permutation entry.
+  // bits per weight, counted independently: labels + 16 per LUT entry (q8: 8 per entry, none
+  // for a grid row, + 32 per row) + 8 per row + 16 per alpha; codes + 32 per (row, group) + 32
+  // per permutation entry.
   double bits = 0, weights = 0;
   for (const auto& [name, l] : m.lut_layers) {
     const bool q8 = !l.codebook_q8.empty();
-    for (uint8_t b : l.bits)
-      bits += 8.0 * ((l.cols * b + 7) / 8) + (q8 ? 8.0 * (1 << b) + 32.0 : 16.0 * (1 << b)) + 8.0;
+    for (size_t i = 0; i < l.bits.size(); ++i) {
+      const int b = l.bits[i];
+      const bool grid = !l.grid_rows.empty() && l.grid_rows[i] != 0;
+      bits += 8.0 * ((l.cols * b + 7) / 8) +
+              (q8 ? (grid ? 0.0 : 8.0 * (1 << b)) + 32.0 : 16.0 * (1 << b)) + 8.0;
+    }
     bits += 16.0 * static_cast<double>(l.alpha.size());
     if (!l.sparse.empty())
       bits += (l.cols > 65536 ? 48.0 : 32.0) * static_cast<double>(l.sparse.nnz()) + 32.0 * l.rows;
@@ -461,7 +501,7 @@ TEST_F(PackedFormat, TruncatedFile) {
 TEST_F(PackedFormat, WrongVersionOrNotAPackedFile) {
   write_packed_model(file("m.safetensors"), sample_model());
   std::string bytes = read_all(file("m.safetensors"));
-  const std::string key = "\"skim.format_version\":\"5\"";
+  const std::string key = "\"skim.format_version\":\"6\"";
   const size_t at = bytes.find(key);
   ASSERT_NE(at, std::string::npos);
   bytes[at + key.size() - 2] = '7';  // same length: the header stays valid safetensors
@@ -472,7 +512,7 @@ TEST_F(PackedFormat, WrongVersionOrNotAPackedFile) {
   // Version 1 (fp16 entries only, no "entries" or "sparse" key) is still read.
   PackedModel v1 = sample_model();
   for (const char* layer : {"model.layers.0.mlp.gate_proj", "model.layers.0.mlp.up_proj",
-                            "model.layers.0.self_attn.k_proj"})
+                            "model.layers.0.self_attn.k_proj", "model.layers.0.self_attn.v_proj"})
     v1.lut_layers.erase(layer);
   write_packed_model(file("m1.safetensors"), v1);
   bytes = read_all(file("m1.safetensors"));
@@ -537,6 +577,20 @@ TEST_F(PackedFormat, WriterRejectsInconsistentLayersAndLeavesNoFile) {
   PackedModel wide = sample_model();
   wide.column_lut_layers.begin()->second.bits[0] = 9;
   expect_bad_input([&] { write_packed_model(file("w.safetensors"), wide); }, {".clut.bits"});
+  // A grid row must have codes 0, 1, 2, ... and 8-bit entries.
+  const std::string v = "model.layers.0.self_attn.v_proj";
+  PackedModel gc = sample_model();
+  {
+    PackedLutLayer& l = gc.lut_layers.at(v);
+    const int64_t k = quant::packed_lut_offsets(l.cols, l.bits).codebook[1];  // row 1's code 0
+    l.codebook_q8[k] = 5;
+    l.codebook[k] = quant::lut_q8_entry(l.codebook_q8_grid[2], l.codebook_q8_grid[3], 5);
+  }
+  expect_bad_input([&] { write_packed_model(file("w.safetensors"), gc); }, {v, "grid row 1"});
+  PackedModel gf = sample_model();
+  gf.lut_layers.at("model.layers.0.self_attn.q_proj").grid_rows.assign(9, 1);
+  expect_bad_input([&] { write_packed_model(file("w.safetensors"), gf); },
+                   {"model.layers.0.self_attn.q_proj", "without 8-bit entries"});
   PackedModel k = sample_model();
   k.metadata["skim.method"] = "x";
   expect_bad_input([&] { write_packed_model(file("w.safetensors"), k); }, {"reserved"});

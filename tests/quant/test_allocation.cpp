@@ -92,6 +92,58 @@ TEST(Allocation, GreedyPrefixIsOptimalForTheBitsItSpends) {
   EXPECT_GT(checked, 500);
 }
 
+// Every assignment of (width, LUT or grid) to rows whose cost fits the budget, q8 entries.
+Best exhaustive_with_grid(const ErrorTable& t, int64_t cols, int64_t budget) {
+  Best best;
+  const int forms = 2 * t.levels();
+  std::vector<int> f(static_cast<size_t>(t.rows), 0);  // form: level * 2 + grid
+  while (true) {
+    int64_t cost = lut_layer_overhead_bits(cols, true);
+    double err = 0.0;
+    for (int64_t i = 0; i < t.rows; ++i) {
+      const int b = t.b_min + f[i] / 2;
+      const bool grid = f[i] % 2 == 1;
+      cost += lut_row_cost_bits(cols, b, LutEntries::kQ8, grid);
+      err += grid ? t.e_grid[i * t.levels() + f[i] / 2] : t.at(i, b);
+    }
+    if (cost <= budget && err < best.error) best = {err, cost};
+    int64_t p = 0;
+    while (p < t.rows && ++f[p] >= forms) f[p++] = 0;
+    if (p == t.rows) break;
+  }
+  return best;
+}
+
+TEST(Allocation, GreedyPrefixWithGridRowsIsOptimalForTheBitsItSpends) {
+  // Grid rows cost less than LUT rows of the same width (no entries) and err more by a random
+  // factor: the hull runs over both kinds, checked by enumerating all 8^4 choices.
+  SyntheticRng rng(25);
+  const int64_t cols = 48;
+  int checked = 0, grid_chosen = 0;
+  for (int trial = 0; trial < 40; ++trial) {
+    auto t = random_table(rng, 4, 2, 5, trial % 3 != 0);
+    t.e_grid.resize(t.e.size());
+    for (size_t k = 0; k < t.e.size(); ++k) t.e_grid[k] = t.e[k] * std::exp(0.5 * rng.uniform());
+    for (double bits = 3.3; bits <= 9.0; bits += 0.29) {
+      const int64_t budget = static_cast<int64_t>(std::floor(bits * t.rows * cols));
+      if (budget < 16 * cols + t.rows * lut_row_cost_bits(cols, 2, LutEntries::kQ8, true)) continue;
+      const auto a =
+          allocate_bits(t, cols, bits, true, {.fill_up = false, .entries = LutEntries::kQ8});
+      int64_t cost = lut_layer_overhead_bits(cols, true);
+      for (uint8_t c : a.bits) {
+        cost += lut_row_cost_bits(cols, choice_width(c), LutEntries::kQ8, choice_is_grid(c));
+        grid_chosen += choice_is_grid(c);
+      }
+      EXPECT_EQ(a.cost_bits, cost);
+      const Best best = exhaustive_with_grid(t, cols, a.cost_bits);
+      EXPECT_NEAR(a.error, best.error, 1e-12 * best.error) << "trial " << trial << " B " << bits;
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 250);
+  EXPECT_GT(grid_chosen, checked);  // the grid form is really in play
+}
+
 TEST(Allocation, FillUpStaysWithinBudgetAndNearTheOptimum) {
   SyntheticRng rng(22);
   const int64_t cols = 64;
