@@ -386,7 +386,8 @@ void write_packed_model(const std::string& path, const PackedModel& model) {
       const int64_t n = int64_t{1} << l.bits[i];
       const bool grid = !l.grid_rows.empty() && l.grid_rows[i] != 0;
       if (grid) widths[i] |= quant::kGridRow;
-      if (q8 && !grid) codes.insert(codes.end(), l.codebook_q8.begin() + k, l.codebook_q8.begin() + k + n);
+      if (q8 && !grid)
+        codes.insert(codes.end(), l.codebook_q8.begin() + k, l.codebook_q8.begin() + k + n);
       k += n;
     }
     add_tensor(w, crc, lut_tensor(name, "bits"), StDtype::kU8, {l.rows}, widths);
@@ -537,12 +538,14 @@ PackedModel read_packed_model(const std::string& path) {
       }
       int64_t grid_codes = 0;  // codes of grid rows: implied, not stored
       if (entries == "q8" && has_grid_rows &&
-          std::any_of(l.bits.begin(), l.bits.end(), [](uint8_t b) { return quant::choice_is_grid(b); })) {
+          std::any_of(l.bits.begin(), l.bits.end(),
+                      [](uint8_t b) { return quant::choice_is_grid(b); })) {
         l.grid_rows.resize(l.bits.size());
         for (size_t i = 0; i < l.bits.size(); ++i) {
           l.grid_rows[i] = quant::choice_is_grid(l.bits[i]) ? 1 : 0;
           l.bits[i] = static_cast<uint8_t>(quant::choice_width(l.bits[i]));
-          if (l.grid_rows[i] != 0 && l.bits[i] >= 1 && l.bits[i] <= 8) grid_codes += int64_t{1} << l.bits[i];
+          if (l.grid_rows[i] != 0 && l.bits[i] >= 1 && l.bits[i] <= 8)
+            grid_codes += int64_t{1} << l.bits[i];
         }
       }
       for (size_t i = 0; i < l.bits.size(); ++i)

@@ -257,7 +257,8 @@ QuantizedLinear merge_row_blocks(std::vector<QuantizedLinear> blocks, const std:
   const auto grid_flags = [](const quant::PackedLutLayer& l) {
     return l.grid_rows.empty() ? std::vector<uint8_t>(static_cast<size_t>(l.rows), 0) : l.grid_rows;
   };
-  std::vector<uint8_t> grid_rows = q.kind == PackedKind::kLut ? grid_flags(q.lut) : std::vector<uint8_t>{};
+  std::vector<uint8_t> grid_rows =
+      q.kind == PackedKind::kLut ? grid_flags(q.lut) : std::vector<uint8_t>{};
   for (size_t b = 1; b < blocks.size(); ++b) {
     const QuantizedLinear& x = blocks[b];
     bool fits = x.name == q.name && x.kind == q.kind;
@@ -300,9 +301,10 @@ QuantizedLinear merge_row_blocks(std::vector<QuantizedLinear> blocks, const std:
     }
   }
   if (q.kind == PackedKind::kLut)
-    q.lut.grid_rows = std::any_of(grid_rows.begin(), grid_rows.end(), [](uint8_t g) { return g != 0; })
-                          ? std::move(grid_rows)
-                          : std::vector<uint8_t>{};
+    q.lut.grid_rows =
+        std::any_of(grid_rows.begin(), grid_rows.end(), [](uint8_t g) { return g != 0; })
+            ? std::move(grid_rows)
+            : std::vector<uint8_t>{};
   if (sparse.size() > 1 && q.kind == PackedKind::kLut) q.lut.sparse = quant::concat_rows(sparse);
   if (sparse.size() > 1 && q.kind == PackedKind::kColumnLut && !q.column.sparse.empty())
     q.column.sparse = quant::concat_rows(sparse);

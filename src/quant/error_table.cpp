@@ -103,8 +103,7 @@ void add_grid_errors(ErrorTable& t, const Tensor& w, const Tensor& h, Importance
     errors.rethrow();
     for (int l = 0; l < levels; ++l) {
       row_quadratic_forms(dw.data() + l * block * cols, nr, cols, h.data(), e.data());
-      for (int64_t i = 0; i < nr; ++i)
-        t.e_grid[static_cast<size_t>((r0 + i) * levels + l)] = e[i];
+      for (int64_t i = 0; i < nr; ++i) t.e_grid[static_cast<size_t>((r0 + i) * levels + l)] = e[i];
     }
   }
 }

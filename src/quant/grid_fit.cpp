@@ -36,8 +36,7 @@ double grid_objective(std::span<const float> u, std::span<const float> g, int k,
 
 GridFit fit_grid(std::span<const float> u, std::span<const float> g_in, int k) {
   if (k < 1 || k > 256 || u.size() != g_in.size())
-    fail(ErrorKind::kInternal, "grid fit: k {} or sizes {} / {} invalid", k, u.size(),
-         g_in.size());
+    fail(ErrorKind::kInternal, "grid fit: k {} or sizes {} / {} invalid", k, u.size(), g_in.size());
   const size_t n = u.size();
   std::vector<float> ones;
   std::span<const float> g = g_in;
@@ -73,9 +72,8 @@ GridFit fit_grid(std::span<const float> u, std::span<const float> g_in, int k) {
     }
   const size_t keep = std::min<size_t>(kRefinedStarts, starts.size());
   std::partial_sort(starts.begin(), starts.begin() + static_cast<std::ptrdiff_t>(keep),
-                    starts.end(), [](const Start& x, const Start& y) {
-                      return x.objective < y.objective;
-                    });
+                    starts.end(),
+                    [](const Start& x, const Start& y) { return x.objective < y.objective; });
   std::vector<uint8_t> labels(n);
   for (size_t s = 0; s < keep; ++s) {
     double lo = starts[s].lo, step = starts[s].step;

@@ -11,9 +11,9 @@ namespace skim::quant {
 
 struct GridFit {
   double lo = 0.0;
-  double step = 0.0;             // >= 0
-  std::vector<uint8_t> labels;   // [n], each the nearest grid point, clamped to [0, k-1]
-  double objective = 0.0;        // sum_j g_j (u_j - lo - step l_j)^2, in double
+  double step = 0.0;            // >= 0
+  std::vector<uint8_t> labels;  // [n], each the nearest grid point, clamped to [0, k-1]
+  double objective = 0.0;       // sum_j g_j (u_j - lo - step l_j)^2, in double
 };
 
 // Alternates nearest-point labels and the weighted least-squares (lo, step) for those labels

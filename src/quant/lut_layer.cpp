@@ -53,7 +53,8 @@ void encode_grid_row(LutLayer& layer, int64_t i) {
     num += static_cast<double>(q) * (half_to_float(layer.codebook[first + q]) - lo);
     den += static_cast<double>(q) * q;
   }
-  const uint16_t step = float_to_half(static_cast<float>(den > 0.0 ? std::max(num / den, 0.0) : 0.0));
+  const uint16_t step =
+      float_to_half(static_cast<float>(den > 0.0 ? std::max(num / den, 0.0) : 0.0));
   const uint16_t lo_h = layer.codebook[first];
   for (int64_t q = 0; q < k; ++q) {
     layer.codebook_q8[first + q] = static_cast<uint8_t>(q);
@@ -132,8 +133,8 @@ void validate(const LutLayer& layer, const char* what) {
       fail(ErrorKind::kBadInput, "{}: non-finite codebook entry", what);
   if (!layer.grid_rows.empty()) {
     if (layer.grid_rows.size() != rows)
-      fail(ErrorKind::kBadInput, "{}: {} grid-row flags for {} rows", what,
-           layer.grid_rows.size(), layer.rows);
+      fail(ErrorKind::kBadInput, "{}: {} grid-row flags for {} rows", what, layer.grid_rows.size(),
+           layer.rows);
     for (size_t i = 0; i < rows; ++i)
       if (layer.grid_rows[i] > 1)
         fail(ErrorKind::kBadInput, "{}: grid-row flag {} of row {}", what, layer.grid_rows[i], i);

@@ -172,15 +172,15 @@ PackedUniformLayer pack(const UniformLayer& layer);  // validates first (kBadInp
 UniformLayer unpack(const PackedUniformLayer& layer);
 
 // Stored bits, all overhead counted. LUT: label bytes * 8 + 16 per fp16 LUT entry (or 8 per
-// stored 8-bit entry, none for a grid row, + 32 per row for its grid) + 8 per row (its width) + 16 per alpha entry + the
-// sparse part (sparse_part.h) (equals the
-// sum of lut_row_cost_bits when cols * bits is a multiple of 8). Uniform: code bytes * 8 + 32 per
-// (row, group) + 32 per permutation entry + 8 per group width.
+// stored 8-bit entry, none for a grid row, + 32 per row for its grid) + 8 per row (its width) + 16
+// per alpha entry + the sparse part (sparse_part.h) (equals the sum of lut_row_cost_bits when cols
+// * bits is a multiple of 8). Uniform: code bytes * 8 + 32 per (row, group) + 32 per permutation
+// entry + 8 per group width.
 inline int64_t stored_bits(const PackedLutLayer& layer) {
-  const int64_t entries = layer.codebook_q8.empty()
-                              ? 16 * static_cast<int64_t>(layer.codebook.size())
-                              : 8 * stored_q8_codes(layer) +
-                                    16 * static_cast<int64_t>(layer.codebook_q8_grid.size());
+  const int64_t entries =
+      layer.codebook_q8.empty()
+          ? 16 * static_cast<int64_t>(layer.codebook.size())
+          : 8 * stored_q8_codes(layer) + 16 * static_cast<int64_t>(layer.codebook_q8_grid.size());
   return 8 * static_cast<int64_t>(layer.labels.size()) + entries + 8 * layer.rows +
          16 * static_cast<int64_t>(layer.alpha.size()) +
          stored_bits(layer.sparse, layer.rows, layer.cols);

@@ -458,8 +458,7 @@ LutLayer scaled_kmeans(const Tensor& w, const Tensor& h, ImportanceView f,
   std::vector<uint8_t> grid(rows, 0);
   for (int64_t i = 0; i < rows; ++i) {
     const int b = choice_width(bits[i]);
-    if (b < 1 || b > 8)
-      fail(ErrorKind::kInternal, "scaled K-means: row {} has {} bits", i, b);
+    if (b < 1 || b > 8) fail(ErrorKind::kInternal, "scaled K-means: row {} has {} bits", i, b);
     k[i] = 1 << b;
     grid[i] = choice_is_grid(bits[i]) ? 1 : 0;
   }

@@ -347,8 +347,8 @@ TEST_F(PackedFormat, LayoutMatchesTheDocumentedFormat) {
     }
     EXPECT_EQ(r->raw(v + ".lut.codes").shape, std::vector<int64_t>{codes});
     const PackedLutLayer back = read_packed_model(file("m.safetensors")).lut_layers.at(v);
-    EXPECT_EQ(quant::stored_bits(back), 8 * label_bytes + 8 * codes + 32 * l.rows + 8 * l.rows +
-                                            16 * l.cols);
+    EXPECT_EQ(quant::stored_bits(back),
+              8 * label_bytes + 8 * codes + 32 * l.rows + 8 * l.rows + 16 * l.cols);
   }
   // Sparse parts: per row its count (I32), columns U16 (I32 above 65536 columns), fp16 values.
   const std::string u = "model.layers.0.mlp.up_proj", k = "model.layers.0.self_attn.k_proj";

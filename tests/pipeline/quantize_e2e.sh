@@ -189,6 +189,40 @@ PY
       --comm none 2> "$work/q8.err" || status=$?
     [ "$status" -eq 2 ] && grep -q "lut q8" "$work/q8.err" \
       || fail "--lut q8 with gptq: exit $status, $(cat "$work/q8.err")"
+    # Grid rows: at 5 bits on 64-column rows (a 5-bit LUT costs 4.6 bits per weight there) the
+    # allocation makes grid rows, the budget holds, the folder evaluates and its report counts
+    # them; a file's stored codes are only the LUT rows'. With gptq or --lut f16: exit 2.
+    "$bin" quantize "${common[@]}" --bits 5 --b-max 8 --grid-rows yes --out "$work/grid" \
+      --comm none || fail "--grid-rows: quantize"
+    python3 - "$work/grid" <<'PY' || fail "--grid-rows: report and file check"
+import json, os, struct, sys
+r = json.load(open(os.path.join(sys.argv[1], "report.json")))
+assert r["options"]["grid_rows"] is True and r["average_bits"] <= 5 + 1e-12, r["average_bits"]
+grid = sum(lin["grid_rows"] for layer in r["layers"] for lin in layer["linears"])
+assert grid > 0, grid
+data = open(os.path.join(sys.argv[1], "layers", "layer-00000.safetensors"), "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+header = json.loads(data[8:8 + n])
+assert header["__metadata__"]["skim.format_version"] == "6"
+name = "model.layers.0.self_attn.q_proj.lut."
+a, b = header[name + "bits"]["data_offsets"]
+widths = data[8 + n + a:8 + n + b]
+in_file = sum(1 for w in widths if w & 0x80)
+reported = next(lin for lin in r["layers"][0]["linears"] if lin["name"].endswith("q_proj"))
+assert in_file == reported["grid_rows"], (in_file, reported["grid_rows"])
+codes = sum(1 << (w & 0x7f) for w in widths if not w & 0x80)
+assert header[name + "codes"]["shape"] == [codes], (header[name + "codes"]["shape"], codes)
+PY
+    "$bin" eval --model "$work/grid" --text "$work/eval.txt" --seq-len 64 --json --comm none \
+      > "$work/eval.json" || fail "--grid-rows: eval of the packed folder"
+    for bad in "--method gptq" "--lut f16"; do
+      status=0
+      # shellcheck disable=SC2086
+      "$bin" quantize "${common[@]}" $bad --bits 3 --grid-rows yes --out "$work/grid-bad" \
+        --comm none 2> "$work/g.err" || status=$?
+      [ "$status" -eq 2 ] && grep -q "grid-rows" "$work/g.err" \
+        || fail "--grid-rows with $bad: exit $status, $(cat "$work/g.err")"
+    done
     # Reserved weights: round(0.02 cols) per row in every linear, their bits inside the budget;
     # the packed folder evaluates. With gptq --outliers is a usage error (exit 2).
     "$bin" quantize "${common[@]}" --bits 4 --outliers 0.02 --out "$work/outliers" --comm none

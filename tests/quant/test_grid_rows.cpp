@@ -31,8 +31,8 @@ Tensor damped_hessian(const testing::SyntheticLayer& L) {
 }
 
 // sum_j g_j (u_j - nearest grid point)^2, the nearest point found by scanning all k points.
-double naive_grid_error(const std::vector<float>& u, const std::vector<float>& g, int k,
-                        double lo, double step) {
+double naive_grid_error(const std::vector<float>& u, const std::vector<float>& g, int k, double lo,
+                        double step) {
   double s = 0.0;
   for (size_t j = 0; j < u.size(); ++j) {
     double best = std::numeric_limits<double>::infinity();
@@ -54,8 +54,7 @@ TEST(GridFit, WithinOnePercentOfExhaustiveSearch) {
       g[j] = static_cast<float>(0.1 + rng.uniform());
     }
     const GridFit fit = fit_grid(u, g, k);
-    EXPECT_NEAR(fit.objective, naive_grid_error(u, g, k, fit.lo, fit.step),
-                1e-9 * fit.objective);
+    EXPECT_NEAR(fit.objective, naive_grid_error(u, g, k, fit.lo, fit.step), 1e-9 * fit.objective);
     for (size_t j = 0; j < u.size(); ++j) {  // labels are the nearest points
       const double d = std::fabs(u[j] - (fit.lo + fit.step * fit.labels[j]));
       for (int q = 0; q < k; ++q)
@@ -115,8 +114,8 @@ TEST(GridRows, RefinementSolvesTheTwoNormalEquations) {
       mx = std::max(mx, alpha[j] * w.at(i, j));
     }
     for (int64_t j = 0; j < L.cols; ++j)
-      labels[i * L.cols + j] = static_cast<uint8_t>(
-          std::lround((alpha[j] * w.at(i, j) - mn) / (mx - mn) * (k - 1)));
+      labels[i * L.cols + j] =
+          static_cast<uint8_t>(std::lround((alpha[j] * w.at(i, j) - mn) / (mx - mn) * (k - 1)));
   }
   for (int64_t i = 0; i < L.rows; ++i) grid[i] = i % 2;
   std::vector<std::vector<double>> lut(L.rows, std::vector<double>(k, 0.0));
