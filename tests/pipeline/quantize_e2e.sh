@@ -536,6 +536,8 @@ PY
     }
     same_for_ranks skim-layer 2 3 4 -- --bits 2.5 --allocation layer
     same_for_ranks skim-global 2 3 4 -- --bits 2.5 --allocation global
+    same_for_ranks skim-grid 3 -- --bits 4.5 --b-max 6 --grid-rows yes
+    same_for_ranks skim-grid-layer 2 -- --bits 4.5 --b-max 6 --grid-rows yes --allocation layer
     same_for_ranks skim-quantized 3 -- --bits 3 --propagation quantized
     same_for_ranks kmeans 3 -- --method kmeans --bits 3
     same_for_ranks gptq 3 -- --method gptq --bits 3 --group-size 32 --act-order
