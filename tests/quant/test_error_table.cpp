@@ -8,17 +8,13 @@
 #include "src/quant/error_table.h"
 #include "src/quant/hessian.h"
 #include "src/quant/layer_error.h"
+#include "tests/quant/damped_hessian.h"
 #include "tests/quant/synthetic_layer.h"
 
 namespace skim::quant {
 namespace {
 
-Tensor damped_hessian(const testing::SyntheticLayer& L) {
-  Tensor h({L.cols, L.cols});
-  for (size_t k = 0; k < L.h.size(); ++k) h.data()[k] = static_cast<float>(L.h[k]);
-  damp_hessian(h);
-  return h;
-}
+using testing::damped_hessian;
 
 // d H d^T with every product and sum in double.
 double direct_form(const std::vector<double>& d, const Tensor& h) {

@@ -16,6 +16,7 @@
 #include "src/quant/packed_layer.h"
 #include "src/quant/scale_training.h"
 #include "src/quant/skim_layer.h"
+#include "tests/quant/damped_hessian.h"
 #include "tests/quant/synthetic_layer.h"
 
 namespace skim::quant {
@@ -23,12 +24,7 @@ namespace {
 
 using testing::SyntheticRng;
 
-Tensor damped_hessian(const testing::SyntheticLayer& L) {
-  Tensor h({L.cols, L.cols});
-  for (size_t k = 0; k < L.h.size(); ++k) h.data()[k] = static_cast<float>(L.h[k]);
-  damp_hessian(h);
-  return h;
-}
+using testing::damped_hessian;
 
 // sum_j g_j (u_j - nearest grid point)^2, the nearest point found by scanning all k points.
 double naive_grid_error(const std::vector<float>& u, const std::vector<float>& g, int k, double lo,

@@ -12,6 +12,7 @@
 #include "src/quant/layer_error.h"
 #include "src/quant/lut_layer.h"
 #include "src/quant/scale_training.h"
+#include "tests/quant/damped_hessian.h"
 #include "tests/quant/synthetic_layer.h"
 
 namespace skim::quant {
@@ -19,12 +20,7 @@ namespace {
 
 using testing::SyntheticRng;
 
-Tensor damped_hessian(const testing::SyntheticLayer& L) {
-  Tensor h({L.cols, L.cols});
-  for (size_t k = 0; k < L.h.size(); ++k) h.data()[k] = static_cast<float>(L.h[k]);
-  damp_hessian(h);
-  return h;
-}
+using testing::damped_hessian;
 
 // A layer whose input columns have very unequal weight scales (what alpha can fix).
 testing::SyntheticLayer uneven_columns_layer(int64_t rows, int64_t cols, uint64_t seed) {
