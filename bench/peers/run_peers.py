@@ -210,9 +210,15 @@ class Bench:
         run(cmd, env=self.env)
         seconds = time.time() - t0
         report = json.load(open(os.path.join(out, "report.json")))
+        linears = [lin for layer in report["layers"] for lin in layer["linears"]]
+        phases = {k: sum(lin["seconds"][k] for lin in linears)
+                  for k in ("error_table", "allocation", "kmeans", "scale")}
         self.save({"name": name, "tool": "skim-dist", "method": method, "options": extra,
                    "bits_option": bits, "bits": report["average_bits"],
-                   "quantize_seconds": seconds, "perplexity": self.evaluate(out)})
+                   "quantize_seconds": seconds, "perplexity": self.evaluate(out),
+                   "bits_histogram": report.get("bits_histogram"),
+                   "grid_rows": sum(lin.get("grid_rows", 0) for lin in linears),
+                   "linear_seconds": phases})
         shutil.rmtree(out)
 
     def tool(self):
