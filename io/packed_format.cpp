@@ -96,6 +96,9 @@ void check_packed_layer(const PackedLutLayer& l, const std::string& name,
     if (!std::isfinite(half_to_float(c)))
       fail(ErrorKind::kBadInput, "{}: tensor {}: non-finite entry", where,
            lut_tensor(name, "codebook"));
+  const quant::LutEntries entries = l.codebook_q8.empty() ? quant::LutEntries::kF16
+                                    : l.d8                ? quant::LutEntries::kD8
+                                                          : quant::LutEntries::kQ8;
   if (!l.codebook_q8.empty() || !l.codebook_q8_grid.empty()) {
     if (l.codebook_q8.size() != l.codebook.size())
       fail(ErrorKind::kBadInput, "{}: tensor {}: {} entries, the row widths need {}", where,
@@ -108,10 +111,14 @@ void check_packed_layer(const PackedLutLayer& l, const std::string& name,
       if (!quant::lut_q8_grid_valid(lo, step))
         fail(ErrorKind::kBadInput, "{}: tensor {}: row {} has lo {} and step {}", where,
              lut_tensor(name, "grid"), i, half_to_float(lo), half_to_float(step));
-      for (int64_t k = o.codebook[i]; k < o.codebook[i + 1]; ++k)
-        if (l.codebook[k] != quant::lut_q8_entry(lo, step, l.codebook_q8[k]))
+      const int64_t n = o.codebook[i + 1] - o.codebook[i];
+      std::vector<uint16_t> decoded(static_cast<size_t>(n));
+      quant::decode_lut_row(entries, lo, step, l.codebook_q8.data() + o.codebook[i], n,
+                            decoded.data());
+      for (int64_t q = 0; q < n; ++q)
+        if (l.codebook[o.codebook[i] + q] != decoded[q])
           fail(ErrorKind::kBadInput, "{}: layer {}: row {}: LUT entry {} is not its code decoded",
-               where, name, i, k - o.codebook[i]);
+               where, name, i, q);
     }
   }
   if (!l.grid_rows.empty()) {
@@ -124,7 +131,7 @@ void check_packed_layer(const PackedLutLayer& l, const std::string& name,
              l.grid_rows[i], i);
       if (l.grid_rows[i] != 0)
         for (int64_t k = o.codebook[i]; k < o.codebook[i + 1]; ++k)
-          if (l.codebook_q8[k] != k - o.codebook[i])
+          if (l.codebook_q8[k] != quant::grid_row_code(entries, k - o.codebook[i]))
             fail(ErrorKind::kBadInput, "{}: layer {}: grid row {} has code {} at entry {}", where,
                  name, i, l.codebook_q8[k], k - o.codebook[i]);
     }
@@ -377,7 +384,9 @@ void write_packed_model(const std::string& path, const PackedModel& model) {
                     {"rows", l.rows},
                     {"cols", l.cols},
                     {"alpha", !l.alpha.empty()},
-                    {"entries", q8 ? "q8" : "f16"},
+                    {"entries", !q8    ? "f16"
+                                : l.d8 ? "d8"
+                                       : "q8"},
                     {"sparse", !l.sparse.empty()}};
     // A grid row: its width byte carries kGridRow and its codes (0, 1, 2, ...) are not stored.
     std::vector<uint8_t> widths = l.bits, codes;
@@ -537,9 +546,10 @@ PackedModel read_packed_model(const std::string& path) {
         entries = entry["entries"].get<std::string>();
       }
       int64_t grid_codes = 0;  // codes of grid rows: implied, not stored
-      if (entries == "q8" && has_grid_rows &&
-          std::any_of(l.bits.begin(), l.bits.end(),
-                      [](uint8_t b) { return quant::choice_is_grid(b); })) {
+      const bool coded = entries == "q8" || (entries == "d8" && has_grid_rows);
+      if (coded && has_grid_rows && std::any_of(l.bits.begin(), l.bits.end(), [](uint8_t b) {
+            return quant::choice_is_grid(b);
+          })) {
         l.grid_rows.resize(l.bits.size());
         for (size_t i = 0; i < l.bits.size(); ++i) {
           l.grid_rows[i] = quant::choice_is_grid(l.bits[i]) ? 1 : 0;
@@ -554,30 +564,33 @@ PackedModel read_packed_model(const std::string& path) {
                lut_tensor(name, "bits"), i, l.bits[i]);
       const quant::PackedLutOffsets o = quant::packed_lut_offsets(cols, l.bits);
       std::vector<const char*> parts = {"bits", "labels"};
-      if (entries == "q8") {
+      if (coded) {
+        l.d8 = entries == "d8";
+        const auto kind = l.d8 ? quant::LutEntries::kD8 : quant::LutEntries::kQ8;
         const auto stored = read_tensor<uint8_t>(*r, lut_tensor(name, "codes"), StDtype::kU8,
                                                  {o.codebook.back() - grid_codes});
         l.codebook_q8.resize(static_cast<size_t>(o.codebook.back()));
         for (int64_t i = 0, k = 0; i < rows; ++i)
           for (int64_t c = o.codebook[i]; c < o.codebook[i + 1]; ++c)
             l.codebook_q8[c] = !l.grid_rows.empty() && l.grid_rows[i] != 0
-                                   ? static_cast<uint8_t>(c - o.codebook[i])
+                                   ? quant::grid_row_code(kind, c - o.codebook[i])
                                    : stored[k++];
         l.codebook_q8_grid =
             read_tensor<uint16_t>(*r, lut_tensor(name, "grid"), StDtype::kF16, {rows, 2});
         l.codebook.resize(l.codebook_q8.size());
         for (int64_t i = 0; i < rows; ++i)
-          for (int64_t k = o.codebook[i]; k < o.codebook[i + 1]; ++k)
-            l.codebook[k] = quant::lut_q8_entry(l.codebook_q8_grid[2 * i],
-                                                l.codebook_q8_grid[2 * i + 1], l.codebook_q8[k]);
+          quant::decode_lut_row(kind, l.codebook_q8_grid[2 * i], l.codebook_q8_grid[2 * i + 1],
+                                l.codebook_q8.data() + o.codebook[i],
+                                o.codebook[i + 1] - o.codebook[i],
+                                l.codebook.data() + o.codebook[i]);
         parts.insert(parts.end(), {"codes", "grid"});
       } else if (entries == "f16") {
         l.codebook = read_tensor<uint16_t>(*r, lut_tensor(name, "codebook"), StDtype::kF16,
                                            {o.codebook.back()});
         parts.push_back("codebook");
       } else {
-        fail(ErrorKind::kBadInput, "{}: layer {}: LUT entries \"{}\" (f16 or q8 expected)", path,
-             name, entries);
+        fail(ErrorKind::kBadInput, "{}: layer {}: LUT entries \"{}\" (f16, q8 or d8 expected)",
+             path, name, entries);
       }
       l.labels =
           read_tensor<uint8_t>(*r, lut_tensor(name, "labels"), StDtype::kU8, {o.label.back()});

@@ -59,7 +59,9 @@ void run_quantize_command(QuantizeArgs& a) {
          "no row LUT)",
          a.lut);
   if (o.method == Method::kSlim && !a.group_size_given) o.group_size = 128;
-  o.lut_entries = a.lut == "q8" ? quant::LutEntries::kQ8 : quant::LutEntries::kF16;
+  o.lut_entries = a.lut == "q8"   ? quant::LutEntries::kQ8
+                  : a.lut == "d8" ? quant::LutEntries::kD8
+                                  : quant::LutEntries::kF16;
   o.grid_rows = a.grid_rows == "yes";
   o.train_scale = !a.no_scale;
   o.refine_luts = !a.no_refine;
@@ -145,8 +147,9 @@ void add_quantize_command(CLI::App& root, Action& action) {
   cmd->add_flag("--no-refine", a->no_refine,
                 "skim: weighted-mean LUTs, no full-Hessian refinement");
   cmd->add_option("--lut", a->lut,
-                  "skim/kmeans: LUT entries stored as f16, or q8 (8-bit codes on a per-row grid)")
-      ->check(CLI::IsMember({"f16", "q8"}));
+                  "skim/kmeans: LUT entries stored as f16, q8 (8-bit codes on a per-row grid) or "
+                  "d8 (sorted, 8-bit increments on a finer grid)")
+      ->check(CLI::IsMember({"f16", "q8", "d8"}));
   cmd->add_option("--grid-rows", a->grid_rows,
                   "skim with --lut q8: the allocation may store a row as a uniform grid (lo, "
                   "step; no LUT entries) where that buys more for its bits")

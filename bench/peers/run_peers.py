@@ -77,6 +77,10 @@ SKIM = {
     "skim q8 b8 global kl grid": ("3,4.23,5.27,6.03",
                                   ["--lut", "q8", "--b-max", "8", "--allocation", "global",
                                    "--global-weights", "kl", "--grid-rows", "yes"]),
+    # d8: sorted LUT entries as 8-bit increments on a finer grid (wide rows keep their entries).
+    "skim d8 b8 global kl grid": ("5.27,6.03",
+                                  ["--lut", "d8", "--b-max", "8", "--allocation", "global",
+                                   "--global-weights", "kl", "--grid-rows", "yes"]),
     # Reserved weights (fp16 corrections, 32 bits each + 32 per row, out of the budget).
     "skim q8 b4 out0.002": ("3", ["--lut", "q8", "--b-max", "4", "--outliers", "0.002"]),
     "skim q8 b4 out0.005": ("3", ["--lut", "q8", "--b-max", "4", "--outliers", "0.005"]),

@@ -59,6 +59,12 @@ Tensor damped(const Tensor& h, double fraction) {
   return d;
 }
 
+// The LUT entries as --lut stores them (f16: as they are).
+void encode_entries(quant::LutLayer& layer, quant::LutEntries entries) {
+  if (entries == quant::LutEntries::kQ8) quant::encode_codebook_q8(layer);
+  if (entries == quant::LutEntries::kD8) quant::encode_codebook_d8(layer);
+}
+
 }  // namespace
 
 quant::ErrorTable linear_error_table(const Tensor& w, const Tensor& h,
@@ -98,7 +104,7 @@ QuantizedLinear quantize_linear(const std::string& name, const Tensor& w, const 
       q.seconds_scale = r.times.scale_training_s + r.times.refine_s;
       if (r.scale.error_final > 0.0) q.scale_gain = r.scale.error_unscaled / r.scale.error_final;
       if (none) break;
-      if (options.lut_entries == quant::LutEntries::kQ8) quant::encode_codebook_q8(r.layer);
+      encode_entries(r.layer, options.lut_entries);
       quant::set_sparse_corrections(r.layer, w);
       w_hat = quant::dequantize(r.layer);
       q.lut = quant::pack(r.layer);
@@ -112,7 +118,7 @@ QuantizedLinear quantize_linear(const std::string& name, const Tensor& w, const 
           w, damped(h, options.damp), b, quant::ImportanceKind::kHessianDiagonal,
           options.exact_kmeans ? quant::KMeansSolver::kExact : quant::KMeansSolver::kLloyd);
       q.seconds_kmeans = seconds_since(t);
-      if (options.lut_entries == quant::LutEntries::kQ8) quant::encode_codebook_q8(layer);
+      encode_entries(layer, options.lut_entries);
       w_hat = quant::dequantize(layer);
       q.lut = quant::pack(layer);
       break;
@@ -264,7 +270,7 @@ QuantizedLinear merge_row_blocks(std::vector<QuantizedLinear> blocks, const std:
     bool fits = x.name == q.name && x.kind == q.kind;
     if (fits && q.kind == PackedKind::kLut)
       fits = x.lut.cols == q.lut.cols && x.lut.alpha == q.lut.alpha &&
-             x.lut.codebook_q8.empty() == q.lut.codebook_q8.empty();
+             x.lut.codebook_q8.empty() == q.lut.codebook_q8.empty() && x.lut.d8 == q.lut.d8;
     if (fits && q.kind == PackedKind::kUniform)
       fits = x.uniform.cols == q.uniform.cols && x.uniform.bits == q.uniform.bits &&
              x.uniform.group_size == q.uniform.group_size && x.uniform.perm == q.uniform.perm &&
@@ -328,6 +334,7 @@ std::vector<uint8_t> serialize(const QuantizedLinear& q) {
       w.put_vector(q.lut.codebook_q8);
       w.put_vector(q.lut.codebook_q8_grid);
       w.put_vector(q.lut.grid_rows);
+      w.put(static_cast<uint8_t>(q.lut.d8));
       put_sparse(w, q.lut.sparse);
       break;
     case PackedKind::kUniform:
@@ -377,6 +384,7 @@ QuantizedLinear deserialize_quantized_linear(const uint8_t* data, size_t size,
       q.lut.codebook_q8 = r.get_vector<uint8_t>();
       q.lut.codebook_q8_grid = r.get_vector<uint16_t>();
       q.lut.grid_rows = r.get_vector<uint8_t>();
+      q.lut.d8 = r.get<uint8_t>() != 0;
       q.lut.sparse = get_sparse(r);
       break;
     case PackedKind::kUniform:

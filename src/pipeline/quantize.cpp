@@ -130,8 +130,8 @@ void check_options(const QuantizeOptions& o) {
   if (o.b_min < 1 || o.b_max > 8 || o.b_min > o.b_max)
     fail(ErrorKind::kUsage, "--b-min {} --b-max {}: need 1 <= b_min <= b_max <= 8", o.b_min,
          o.b_max);
-  if (o.grid_rows && (o.method != Method::kSkim || o.lut_entries != quant::LutEntries::kQ8))
-    fail(ErrorKind::kUsage, "--grid-rows yes applies to --method skim with --lut q8 only");
+  if (o.grid_rows && (o.method != Method::kSkim || o.lut_entries == quant::LutEntries::kF16))
+    fail(ErrorKind::kUsage, "--grid-rows yes applies to --method skim with --lut q8 or d8 only");
 }
 
 json histogram_json(const std::map<int, int64_t>& h) {

@@ -33,7 +33,7 @@ const char* propagation_name(Propagation p) {
 }
 
 const char* lut_entries_name(quant::LutEntries e) {
-  return e == quant::LutEntries::kQ8 ? "q8" : "f16";
+  return e == quant::LutEntries::kQ8 ? "q8" : e == quant::LutEntries::kD8 ? "d8" : "f16";
 }
 
 }  // namespace skim::pipeline

@@ -22,7 +22,7 @@ std::vector<Candidate> layer_candidates(const ErrorTable& t, int64_t cols, LutEn
   std::vector<Candidate> c;
   for (int b = t.b_min; b <= t.b_max; ++b) {
     c.push_back({static_cast<uint8_t>(b), lut_row_cost_bits(cols, b, entries)});
-    if (t.has_grid() && entries == LutEntries::kQ8)
+    if (t.has_grid() && entries != LutEntries::kF16)
       c.push_back({static_cast<uint8_t>(b | kGridRow), lut_row_cost_bits(cols, b, entries, true)});
   }
   std::stable_sort(c.begin(), c.end(),

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 
 #include "src/core/error.h"
 #include "src/core/half.h"
 
 namespace skim::quant {
+
 namespace {
 
 // The fp16 value nearest to x on the side `up` (x itself when representable). x is finite and
@@ -32,15 +34,19 @@ void validate_q8(const LutLayer& layer, const char* what) {
     if (!lut_q8_grid_valid(lo, step))
       fail(ErrorKind::kBadInput, "{}: row {}: LUT grid lo {} step {} is not finite and ascending",
            what, i, half_to_float(lo), half_to_float(step));
-    const bool grid = is_grid_row(layer, i);
-    for (int64_t k = layer.codebook_offset[i]; k < layer.codebook_offset[i + 1]; ++k) {
-      if (grid && layer.codebook_q8[k] != k - layer.codebook_offset[i])
-        fail(ErrorKind::kBadInput, "{}: grid row {}: code {} is {}", what, i,
-             k - layer.codebook_offset[i], layer.codebook_q8[k]);
-      if (layer.codebook[k] != lut_q8_entry(lo, step, layer.codebook_q8[k]))
+    const int64_t first = layer.codebook_offset[i], n = layer.codebook_offset[i + 1] - first;
+    if (is_grid_row(layer, i))
+      for (int64_t q = 0; q < n; ++q)
+        if (layer.codebook_q8[first + q] != grid_row_code(lut_entries(layer), q))
+          fail(ErrorKind::kBadInput, "{}: grid row {}: code {} is {}", what, i, q,
+               layer.codebook_q8[first + q]);
+    std::vector<uint16_t> decoded(static_cast<size_t>(n));
+    decode_lut_row(lut_entries(layer), lo, step, layer.codebook_q8.data() + first, n,
+                   decoded.data());
+    for (int64_t q = 0; q < n; ++q)
+      if (layer.codebook[first + q] != decoded[q])
         fail(ErrorKind::kBadInput, "{}: row {}: LUT entry {} is not its 8-bit code decoded", what,
-             i, k - layer.codebook_offset[i]);
-    }
+             i, q);
   }
 }
 
@@ -56,20 +62,72 @@ void encode_grid_row(LutLayer& layer, int64_t i) {
   const uint16_t step =
       float_to_half(static_cast<float>(den > 0.0 ? std::max(num / den, 0.0) : 0.0));
   const uint16_t lo_h = layer.codebook[first];
-  for (int64_t q = 0; q < k; ++q) {
-    layer.codebook_q8[first + q] = static_cast<uint8_t>(q);
-    layer.codebook[first + q] = lut_q8_entry(lo_h, step, static_cast<uint8_t>(q));
-  }
+  for (int64_t q = 0; q < k; ++q)
+    layer.codebook_q8[first + q] = grid_row_code(lut_entries(layer), q);
+  decode_lut_row(lut_entries(layer), lo_h, step, layer.codebook_q8.data() + first, k,
+                 layer.codebook.data() + first);
   layer.codebook_q8_grid[2 * i] = lo_h;
+  layer.codebook_q8_grid[2 * i + 1] = step;
+}
+
+// Row i's entries sorted (labels renumbered), then coded as d8 increments.
+void encode_d8_row(LutLayer& layer, int64_t i) {
+  const int64_t first = layer.codebook_offset[i], k = layer.codebook_offset[i + 1] - first;
+  std::vector<int> order(static_cast<size_t>(k));
+  std::iota(order.begin(), order.end(), 0);
+  std::vector<float> e(static_cast<size_t>(k));
+  for (int64_t q = 0; q < k; ++q) e[q] = half_to_float(layer.codebook[first + q]);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return e[a] < e[b]; });
+  std::vector<uint8_t> rank(static_cast<size_t>(k));
+  for (int64_t q = 0; q < k; ++q) rank[order[q]] = static_cast<uint8_t>(q);
+  uint8_t* labels = layer.labels.data() + i * layer.cols;
+  for (int64_t j = 0; j < layer.cols; ++j) labels[j] = rank[labels[j]];
+  float gap = 0.0f;
+  for (int64_t q = 1; q < k; ++q) gap = std::max(gap, e[order[q]] - e[order[q - 1]]);
+  const uint16_t lo = half_toward(e[order[0]], false);
+  const uint16_t step = gap > 0.0f ? half_toward(gap / 254.0f, true) : uint16_t{0};
+  const float s = half_to_float(step), l = half_to_float(lo);
+  int64_t point = 0;
+  for (int64_t q = 0; q < k; ++q) {
+    const float v = e[order[q]];
+    // The nearest point up to rounding, within [point, point + 255]: look one either side.
+    const double guess = s > 0.0f ? std::nearbyint((v - l) / s) : 0.0;
+    const int64_t lo_p = point, hi_p = q == 0 ? 255 : point + 255;
+    const int64_t g = static_cast<int64_t>(
+        std::clamp(guess, static_cast<double>(lo_p), static_cast<double>(hi_p)));
+    int64_t best = g;
+    for (int64_t c = std::max(g - 1, lo_p); c <= std::min(g + 1, hi_p); ++c)
+      if (std::fabs(half_to_float(lut_d8_entry(lo, step, c)) - v) <
+          std::fabs(half_to_float(lut_d8_entry(lo, step, best)) - v))
+        best = c;
+    layer.codebook_q8[first + q] = static_cast<uint8_t>(best - (q == 0 ? 0 : point));
+    layer.codebook[first + q] = lut_d8_entry(lo, step, best);
+    point = best;
+  }
+  layer.codebook_q8_grid[2 * i] = lo;
   layer.codebook_q8_grid[2 * i + 1] = step;
 }
 
 }  // namespace
 
+void encode_codebook_d8(LutLayer& layer) {
+  validate(layer, "LUT layer to store in 8 bits");
+  layer.codebook_q8.assign(layer.codebook.size(), 0);
+  layer.codebook_q8_grid.assign(2 * static_cast<size_t>(layer.rows), 0);
+  layer.d8 = true;
+  for (int64_t i = 0; i < layer.rows; ++i) {
+    if (is_grid_row(layer, i))
+      encode_grid_row(layer, i);
+    else
+      encode_d8_row(layer, i);
+  }
+}
+
 void encode_codebook_q8(LutLayer& layer) {
   validate(layer, "LUT layer to store in 8 bits");
   layer.codebook_q8.assign(layer.codebook.size(), 0);
   layer.codebook_q8_grid.assign(2 * static_cast<size_t>(layer.rows), 0);
+  layer.d8 = false;
   for (int64_t i = 0; i < layer.rows; ++i) {
     if (is_grid_row(layer, i)) {
       encode_grid_row(layer, i);

@@ -16,13 +16,50 @@ namespace skim::quant {
 // How LUT entries are stored. kF16: each entry as fp16. kQ8: each entry as one byte c on a
 // per-row grid, entry = lut_q8_entry(lo, step, c), with fp16 lo and step per row: half the bits
 // per entry plus 32 per row, a 4-bit row at 576 columns 0.28 instead of 0.44 bits per weight.
-enum class LutEntries { kF16, kQ8 };
+// kD8: the same bits, but the entries sorted and each byte the increment over the previous
+// entry's grid point (lut_d8_entry): the step is the widest gap / 254 instead of the span /
+// 255, so wide rows, whose many entries crowd the middle of a heavy-tailed span, keep them apart.
+enum class LutEntries { kF16, kQ8, kD8 };
 
 // fp16(lo + step * c), the sum in fp32. step * c is exact in fp32 (11 + 8 significant bits), so
 // a fused multiply-add gives the same bits and every reader decodes the same table.
 inline uint16_t lut_q8_entry(uint16_t lo, uint16_t step, uint8_t c) {
   return float_to_half(half_to_float(lo) + half_to_float(step) * static_cast<float>(c));
 }
+// A finite fp16 value times 2^24: an integer (subnormals are multiples of 2^-24), below 2^41.
+inline int64_t half_scaled(uint16_t h) {
+  const int64_t e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  const int64_t v = e == 0 ? m : (1024 + m) << (e - 1);
+  return (h & 0x8000u) ? -v : v;
+}
+
+// Entry at grid point `point` (a prefix sum of d8 codes, < 2^16): fp16(fp32(lo + step * point)),
+// the sum exact (fp16 values are integer multiples of 2^-24, summed as integers), then rounded to
+// fp32 and to fp16, so every reader decodes the same table.
+inline uint16_t lut_d8_entry(uint16_t lo, uint16_t step, int64_t point) {
+  const int64_t v = half_scaled(lo) + half_scaled(step) * point;
+  return float_to_half(static_cast<float>(std::ldexp(static_cast<double>(v), -24)));
+}
+
+// A row's k entries decoded from its codes (kQ8: grid points; kD8: increments).
+inline void decode_lut_row(LutEntries entries, uint16_t lo, uint16_t step, const uint8_t* codes,
+                           int64_t k, uint16_t* out) {
+  int64_t point = 0;
+  for (int64_t q = 0; q < k; ++q) {
+    if (entries == LutEntries::kD8) {
+      point += codes[q];
+      out[q] = lut_d8_entry(lo, step, point);
+    } else {
+      out[q] = lut_q8_entry(lo, step, codes[q]);
+    }
+  }
+}
+
+// A grid row's code q: its grid point q (kQ8) or the increment to it (kD8: 0, then 1s).
+inline uint8_t grid_row_code(LutEntries entries, int64_t q) {
+  return static_cast<uint8_t>(entries == LutEntries::kD8 ? (q == 0 ? 0 : 1) : q);
+}
+
 // A row's grid as the format allows it: finite lo, finite step >= 0 (the writer's and the
 // reader's check, io/packed_format.cpp, and validate below).
 inline bool lut_q8_grid_valid(uint16_t lo, uint16_t step) {
@@ -42,6 +79,7 @@ struct LutLayer {
   // `codebook` then holds the decoded entries, lut_q8_entry(lo_i, step_i, q8[k]).
   std::vector<uint8_t> codebook_q8;        // [codebook.size()]
   std::vector<uint16_t> codebook_q8_grid;  // [rows * 2]: lo_i, step_i
+  bool d8 = false;                         // the codes are increments (LutEntries::kD8)
   // kQ8 only: grid_rows[i] = 1 when row i is a grid row, its LUT the first 2^b points of its
   // grid (codes 0, 1, 2, ... implied, not stored); empty when the layer has none.
   std::vector<uint8_t> grid_rows;
@@ -70,7 +108,9 @@ inline int64_t lut_row_cost_bits(int64_t cols, int bits, LutEntries entries, boo
   return cols * bits + lut + 8;
 }
 inline LutEntries lut_entries(const LutLayer& layer) {
-  return layer.codebook_q8.empty() ? LutEntries::kF16 : LutEntries::kQ8;
+  return layer.codebook_q8.empty() ? LutEntries::kF16
+         : layer.d8                ? LutEntries::kD8
+                                   : LutEntries::kQ8;
 }
 inline int64_t lut_layer_overhead_bits(int64_t cols, bool has_alpha) {
   return has_alpha ? 16 * cols : 0;
@@ -87,6 +127,12 @@ void validate(const LutLayer& layer, const char* what);
 // spaced, from scaled_kmeans) keeps lo = its first entry and step = the spacing in fp16, codes
 // 0, 1, 2, ...
 void encode_codebook_q8(LutLayer& layer);
+
+// The same bits as encode_codebook_q8, stored as d8 (LutEntries::kD8): each row's entries sorted
+// (its labels renumbered to match), lo = the least entry rounded down, step = the widest gap
+// between neighbours / 254 rounded up, each entry at the nearest grid point no lower than the
+// previous entry's and at most 255 above it. A grid row gets increments 0, 1, 1, ...
+void encode_codebook_d8(LutLayer& layer);
 
 // The dense fp32 matrix W^ [rows, cols], W^[i][j] = codebook_i[label_ij] / alpha_j, plus the
 // sparse part's corrections.

@@ -44,7 +44,7 @@ void unpack_row(const uint8_t* packed, int64_t cols, int bits, uint8_t* out) {
 PackedLutLayer pack(const LutLayer& layer) {
   validate(layer, "LUT layer");
   if (!layer.grid_rows.empty() && layer.codebook_q8.empty())
-    fail(ErrorKind::kBadInput, "LUT layer: grid rows need 8-bit LUT entries (--lut q8)");
+    fail(ErrorKind::kBadInput, "LUT layer: grid rows need 8-bit LUT entries (--lut q8 or d8)");
   PackedLutLayer p;
   p.rows = layer.rows;
   p.cols = layer.cols;
@@ -53,6 +53,7 @@ PackedLutLayer pack(const LutLayer& layer) {
   p.codebook_q8 = layer.codebook_q8;
   p.codebook_q8_grid = layer.codebook_q8_grid;
   p.grid_rows = layer.grid_rows;
+  p.d8 = layer.d8;
   p.alpha = layer.alpha;
   p.sparse = layer.sparse;
   const PackedLutOffsets o = packed_lut_offsets(p.cols, p.bits);
@@ -78,6 +79,7 @@ LutLayer unpack(const PackedLutLayer& p) {
   l.codebook_q8 = p.codebook_q8;
   l.codebook_q8_grid = p.codebook_q8_grid;
   l.grid_rows = p.grid_rows;
+  l.d8 = p.d8;
   l.alpha = p.alpha;
   l.sparse = p.sparse;
   l.labels.resize(static_cast<size_t>(p.rows * p.cols));

@@ -40,6 +40,7 @@ struct PackedLutLayer {
   std::vector<uint8_t> codebook_q8;        // kQ8: [codebook.size()] codes, else empty
   std::vector<uint16_t> codebook_q8_grid;  // kQ8: [rows * 2] fp16 lo, step; else empty
   std::vector<uint8_t> grid_rows;          // kQ8: [rows] 1 = grid row (codes not stored), or empty
+  bool d8 = false;                         // the codes are increments (LutEntries::kD8)
   SparsePart sparse;                       // reserved weights' corrections, or empty
 };
 

@@ -33,7 +33,7 @@ std::vector<float> column_importance(const Tensor& h, ImportanceKind kind) {
 namespace {
 
 bool offers_grid_rows(const SkimOptions& o) {
-  return o.grid_rows && o.allocation.entries == LutEntries::kQ8;
+  return o.grid_rows && o.allocation.entries != LutEntries::kF16;
 }
 
 // The reserved entries and w with them set to the row mean, or nothing (no copy of w) when
