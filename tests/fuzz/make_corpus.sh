@@ -23,6 +23,7 @@ quantize() {  # quantize OUT ARGS...: the cut SmolLM2 at 3 bits
 quantize "$work/skim"
 quantize "$work/skim-outliers" --outliers 0.01
 quantize "$work/skim-grid" --grid-rows yes --b-max 6
+quantize "$work/skim-d8" --lut d8 --grid-rows yes --b-max 6
 quantize "$work/kmeans" --method kmeans
 quantize "$work/rtn" --method rtn --group-size 32
 quantize "$work/gptq" --method gptq --act-order
@@ -59,7 +60,7 @@ cp "$work/tiny/config.json" "$corpus/fuzz_hf_config/tiny.json"
 cp "$work/skim/tokenizer.json" "$corpus/fuzz_tokenizer_json/smollm2-cut.json"
 cp "$work/tiny/tokenizer.json" "$corpus/fuzz_tokenizer_json/bytes.json"
 if [ -d "$work/keep$corpus" ]; then cp -r "$work/keep$corpus/." "$corpus/"; fi
-for m in skim skim-outliers skim-grid kmeans rtn gptq slim; do
+for m in skim skim-outliers skim-grid skim-d8 kmeans rtn gptq slim; do
   cp "$work/$m/layers/layer-00000.safetensors" "$corpus/fuzz_packed_model/$m.safetensors"
   cp "$work/$m/layers/layer-00000.safetensors" "$corpus/fuzz_safetensors/$m.safetensors"
 done

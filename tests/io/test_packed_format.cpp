@@ -78,6 +78,25 @@ PackedLutLayer lut_layer_q8_grid(int64_t rows, int64_t cols, std::mt19937& rng) 
   return l;
 }
 
+// d8 entries: random increments on a random grid per row, decoded; rows 2, 5, 8 grid rows.
+PackedLutLayer lut_layer_d8(int64_t rows, int64_t cols, std::mt19937& rng) {
+  PackedLutLayer l = lut_layer_q8(rows, cols, rng);
+  l.d8 = true;
+  l.grid_rows.assign(static_cast<size_t>(rows), 0);
+  const quant::PackedLutOffsets o = quant::packed_lut_offsets(cols, l.bits);
+  for (int64_t i = 0; i < rows; ++i) {
+    l.grid_rows[i] = i % 3 == 2;
+    for (int64_t k = o.codebook[i]; k < o.codebook[i + 1]; ++k)
+      l.codebook_q8[k] = l.grid_rows[i]
+                             ? quant::grid_row_code(quant::LutEntries::kD8, k - o.codebook[i])
+                             : static_cast<uint8_t>(rng() % 40);
+    quant::decode_lut_row(quant::LutEntries::kD8, l.codebook_q8_grid[2 * i],
+                          l.codebook_q8_grid[2 * i + 1], l.codebook_q8.data() + o.codebook[i],
+                          o.codebook[i + 1] - o.codebook[i], l.codebook.data() + o.codebook[i]);
+  }
+  return l;
+}
+
 // The same with a sparse part (row i holds i % 4 entries, tests/quant/random_lut_layer.h).
 PackedLutLayer lut_layer_sparse(int64_t rows, int64_t cols, std::mt19937& rng) {
   PackedLutLayer l = lut_layer(rows, cols, true, rng);
@@ -162,6 +181,7 @@ PackedModel sample_model() {
   m.lut_layers["model.layers.0.mlp.gate_proj"] = lut_layer_q8(7, 40, rng);
   m.lut_layers["model.layers.0.mlp.up_proj"] = lut_layer_sparse(8, 33, rng);
   m.lut_layers["model.layers.0.self_attn.v_proj"] = lut_layer_q8_grid(10, 24, rng);
+  m.lut_layers["model.layers.1.self_attn.q_proj"] = lut_layer_d8(9, 16, rng);
   // More than 65536 columns: the sparse part's columns are stored in 32 bits.
   m.lut_layers["model.layers.0.self_attn.k_proj"] = lut_layer_sparse(3, 70000, rng);
   m.uniform_layers["model.layers.1.self_attn.o_proj"] = uniform_layer(6, 45, 3, 16, true, rng);
@@ -202,6 +222,7 @@ void expect_same(const PackedModel& a, const PackedModel& b) {
     EXPECT_EQ(l.codebook_q8, r.codebook_q8);
     EXPECT_EQ(l.codebook_q8_grid, r.codebook_q8_grid);
     EXPECT_EQ(l.grid_rows, r.grid_rows);
+    EXPECT_EQ(l.d8, r.d8);
     EXPECT_EQ(l.labels, r.labels);
     EXPECT_EQ(l.alpha, r.alpha);
     EXPECT_EQ(l.sparse.row_ptr, r.sparse.row_ptr);
@@ -349,6 +370,28 @@ TEST_F(PackedFormat, LayoutMatchesTheDocumentedFormat) {
     const PackedLutLayer back = read_packed_model(file("m.safetensors")).lut_layers.at(v);
     EXPECT_EQ(quant::stored_bits(back),
               8 * label_bytes + 8 * codes + 32 * l.rows + 8 * l.rows + 16 * l.cols);
+  }
+  // d8: the codes are increments; entry = fp16(fp32(lo + step * (sum of the row's codes so far)))
+  // (the sum exact in double here: small steps and points); grid rows' codes (0, 1, 1, ...) left
+  // out.
+  {
+    const std::string d = "model.layers.1.self_attn.q_proj";
+    EXPECT_EQ(layers[d]["entries"], "d8");
+    const PackedLutLayer& l = m.lut_layers.at(d);
+    const Tensor grid = r->load_f32(d + ".lut.grid");
+    const auto codes = r->raw(d + ".lut.codes").bytes;
+    const PackedLutLayer back = read_packed_model(file("m.safetensors")).lut_layers.at(d);
+    int64_t k = 0, c = 0;
+    for (int64_t i = 0; i < l.rows; ++i) {
+      int64_t point = 0;
+      for (int64_t e = 0; e < (int64_t{1} << l.bits[i]); ++e, ++k) {
+        point += i % 3 == 2 ? (e == 0 ? 0 : 1) : codes[c++];
+        const double v = static_cast<double>(grid.at(i, 0)) +
+                         static_cast<double>(grid.at(i, 1)) * static_cast<double>(point);
+        ASSERT_EQ(back.codebook[k], float_to_half(static_cast<float>(v))) << i << " " << e;
+      }
+    }
+    EXPECT_EQ(c, static_cast<int64_t>(codes.size()));
   }
   // Sparse parts: per row its count (I32), columns U16 (I32 above 65536 columns), fp16 values.
   const std::string u = "model.layers.0.mlp.up_proj", k = "model.layers.0.self_attn.k_proj";
@@ -512,7 +555,8 @@ TEST_F(PackedFormat, WrongVersionOrNotAPackedFile) {
   // Version 1 (fp16 entries only, no "entries" or "sparse" key) is still read.
   PackedModel v1 = sample_model();
   for (const char* layer : {"model.layers.0.mlp.gate_proj", "model.layers.0.mlp.up_proj",
-                            "model.layers.0.self_attn.k_proj", "model.layers.0.self_attn.v_proj"})
+                            "model.layers.0.self_attn.k_proj", "model.layers.0.self_attn.v_proj",
+                            "model.layers.1.self_attn.q_proj"})
     v1.lut_layers.erase(layer);
   write_packed_model(file("m1.safetensors"), v1);
   bytes = read_all(file("m1.safetensors"));

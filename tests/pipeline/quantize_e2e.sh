@@ -119,7 +119,8 @@ case "$scenario" in
     for key in "skim-dist [0-9]" "^CUDA: " "^NCCL: " "^MPI: " "^BLAS: OpenBLAS"; do
       grep -q "$key" "$work/version" || fail "--version: no '$key' in $(cat "$work/version")"
     done
-    for m in "skim 3" "skim 2.5" "skim 3.5 q8" "kmeans 3 f16" "kmeans 3" "gptq 3" "rtn 4"; do
+    for m in "skim 3" "skim 2.5" "skim 3.5 q8" "skim 5 d8" "kmeans 3 f16" "kmeans 3" "kmeans 3 d8" \
+             "gptq 3" "rtn 4"; do
       set -- $m
       out="$work/out-$1-$2${3:+-$3}"
       "$bin" quantize "${common[@]}" --method "$1" --bits "$2" ${3:+--lut "$3"} --out "$out" \
@@ -184,6 +185,20 @@ for path in glob.glob(sys.argv[2] + "/layers/*.safetensors"):
     assert layers and all(l["entries"] == "q8" for l in layers.values()), path
     assert not any(k.endswith(".lut.codebook") for k in header), path
 PY
+    # d8 entries: the same bits as q8 (kmeans: the same rows and widths), every LUT layer says d8,
+    # and the folder evaluates.
+    python3 - "$work/out-kmeans-3" "$work/out-kmeans-3-d8" <<'PY' || fail "--lut d8"
+import glob, json, struct, sys
+q = json.load(open(sys.argv[1] + "/report.json")); d = json.load(open(sys.argv[2] + "/report.json"))
+assert d["options"]["lut"] == "d8" and d["stored_bits"] == q["stored_bits"], (d["stored_bits"], q["stored_bits"])
+for path in glob.glob(sys.argv[2] + "/layers/*.safetensors"):
+    with open(path, "rb") as f:
+        header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+    layers = json.loads(header["__metadata__"]["skim.layers"])
+    assert layers and all(l["entries"] == "d8" for l in layers.values()), path
+PY
+    "$bin" eval --model "$work/out-skim-5-d8" --text "$work/eval.txt" --seq-len 64 --json \
+      --comm none > "$work/eval.json" || fail "--lut d8: eval of the packed folder"
     status=0
     "$bin" quantize "${common[@]}" --method gptq --bits 3 --lut q8 --out "$work/gptq-q8" \
       --comm none 2> "$work/q8.err" || status=$?
