@@ -19,6 +19,9 @@
 namespace skim::launch {
 namespace {
 
+// Grid rows when --grid-rows is not given (skim with q8 or d8 entries only).
+constexpr bool kGridRowsByDefault = false;
+
 struct QuantizeArgs {
   pipeline::QuantizeOptions options;
   std::string method = "skim";
@@ -27,7 +30,7 @@ struct QuantizeArgs {
   std::string propagation = "fp";
   std::string progress = "text";
   std::string lut = "q8";
-  std::string grid_rows = "no";
+  std::string grid_rows;  // empty: yes for skim with 8-bit entries when kGridRowsByDefault
   bool lut_given = false;
   bool group_size_given = false;
   bool no_scale = false;
@@ -62,7 +65,9 @@ void run_quantize_command(QuantizeArgs& a) {
   o.lut_entries = a.lut == "q8"   ? quant::LutEntries::kQ8
                   : a.lut == "d8" ? quant::LutEntries::kD8
                                   : quant::LutEntries::kF16;
-  o.grid_rows = a.grid_rows == "yes";
+  o.grid_rows = a.grid_rows == "yes" ||
+                (a.grid_rows.empty() && kGridRowsByDefault && o.method == Method::kSkim &&
+                 o.lut_entries != quant::LutEntries::kF16);
   o.train_scale = !a.no_scale;
   o.refine_luts = !a.no_refine;
 
@@ -151,7 +156,7 @@ void add_quantize_command(CLI::App& root, Action& action) {
                   "d8 (sorted, 8-bit increments on a finer grid)")
       ->check(CLI::IsMember({"f16", "q8", "d8"}));
   cmd->add_option("--grid-rows", a->grid_rows,
-                  "skim with --lut q8: the allocation may store a row as a uniform grid (lo, "
+                  "skim with --lut q8 or d8: the allocation may store a row as a uniform grid (lo, "
                   "step; no LUT entries) where that buys more for its bits")
       ->check(CLI::IsMember({"yes", "no"}));
   cmd->add_flag("--exact-kmeans", o.exact_kmeans, "skim/kmeans/claq: the exact 1-D K-means solver");
