@@ -55,12 +55,19 @@ int main(int argc, char** argv) {
   double bits = 3.0;
   int steps = 120;
   bool refine = true;
+  int b_max = 4;
+  std::string lut = "f16";
+  bool grid_rows = false;
   std::string out_path;
   app.add_option("--shapes", shapes,
                  "rows x cols, e.g. 4096x4096 11008x4096 4096x11008 8192x28672");
   app.add_option("--bits", bits, "average stored bits per weight");
   app.add_option("--steps", steps, "Adam steps of the scale training");
   app.add_option("--refine", refine, "full-Hessian LUT refinement");
+  app.add_option("--b-max", b_max, "most bits of a row");
+  app.add_option("--lut", lut, "LUT entries as stored: f16, q8 or d8 (the error is measured after)")
+      ->check(CLI::IsMember({"f16", "q8", "d8"}));
+  app.add_option("--grid-rows", grid_rows, "offer grid rows to the allocation (q8 / d8)");
   app.add_option("--out", out_path, "output JSON (default bench/results/quant_layer-<host>.json)");
   CLI11_PARSE(app, argc, argv);
   const std::string host = host_name();
@@ -78,8 +85,12 @@ int main(int argc, char** argv) {
       {"openblas_num_threads", command_output("printenv OPENBLAS_NUM_THREADS")}};
   report["git_commit"] =
       command_output(std::string("git -C ") + SKIM_SOURCE_DIR + " rev-parse HEAD 2>/dev/null");
-  report["settings"] = {{"bits", bits}, {"steps", steps}, {"refine", refine},
-                        {"b_min", 1},   {"b_max", 4},     {"solver", "lloyd"}};
+  const LutEntries entries = lut == "q8"   ? LutEntries::kQ8
+                             : lut == "d8" ? LutEntries::kD8
+                                           : LutEntries::kF16;
+  report["settings"] = {{"bits", bits}, {"steps", steps},        {"refine", refine},
+                        {"b_min", 1},   {"b_max", b_max},        {"solver", "lloyd"},
+                        {"lut", lut},   {"grid_rows", grid_rows}};
   report["results"] = nlohmann::json::array();
   try {
     for (const std::string& s : shapes) {
@@ -104,14 +115,21 @@ int main(int argc, char** argv) {
       opt.bits = bits;
       opt.scale.steps = steps;
       opt.scale.refine_full_hessian = refine;
+      opt.b_max = b_max;
+      opt.allocation.entries = entries;
+      opt.grid_rows = grid_rows;
       std::cerr << "shape " << s << ": skim\n";
       const std::string load_before = load_average();
       const double cpu0 = process_cpu_s();
       t0 = std::chrono::steady_clock::now();
-      const SkimLayerResult r = quantize_skim_layer(w, h, opt);
+      SkimLayerResult r = quantize_skim_layer(w, h, opt);
       const double total_s = seconds_since(t0);
       const double cpu_s = process_cpu_s() - cpu0;
+      if (entries == LutEntries::kQ8) encode_codebook_q8(r.layer);
+      if (entries == LutEntries::kD8) encode_codebook_d8(r.layer);
       const double err = layer_error(w, dequantize(r.layer), h);
+      int64_t grid = 0;
+      for (uint8_t g : r.layer.grid_rows) grid += g;
       nlohmann::json j = {
           {"shape", s},
           {"rows", rows},
@@ -132,6 +150,7 @@ int main(int argc, char** argv) {
           {"scale_training_per_step_s", steps > 0 ? r.times.scale_training_s / steps : 0.0},
           {"refine_s", r.times.refine_s},
           {"skim_bits", r.allocation.average_bits},
+          {"grid_rows", grid},
           {"skim_error", err},
           {"skim_error_unscaled", r.scale.error_unscaled},
           {"skim_error_trained", r.scale.error_trained},
