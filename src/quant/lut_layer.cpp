@@ -108,13 +108,18 @@ void encode_d8_row(LutLayer& layer, int64_t i) {
   layer.codebook_q8_grid[2 * i + 1] = step;
 }
 
-}  // namespace
-
-void encode_codebook_d8(LutLayer& layer) {
+// Zeroed 8-bit codes and grids for every entry and row, marked d8 or q8.
+void start_8bit_storage(LutLayer& layer, bool d8) {
   validate(layer, "LUT layer to store in 8 bits");
   layer.codebook_q8.assign(layer.codebook.size(), 0);
   layer.codebook_q8_grid.assign(2 * static_cast<size_t>(layer.rows), 0);
-  layer.d8 = true;
+  layer.d8 = d8;
+}
+
+}  // namespace
+
+void encode_codebook_d8(LutLayer& layer) {
+  start_8bit_storage(layer, true);
   for (int64_t i = 0; i < layer.rows; ++i) {
     if (is_grid_row(layer, i))
       encode_grid_row(layer, i);
@@ -124,10 +129,7 @@ void encode_codebook_d8(LutLayer& layer) {
 }
 
 void encode_codebook_q8(LutLayer& layer) {
-  validate(layer, "LUT layer to store in 8 bits");
-  layer.codebook_q8.assign(layer.codebook.size(), 0);
-  layer.codebook_q8_grid.assign(2 * static_cast<size_t>(layer.rows), 0);
-  layer.d8 = false;
+  start_8bit_storage(layer, false);
   for (int64_t i = 0; i < layer.rows; ++i) {
     if (is_grid_row(layer, i)) {
       encode_grid_row(layer, i);
