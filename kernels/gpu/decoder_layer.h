@@ -77,6 +77,11 @@ class GpuDecoderLayer {
   // in place and their keys and values appended to `cache` (kInternal past its capacity).
   void forward_step(float* hidden, int64_t tokens, DeviceLayerCache& cache, void* stream);
 
+  // Linear `which` (the constructor's order) is now `linear`; the rest of the layer stays.
+  void replace_linear(int which, DeviceLinear linear) {
+    linears_.at(static_cast<size_t>(which)) = std::move(linear);
+  }
+
  private:
   float* buffer(int which, int64_t n);
   void linear(int which, const float* x, int64_t tokens, float* y, void* stream);

@@ -65,12 +65,16 @@ gpu::DeviceLinear to_device(const model::Linear& linear, const std::string& what
        what);
 }
 
+gpu::DeviceLinear to_device(const model::DecoderLayer& layer, model::LinearKind kind) {
+  return to_device(layer.linear(kind),
+                   "layer " + std::to_string(layer.index()) + " " + model::linear_kind_name(kind));
+}
+
 gpu::GpuDecoderLayer to_device_layer(const model::DecoderLayer& layer) {
   std::vector<gpu::DeviceLinear> linears;
   linears.reserve(model::kLinearKindCount);
   for (const model::LinearKind kind : model::kLinearKinds)
-    linears.push_back(to_device(layer.linear(kind), "layer " + std::to_string(layer.index()) + " " +
-                                                        model::linear_kind_name(kind)));
+    linears.push_back(to_device(layer, kind));
   return gpu::GpuDecoderLayer(layer.config(), std::move(linears), to_vector(layer.input_norm()),
                               to_vector(layer.post_attention_norm()));
 }
@@ -89,6 +93,11 @@ class CudaDecoderBackend final : public DecoderBackend {
   void set_layer(const model::DecoderLayer& layer) override {
     layer_.reset();  // free the previous layer's device memory before the next one's
     layer_ = std::make_unique<gpu::GpuDecoderLayer>(to_device_layer(layer));
+  }
+
+  void update_linear(const model::DecoderLayer& layer, model::LinearKind kind) override {
+    SKIM_ASSERT(layer_ != nullptr);
+    layer_->replace_linear(static_cast<int>(kind), to_device(layer, kind));
   }
 
   void run_layer(int64_t windows, int64_t seq, int64_t micro_windows,

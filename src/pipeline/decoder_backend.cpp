@@ -22,6 +22,9 @@ class CpuDecoderBackend final : public DecoderBackend {
     tokens_ = tokens;
   }
   void set_layer(const model::DecoderLayer& layer) override { layer_ = &layer; }
+  void update_linear(const model::DecoderLayer& layer, model::LinearKind) override {
+    SKIM_ASSERT(&layer == layer_);
+  }
   void run_layer(int64_t windows, int64_t seq, int64_t micro_windows,
                  const model::CaptureHook& capture) override {
     SKIM_ASSERT(states_ != nullptr && layer_ != nullptr && windows * seq <= tokens_);

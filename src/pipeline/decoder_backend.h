@@ -28,6 +28,9 @@ class DecoderBackend {
   // The layer run_layer runs. The CUDA backend uploads it here; the CPU one keeps a reference,
   // so the layer must stay alive until the next set_layer.
   virtual void set_layer(const model::DecoderLayer& layer) = 0;
+  // The set layer's `kind` linear was replaced (DecoderLayer::replace_linear): the next run uses
+  // the new one. The CUDA backend uploads that linear alone; the CPU one runs the layer itself.
+  virtual void update_linear(const model::DecoderLayer& layer, model::LinearKind kind) = 0;
   // Runs the set layer over the resident states: `windows` sequences of `seq` tokens, each
   // starting at position 0, `micro_windows` sequences per call (activation memory; 1 makes a
   // sequence's result independent of the others). `capture` (may be empty) gets each call's

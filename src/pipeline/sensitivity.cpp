@@ -82,12 +82,12 @@ std::vector<LinearSensitivity> measure_sensitivity(comm::Communicator& comm,
       auto original = layer.replace_linear(
           kind, std::make_unique<model::DenseLinear>(std::move(r.w_hat), dense.bias()));
       Stream s{id, base};
-      backend->set_layer(layer);
+      backend->update_linear(layer, kind);
       forward(s.hidden);
       layer.replace_linear(kind, std::move(original));
+      backend->update_linear(layer, kind);
       streams.push_back(std::move(s));
     }
-    backend->set_layer(layer);  // the original linears again
     forward(base);
     in.after_layer(l);
   }
