@@ -307,15 +307,15 @@ class QuantizeRun {
 
   // ---- one layer ----------------------------------------------------------------------------
 
-  // hidden_ through `layer`, one sample per call: a sample's result then does not depend on how
-  // many samples its rank holds (BLAS kernels may round a row differently in calls of another
-  // size), so the output bytes do not depend on the rank count.
-  // On the chosen device (decoder_backend.h): CPU in place, or CUDA with the states uploaded,
-  // the captured inputs brought back for the Hessians, and the states brought back after.
-  void forward_samples(const model::DecoderLayer& layer, const model::CaptureHook& capture = {}) {
+  // hidden_ through the backend's set layer (set_layer: once per layer, it uploads on CUDA), one
+  // sample per call: a sample's result then does not depend on how many samples its rank holds
+  // (BLAS kernels may round a row differently in calls of another size), so the output bytes do
+  // not depend on the rank count. On the chosen device (decoder_backend.h): CPU in place, or
+  // CUDA with the states uploaded, the captured inputs brought back for the Hessians, and the
+  // states brought back after.
+  void forward_samples(const model::CaptureHook& capture = {}) {
     DecoderBackend& b = backend();
     b.load_states(hidden_.data(), block_.count * calib_.seq_len);
-    b.set_layer(layer);
     b.run_layer(block_.count, calib_.seq_len, 1, capture);
     b.store_states(hidden_.data());
   }
@@ -345,18 +345,17 @@ class QuantizeRun {
     std::array<std::vector<float>, kGroups> stash;
     hooks_.fault_point("layer_forward");
     const auto t0 = Clock::now();
+    DecoderBackend& b = backend();
+    b.set_layer(layer);
     if (hold_all) {
-      forward_samples(layer,
-                      [&](model::LinearGroup g, const float* x, int64_t tokens, int64_t features) {
-                        bound_of(g, x, tokens, features);
-                        auto& v = stash[static_cast<size_t>(g)];
-                        v.insert(v.end(), x, x + tokens * features);
-                      });
+      forward_samples([&](model::LinearGroup g, const float* x, int64_t tokens, int64_t features) {
+        bound_of(g, x, tokens, features);
+        auto& v = stash[static_cast<size_t>(g)];
+        v.insert(v.end(), x, x + tokens * features);
+      });
     } else {
       const int64_t step = seq * config_.hidden_size;
       std::vector<float> one(static_cast<size_t>(step));
-      DecoderBackend& b = backend();
-      b.set_layer(layer);
       for (int64_t s = 0; s < block_.count; ++s) {
         std::copy_n(hidden_.data() + s * step, step, one.data());
         b.load_states(one.data(), seq);
@@ -379,7 +378,7 @@ class QuantizeRun {
     } else {
       std::vector<ExactHessian> acc;
       for (size_t g = 0; g < kGroups; ++g) acc.emplace_back(widths[g], bound[g], samples);
-      forward_samples(layer, [&](model::LinearGroup g, const float* x, int64_t tokens, int64_t) {
+      forward_samples([&](model::LinearGroup g, const float* x, int64_t tokens, int64_t) {
         SKIM_ASSERT(tokens == seq);
         acc[static_cast<size_t>(g)].add_samples(x, 1, seq);
       });
@@ -634,7 +633,8 @@ class QuantizeRun {
               kKinds[k], std::make_unique<model::DenseLinear>(dequantize(q[k]), dense.bias()));
         }
         hidden_ = std::move(input);
-        forward_samples(layer);
+        backend().set_layer(layer);
+        forward_samples();
       }
       if (rank_ == 0) write_layer(l, q);
       checkpoint("layers", l + 1, true);
