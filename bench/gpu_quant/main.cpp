@@ -118,7 +118,7 @@ nlohmann::json run_shape(const Shape& shape, const Options& opt) {
     DeviceArray<double> e(static_cast<size_t>(rows * 4));
     t["error_table"] = timed([&] {
       kernels::gpu::error_table(w.data(), h, fw, rows, cols, 1, 4, kernels::gpu::KMeansMode::kLloyd,
-                                e.data(), nullptr);
+                                kernels::gpu::LutStorage::kQ8, e.data(), nullptr);
     });
     quant::ErrorTable table;
     quant::BitAllocation alloc;

@@ -1,6 +1,7 @@
-// Error tables on the GPU: per chunk of rows, K-means at every level (one sort per row), then
-// for each level dW = fp16(LUT)[labels] - W and e = rowsum((dW H) .* dW): one SGEMM and one row
-// reduction in double, as the CPU twin's row_quadratic_forms.
+// Error tables on the GPU: per chunk of rows, K-means at every level (one sort per row), the
+// LUTs rounded as stored (lut_storage.cu), then for each level dW = fp16(LUT)[labels] - W and e =
+// rowsum((dW H) .* dW): one SGEMM and one row reduction in double, as the CPU twin's
+// row_quadratic_forms.
 #include <cuda_fp16.h>
 #include <cub/block/block_reduce.cuh>
 
@@ -80,7 +81,8 @@ void row_quadratic_forms(const float* d, int64_t rows, int64_t cols, const float
 }
 
 void error_table(const float* w, const float* h, RowWeights f, int64_t rows, int64_t cols,
-                 int b_min, int b_max, KMeansMode mode, double* e, void* stream) {
+                 int b_min, int b_max, KMeansMode mode, LutStorage storage, double* e,
+                 void* stream) {
   if (b_min < 1 || b_max > 8 || b_min > b_max)
     throw_invalid_argument("error_table", "bit range outside [1, 8]");
   if (rows <= 0 || cols <= 0) return;
@@ -102,6 +104,8 @@ void error_table(const float* w, const float* h, RowWeights f, int64_t rows, int
     for (int l = 0; l < levels; ++l) {
       const int k = 1 << (b_min + l);
       engine.solve(k, nullptr, KMeansLevelOut{centroids.data(), k_max, labels.data(), nullptr}, s);
+      if (storage != LutStorage::kF16)
+        store_lut_entries(centroids.data(), k_max, k, nr, storage, s);
       dequantize_delta(w + r0 * cols, centroids.data(), k_max, labels.data(), nullptr, nr, cols,
                        dw.data(), s);
       quadratic_forms_strided(dw.data(), nr, cols, h, g.data(), e + r0 * levels + l, levels, s);

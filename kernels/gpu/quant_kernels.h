@@ -54,12 +54,21 @@ void kmeans_rows_varying_k(const float* w, RowWeights f, const float* alpha, int
                            KMeansLevelOut out, void* stream);
 
 // ---- Error tables (twin: quant::build_error_table) ----------------------------------------
+// How LUT entries are stored (twin: quant::LutEntries): fp16, or 8-bit codes on a per-row grid.
+enum class LutStorage { kF16, kQ8, kD8 };
+
 // e [rows * (b_max - b_min + 1)] (device, row-major as quant::ErrorTable::e):
-// e[i][b] = dw H dw^T for row i quantized by K-means at 2^b centroids with an fp16 LUT. One
-// SGEMM (dW H) and one row reduction per level and chunk of rows. The greedy allocation stays
-// on the host (quant::allocate_bits on the downloaded table).
+// e[i][b] = dw H dw^T for row i quantized by K-means at 2^b centroids with its LUT stored as
+// `storage`. One SGEMM (dW H) and one row reduction per level and chunk of rows. The greedy
+// allocation stays on the host (quant::allocate_bits on the downloaded table).
 void error_table(const float* w, const float* h, RowWeights f, int64_t rows, int64_t cols,
-                 int b_min, int b_max, KMeansMode mode, double* e, void* stream);
+                 int b_min, int b_max, KMeansMode mode, LutStorage storage, double* e,
+                 void* stream);
+
+// Each row's k ascending centroids (centroids [rows * k_stride]) replaced by what a reader
+// decodes once they are stored as `storage` (twin: quant::store_lut_entries), one thread a row.
+void store_lut_entries(float* centroids, int64_t k_stride, int k, int64_t rows, LutStorage storage,
+                       void* stream);
 
 // dw = fp16(centroids[l_ij]) / alpha_j - w_ij (alpha may be null: 1), and
 // out[i] = dw_i H dw_i^T for d [rows, cols] using `g` [rows, cols] as scratch.

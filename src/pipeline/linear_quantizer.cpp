@@ -47,8 +47,9 @@ quant::SkimOptions skim_options(const QuantizeOptions& o) {
   if (o.device == Device::kCuda)
     s.error_table_builder = [device = o.cuda_device](const Tensor& w, const Tensor& h,
                                                      quant::ImportanceView f, int b_min, int b_max,
-                                                     quant::KMeansSolver solver) {
-      return cuda_error_table(device, w, h, f, b_min, b_max, solver);
+                                                     quant::KMeansSolver solver,
+                                                     quant::LutEntries entries) {
+      return cuda_error_table(device, w, h, f, b_min, b_max, solver, entries);
     };
   return s;
 }

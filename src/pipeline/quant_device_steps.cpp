@@ -16,9 +16,25 @@ namespace skim::pipeline {
 
 namespace gpu = kernels::gpu;
 
+namespace {
+
+gpu::LutStorage lut_storage(quant::LutEntries entries) {
+  switch (entries) {
+    case quant::LutEntries::kF16:
+      return gpu::LutStorage::kF16;
+    case quant::LutEntries::kQ8:
+      return gpu::LutStorage::kQ8;
+    case quant::LutEntries::kD8:
+      return gpu::LutStorage::kD8;
+  }
+  fail(ErrorKind::kInternal, "unknown LUT entries {}", static_cast<int>(entries));
+}
+
+}  // namespace
+
 quant::ErrorTable cuda_error_table(int device, const Tensor& w, const Tensor& h,
                                    quant::ImportanceView f, int b_min, int b_max,
-                                   quant::KMeansSolver solver) {
+                                   quant::KMeansSolver solver, quant::LutEntries entries) {
   comm::cuda_select_device(device);
   const int64_t rows = w.dim(0), cols = w.dim(1);
   quant::ErrorTable table;
@@ -35,7 +51,7 @@ quant::ErrorTable cuda_error_table(int device, const Tensor& w, const Tensor& h,
   gpu::error_table(
       dw.data(), dh.data(), {df.data(), f.row_stride}, rows, cols, b_min, b_max,
       solver == quant::KMeansSolver::kExact ? gpu::KMeansMode::kExact : gpu::KMeansMode::kLloyd,
-      de.data(), nullptr);
+      lut_storage(entries), de.data(), nullptr);
   table.e = de.to_host();
   return table;
 }
@@ -103,7 +119,7 @@ quant::UniformLayer cuda_gptq_quantize(int device, const Tensor& w, const Tensor
 #else
 
 quant::ErrorTable cuda_error_table(int, const Tensor&, const Tensor&, quant::ImportanceView, int,
-                                   int, quant::KMeansSolver) {
+                                   int, quant::KMeansSolver, quant::LutEntries) {
   fail(ErrorKind::kUsage, "error tables on CUDA, but this skim-dist was built without CUDA");
 }
 

@@ -15,7 +15,7 @@ namespace skim::pipeline {
 
 quant::ErrorTable cuda_error_table(int device, const Tensor& w, const Tensor& h,
                                    quant::ImportanceView f, int b_min, int b_max,
-                                   quant::KMeansSolver solver);
+                                   quant::KMeansSolver solver, quant::LutEntries entries);
 
 // options.group_bits and options.clip_search must be unset (slim's; kInternal otherwise).
 quant::UniformLayer cuda_gptq_quantize(int device, const Tensor& w, const Tensor& h,

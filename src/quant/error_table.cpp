@@ -22,9 +22,10 @@ constexpr int64_t kRowBlock = 2 * kernels::kRowAlign;  // calls start at row mul
 
 }  // namespace
 
-void kmeans_dequantized_row(std::span<const float> w, const KMeans1dResult& km, float* out) {
-  std::vector<float> lut(km.centroids.size());
-  for (size_t k = 0; k < lut.size(); ++k) lut[k] = half_to_float(float_to_half(km.centroids[k]));
+void kmeans_dequantized_row(std::span<const float> w, const KMeans1dResult& km, LutEntries entries,
+                            float* out) {
+  std::vector<float> lut(km.centroids.begin(), km.centroids.end());
+  store_lut_entries(entries, lut);
   for (size_t j = 0; j < w.size(); ++j) out[j] = lut[km.labels[j]];
 }
 
@@ -58,7 +59,7 @@ void tabulate(const Tensor& w, const Tensor& h, int levels, Deltas deltas,
 }  // namespace
 
 ErrorTable build_error_table(const Tensor& w, const Tensor& h, ImportanceView f, int b_min,
-                             int b_max, KMeansSolver solver) {
+                             int b_max, KMeansSolver solver, LutEntries entries) {
   if (w.ndim() != 2 || h.ndim() != 2 || h.dim(0) != w.dim(1) || h.dim(1) != w.dim(1))
     fail(ErrorKind::kInternal, "error table: W {} and H {} do not match", w.shape_string(),
          h.shape_string());
@@ -79,7 +80,7 @@ ErrorTable build_error_table(const Tensor& w, const Tensor& h, ImportanceView f,
         const auto wi = w.row(r);
         const auto km = kmeans1d_levels(wi, f.row(r, cols), ks, solver);
         for (int l = 0; l < levels; ++l) {
-          kmeans_dequantized_row(wi, km[l], d + l * stride);
+          kmeans_dequantized_row(wi, km[l], entries, d + l * stride);
           for (int64_t j = 0; j < cols; ++j) d[l * stride + j] -= wi[j];
         }
       },

@@ -1,7 +1,8 @@
 #pragma once
 // Error tables of SKIM's bit allocation: E[i][b] = dw_i H dw_i^T, the full-Hessian error of
-// row i when it is quantized alone by weighted K-means at b bits (fp16 LUT), for every b in
-// [b_min, b_max]. One table column is a GEMM: E[:, b] = rowsum((dW_b H) .* dW_b).
+// row i when it is quantized alone by weighted K-means at b bits and its LUT stored as the
+// output stores it (fp16, q8 or d8 entries), for every b in [b_min, b_max]. One table column is a
+// GEMM: E[:, b] = rowsum((dW_b H) .* dW_b).
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -9,6 +10,7 @@
 
 #include "src/core/tensor.h"
 #include "src/quant/kmeans1d.h"
+#include "src/quant/lut_layer.h"
 
 namespace skim::quant {
 
@@ -41,7 +43,8 @@ struct ErrorTable {
 // Builds the table for W [rows, cols] and a (damped) H [cols, cols]. Rows are processed in
 // blocks, so memory stays at a few blocks of W whatever the layer size.
 ErrorTable build_error_table(const Tensor& w, const Tensor& h, ImportanceView f, int b_min,
-                             int b_max, KMeansSolver solver = KMeansSolver::kLloyd);
+                             int b_max, KMeansSolver solver = KMeansSolver::kLloyd,
+                             LutEntries entries = LutEntries::kF16);
 
 // Fills table.e_grid: row i at b bits as a grid row, fit_grid with the weights f, dequantized with
 // fp16 lo and step as a q8 grid decodes them. CPU only (a grid fit is cheap; the GEMMs are not,
@@ -50,10 +53,12 @@ void add_grid_errors(ErrorTable& table, const Tensor& w, const Tensor& h, Import
 
 // What builds an error table: build_error_table, or a device twin the pipeline supplies (quant/
 // may not depend on the GPU code, which depends on quant/).
-using ErrorTableBuilder = std::function<ErrorTable(
-    const Tensor& w, const Tensor& h, ImportanceView f, int b_min, int b_max, KMeansSolver solver)>;
+using ErrorTableBuilder =
+    std::function<ErrorTable(const Tensor& w, const Tensor& h, ImportanceView f, int b_min,
+                             int b_max, KMeansSolver solver, LutEntries entries)>;
 
-// Row i of W quantized by K-means at k centroids and dequantized with the fp16-rounded LUT.
-void kmeans_dequantized_row(std::span<const float> w, const KMeans1dResult& km, float* out);
+// Row i of W quantized by K-means at k centroids and dequantized with its LUT as stored.
+void kmeans_dequantized_row(std::span<const float> w, const KMeans1dResult& km, LutEntries entries,
+                            float* out);
 
 }  // namespace skim::quant

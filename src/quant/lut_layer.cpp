@@ -82,30 +82,12 @@ void encode_d8_row(LutLayer& layer, int64_t i) {
   for (int64_t q = 0; q < k; ++q) rank[order[q]] = static_cast<uint8_t>(q);
   uint8_t* labels = layer.labels.data() + i * layer.cols;
   for (int64_t j = 0; j < layer.cols; ++j) labels[j] = rank[labels[j]];
-  float gap = 0.0f;
-  for (int64_t q = 1; q < k; ++q) gap = std::max(gap, e[order[q]] - e[order[q - 1]]);
-  const uint16_t lo = half_toward(e[order[0]], false);
-  const uint16_t step = gap > 0.0f ? half_toward(gap / 254.0f, true) : uint16_t{0};
-  const float s = half_to_float(step), l = half_to_float(lo);
-  int64_t point = 0;
-  for (int64_t q = 0; q < k; ++q) {
-    const float v = e[order[q]];
-    // The nearest point up to rounding, within [point, point + 255]: look one either side.
-    const double guess = s > 0.0f ? std::nearbyint((v - l) / s) : 0.0;
-    const int64_t lo_p = point, hi_p = q == 0 ? 255 : point + 255;
-    const int64_t g = static_cast<int64_t>(
-        std::clamp(guess, static_cast<double>(lo_p), static_cast<double>(hi_p)));
-    int64_t best = g;
-    for (int64_t c = std::max(g - 1, lo_p); c <= std::min(g + 1, hi_p); ++c)
-      if (std::fabs(half_to_float(lut_d8_entry(lo, step, c)) - v) <
-          std::fabs(half_to_float(lut_d8_entry(lo, step, best)) - v))
-        best = c;
-    layer.codebook_q8[first + q] = static_cast<uint8_t>(best - (q == 0 ? 0 : point));
-    layer.codebook[first + q] = lut_d8_entry(lo, step, best);
-    point = best;
-  }
-  layer.codebook_q8_grid[2 * i] = lo;
-  layer.codebook_q8_grid[2 * i + 1] = step;
+  std::vector<uint16_t> sorted(static_cast<size_t>(k));
+  for (int64_t q = 0; q < k; ++q) sorted[q] = layer.codebook[first + order[q]];
+  const LutRowGrid grid = encode_d8_entries(sorted, layer.codebook_q8.data() + first);
+  std::copy(sorted.begin(), sorted.end(), layer.codebook.begin() + first);
+  layer.codebook_q8_grid[2 * i] = grid.lo;
+  layer.codebook_q8_grid[2 * i + 1] = grid.step;
 }
 
 // Zeroed 8-bit codes and grids for every entry and row, marked d8 or q8.
@@ -117,6 +99,77 @@ void start_8bit_storage(LutLayer& layer, bool d8) {
 }
 
 }  // namespace
+
+LutRowGrid encode_q8_entries(std::span<uint16_t> entries, uint8_t* codes) {
+  if (entries.empty()) return {};
+  float mn = half_to_float(entries[0]), mx = mn;
+  for (const uint16_t e : entries) {
+    mn = std::min(mn, half_to_float(e));
+    mx = std::max(mx, half_to_float(e));
+  }
+  const uint16_t lo = half_toward(mn, false);
+  const float span = mx - half_to_float(lo);
+  const uint16_t step = span > 0.0f ? half_toward(span / 255.0f, true) : uint16_t{0};
+  const float s = half_to_float(step);
+  for (size_t q = 0; q < entries.size(); ++q) {
+    const float v = half_to_float(entries[q]);
+    // The rounded quotient is the nearest code up to fp16 rounding: look one either side.
+    const float g = s > 0.0f ? std::nearbyint((v - half_to_float(lo)) / s) : 0.0f;
+    const int guess = static_cast<int>(std::clamp(g, 0.0f, 255.0f));
+    int best = guess;
+    for (int c = std::max(guess - 1, 0); c <= std::min(guess + 1, 255); ++c)
+      if (std::fabs(half_to_float(lut_q8_entry(lo, step, static_cast<uint8_t>(c))) - v) <
+          std::fabs(half_to_float(lut_q8_entry(lo, step, static_cast<uint8_t>(best))) - v))
+        best = c;
+    codes[q] = static_cast<uint8_t>(best);
+    entries[q] = lut_q8_entry(lo, step, static_cast<uint8_t>(best));
+  }
+  return {lo, step};
+}
+
+LutRowGrid encode_d8_entries(std::span<uint16_t> ascending, uint8_t* codes) {
+  const auto k = static_cast<int64_t>(ascending.size());
+  if (k == 0) return {};
+  float gap = 0.0f;
+  for (int64_t q = 1; q < k; ++q)
+    gap = std::max(gap, half_to_float(ascending[q]) - half_to_float(ascending[q - 1]));
+  const uint16_t lo = half_toward(half_to_float(ascending[0]), false);
+  const uint16_t step = gap > 0.0f ? half_toward(gap / 254.0f, true) : uint16_t{0};
+  const float s = half_to_float(step), l = half_to_float(lo);
+  int64_t point = 0;
+  for (int64_t q = 0; q < k; ++q) {
+    const float v = half_to_float(ascending[q]);
+    // The nearest point up to rounding, within [point, point + 255]: look one either side.
+    const double guess = s > 0.0f ? std::nearbyint((v - l) / s) : 0.0;
+    const int64_t lo_p = point, hi_p = q == 0 ? 255 : point + 255;
+    const int64_t g = static_cast<int64_t>(
+        std::clamp(guess, static_cast<double>(lo_p), static_cast<double>(hi_p)));
+    int64_t best = g;
+    for (int64_t c = std::max(g - 1, lo_p); c <= std::min(g + 1, hi_p); ++c)
+      if (std::fabs(half_to_float(lut_d8_entry(lo, step, c)) - v) <
+          std::fabs(half_to_float(lut_d8_entry(lo, step, best)) - v))
+        best = c;
+    codes[q] = static_cast<uint8_t>(best - (q == 0 ? 0 : point));
+    ascending[q] = lut_d8_entry(lo, step, best);
+    point = best;
+  }
+  return {lo, step};
+}
+
+void store_lut_entries(LutEntries entries, std::span<float> lut) {
+  const size_t k = lut.size();
+  std::vector<uint16_t> h(k);
+  std::vector<size_t> order(k);
+  std::iota(order.begin(), order.end(), size_t{0});
+  if (entries == LutEntries::kD8)
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return lut[a] < lut[b]; });
+  for (size_t q = 0; q < k; ++q) h[q] = float_to_half(lut[order[q]]);
+  std::vector<uint8_t> codes(k);
+  if (entries == LutEntries::kQ8) encode_q8_entries(h, codes.data());
+  if (entries == LutEntries::kD8) encode_d8_entries(h, codes.data());
+  for (size_t q = 0; q < k; ++q) lut[order[q]] = half_to_float(h[q]);
+}
 
 void encode_codebook_d8(LutLayer& layer) {
   start_8bit_storage(layer, true);
@@ -135,31 +188,11 @@ void encode_codebook_q8(LutLayer& layer) {
       encode_grid_row(layer, i);
       continue;
     }
-    const int64_t first = layer.codebook_offset[i], end = layer.codebook_offset[i + 1];
-    float mn = half_to_float(layer.codebook[first]), mx = mn;
-    for (int64_t k = first; k < end; ++k) {
-      mn = std::min(mn, half_to_float(layer.codebook[k]));
-      mx = std::max(mx, half_to_float(layer.codebook[k]));
-    }
-    const uint16_t lo = half_toward(mn, false);
-    const float span = mx - half_to_float(lo);
-    const uint16_t step = span > 0.0f ? half_toward(span / 255.0f, true) : uint16_t{0};
-    const float s = half_to_float(step);
-    for (int64_t k = first; k < end; ++k) {
-      const float v = half_to_float(layer.codebook[k]);
-      // The rounded quotient is the nearest code up to fp16 rounding: look one either side.
-      const float q = s > 0.0f ? std::nearbyint((v - half_to_float(lo)) / s) : 0.0f;
-      const int guess = static_cast<int>(std::clamp(q, 0.0f, 255.0f));
-      int best = guess;
-      for (int c = std::max(guess - 1, 0); c <= std::min(guess + 1, 255); ++c)
-        if (std::fabs(half_to_float(lut_q8_entry(lo, step, static_cast<uint8_t>(c))) - v) <
-            std::fabs(half_to_float(lut_q8_entry(lo, step, static_cast<uint8_t>(best))) - v))
-          best = c;
-      layer.codebook_q8[k] = static_cast<uint8_t>(best);
-      layer.codebook[k] = lut_q8_entry(lo, step, static_cast<uint8_t>(best));
-    }
-    layer.codebook_q8_grid[2 * i] = lo;
-    layer.codebook_q8_grid[2 * i + 1] = step;
+    const int64_t first = layer.codebook_offset[i], k = layer.codebook_offset[i + 1] - first;
+    const LutRowGrid grid = encode_q8_entries(
+        {layer.codebook.data() + first, static_cast<size_t>(k)}, layer.codebook_q8.data() + first);
+    layer.codebook_q8_grid[2 * i] = grid.lo;
+    layer.codebook_q8_grid[2 * i + 1] = grid.step;
   }
 }
 

@@ -5,6 +5,7 @@
 // alpha_j.
 #include <cmath>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "src/core/half.h"
@@ -133,6 +134,19 @@ void encode_codebook_q8(LutLayer& layer);
 // between neighbours / 254 rounded up, each entry at the nearest grid point no lower than the
 // previous entry's and at most 255 above it. A grid row gets increments 0, 1, 1, ...
 void encode_codebook_d8(LutLayer& layer);
+
+// One row's 8-bit storage: the fp16 entries replaced by their stored values, one code each
+// (q8: the grid point; d8: the increment over the previous entry's point, entries ascending).
+struct LutRowGrid {
+  uint16_t lo = 0;
+  uint16_t step = 0;
+};
+LutRowGrid encode_q8_entries(std::span<uint16_t> entries, uint8_t* codes);
+LutRowGrid encode_d8_entries(std::span<uint16_t> ascending, uint8_t* codes);
+
+// fp32 LUT entries (any order) replaced by what a reader decodes once they are stored as
+// `entries`: fp16, then (kQ8, kD8) the 8-bit code decoded. What the error tables measure.
+void store_lut_entries(LutEntries entries, std::span<float> lut);
 
 // The dense fp32 matrix W^ [rows, cols], W^[i][j] = codebook_i[label_ij] / alpha_j, plus the
 // sparse part's corrections.

@@ -54,7 +54,8 @@ ErrorTable skim_error_table(const Tensor& w, const Tensor& h, const SkimOptions&
   const auto& build = options.error_table_builder ? options.error_table_builder
                                                   : ErrorTableBuilder(build_error_table);
   const Tensor& dense = split ? split->dense : w;
-  ErrorTable table = build(dense, h, {f.data(), 0}, options.b_min, options.b_max, options.solver);
+  ErrorTable table = build(dense, h, {f.data(), 0}, options.b_min, options.b_max, options.solver,
+                           options.allocation.entries);
   if (offers_grid_rows(options)) add_grid_errors(table, dense, h, {f.data(), 0});
   return table;
 }

@@ -25,6 +25,7 @@
 #include "src/quant/hessian.h"
 #include "src/quant/kmeans1d.h"
 #include "src/quant/layer_error.h"
+#include "src/quant/lut_layer.h"
 #include "src/quant/packed_layer.h"
 #include "src/quant/scale_training.h"
 
@@ -216,6 +217,37 @@ TEST_F(QuantKernelsGpu, KMeansVaryingKMatchesCpu) {
   }
 }
 
+// Stored LUT entries: bit for bit the twin's, on ascending heavy-tailed rows, a constant row,
+// tiny (subnormal fp16) entries and every k the table uses.
+TEST_F(QuantKernelsGpu, StoredLutEntriesMatchCpuBitForBit) {
+  for (const int k : {2, 16, 64, 256}) {
+    const int64_t rows = 40;
+    std::vector<float> c = heavy_tailed(rows * k, 70 + static_cast<uint32_t>(k));
+    for (int64_t i = 0; i < rows; ++i) {
+      float* r = c.data() + i * k;
+      if (i == 1) std::fill(r, r + k, 0.25f);
+      if (i == 2)
+        for (int q = 0; q < k; ++q) r[q] *= 1e-5f;
+      std::sort(r, r + k);
+    }
+    for (const auto& [storage, entries] : {std::pair{LutStorage::kF16, quant::LutEntries::kF16},
+                                           std::pair{LutStorage::kQ8, quant::LutEntries::kQ8},
+                                           std::pair{LutStorage::kD8, quant::LutEntries::kD8}}) {
+      DeviceArray<float> dc(c);
+      store_lut_entries(dc.data(), k, k, rows, storage, nullptr);
+      const std::vector<float> got = dc.to_host();
+      for (int64_t i = 0; i < rows; ++i) {
+        std::vector<float> ref(c.begin() + i * k, c.begin() + (i + 1) * k);
+        quant::store_lut_entries(entries, ref);
+        for (int q = 0; q < k; ++q)
+          ASSERT_EQ(got[static_cast<size_t>(i * k + q)], ref[q])
+              << "k " << k << " row " << i << " entry " << q << " storage "
+              << static_cast<int>(storage);
+      }
+    }
+  }
+}
+
 TEST_F(QuantKernelsGpu, ErrorTableAndAllocationMatchCpu) {
   const int64_t rows = 64, cols = 320;
   const std::vector<float> wv = heavy_tailed(rows * cols, 41);
@@ -226,7 +258,7 @@ TEST_F(QuantKernelsGpu, ErrorTableAndAllocationMatchCpu) {
   DeviceArray<float> dw(wv), dh(std::vector<float>(h.data(), h.data() + cols * cols)), df(f);
   DeviceArray<double> de(static_cast<size_t>(rows * 4));
   error_table(dw.data(), dh.data(), RowWeights{df.data(), 0}, rows, cols, 1, 4, KMeansMode::kLloyd,
-              de.data(), nullptr);
+              LutStorage::kF16, de.data(), nullptr);
   quant::ErrorTable gpu = cpu;
   gpu.e = de.to_host();
   int64_t close_rows = 0;

@@ -69,21 +69,25 @@ TEST_F(QuantDeviceSteps, ErrorTableMatchesCpu) {
   const Tensor h = random_hessian(cols, 2);
   std::vector<float> f(static_cast<size_t>(cols));
   for (int64_t j = 0; j < cols; ++j) f[static_cast<size_t>(j)] = h.at(j, j);
-  const quant::ErrorTable cpu = quant::build_error_table(w, h, {f.data(), 0}, 2, 6);
-  const quant::ErrorTable gpu =
-      cuda_error_table(0, w, h, {f.data(), 0}, 2, 6, quant::KMeansSolver::kLloyd);
-  ASSERT_EQ(gpu.rows, rows);
-  ASSERT_EQ(gpu.b_min, 2);
-  ASSERT_EQ(gpu.b_max, 6);
-  ASSERT_EQ(gpu.e.size(), cpu.e.size());
-  int64_t close_rows = 0;
-  for (int64_t i = 0; i < rows; ++i) {
-    bool close = true;
-    for (int b = 2; b <= 6; ++b)
-      close = close && std::fabs(gpu.at(i, b) - cpu.at(i, b)) <= 1e-3 * cpu.at(i, b);
-    close_rows += close ? 1 : 0;
+  for (const auto entries :
+       {quant::LutEntries::kF16, quant::LutEntries::kQ8, quant::LutEntries::kD8}) {
+    const quant::ErrorTable cpu =
+        quant::build_error_table(w, h, {f.data(), 0}, 2, 6, quant::KMeansSolver::kLloyd, entries);
+    const quant::ErrorTable gpu =
+        cuda_error_table(0, w, h, {f.data(), 0}, 2, 6, quant::KMeansSolver::kLloyd, entries);
+    ASSERT_EQ(gpu.rows, rows);
+    ASSERT_EQ(gpu.b_min, 2);
+    ASSERT_EQ(gpu.b_max, 6);
+    ASSERT_EQ(gpu.e.size(), cpu.e.size());
+    int64_t close_rows = 0;
+    for (int64_t i = 0; i < rows; ++i) {
+      bool close = true;
+      for (int b = 2; b <= 6; ++b)
+        close = close && std::fabs(gpu.at(i, b) - cpu.at(i, b)) <= 1e-3 * cpu.at(i, b);
+      close_rows += close ? 1 : 0;
+    }
+    EXPECT_GE(close_rows, rows * 95 / 100) << "entries " << static_cast<int>(entries);
   }
-  EXPECT_GE(close_rows, rows * 95 / 100);
 }
 
 TEST_F(QuantDeviceSteps, GptqMatchesCpu) {

@@ -8,6 +8,7 @@
 #include "src/quant/error_table.h"
 #include "src/quant/hessian.h"
 #include "src/quant/layer_error.h"
+#include "src/quant/lut_layer.h"
 #include "tests/quant/damped_hessian.h"
 #include "tests/quant/synthetic_layer.h"
 
@@ -47,6 +48,44 @@ TEST(ErrorTable, ColumnsMatchDirectPerRowErrors) {
     }
   }
   std::printf("error table worst relative deviation from double: %.2e\n", worst);
+}
+
+// With 8-bit entries each table entry is the error of the row as the writer stores it: the
+// K-means LUT through the layer encoder (encode_codebook_q8 / _d8) and dequantize.
+TEST(ErrorTable, EightBitEntriesMatchTheStoredRowsErrors) {
+  const auto L = testing::make_synthetic_layer(24, 96, 35);
+  const Tensor w({L.rows, L.cols}, L.w);
+  const Tensor h = damped_hessian(L);
+  std::vector<float> f(L.cols);
+  for (int64_t j = 0; j < L.cols; ++j) f[j] = h.at(j, j);
+  const ErrorTable f16 = build_error_table(w, h, {f.data(), 0}, 2, 6);
+  for (const LutEntries entries : {LutEntries::kQ8, LutEntries::kD8}) {
+    const ErrorTable t =
+        build_error_table(w, h, {f.data(), 0}, 2, 6, KMeansSolver::kLloyd, entries);
+    int moved = 0;
+    for (int64_t i = 0; i < L.rows; ++i) {
+      for (int b = 2; b <= 6; ++b) {
+        const auto km = kmeans1d(w.row(i), f, 1 << b);
+        LutLayer one;
+        one.rows = 1;
+        one.cols = L.cols;
+        one.bits = {static_cast<uint8_t>(b)};
+        one.codebook_offset = {0, int64_t{1} << b};
+        for (const float c : km.centroids) one.codebook.push_back(float_to_half(c));
+        one.labels = km.labels;
+        if (entries == LutEntries::kQ8) encode_codebook_q8(one);
+        if (entries == LutEntries::kD8) encode_codebook_d8(one);
+        const Tensor stored = dequantize(one);
+        std::vector<double> d(L.cols);
+        for (int64_t j = 0; j < L.cols; ++j)
+          d[j] = static_cast<double>(stored.at(0, j)) - w.at(i, j);
+        const double ref = direct_form(d, h);
+        EXPECT_NEAR(t.at(i, b), ref, 1e-5 * ref) << "row " << i << " bits " << b;
+        moved += std::fabs(t.at(i, b) - f16.at(i, b)) > 1e-4 * ref ? 1 : 0;
+      }
+    }
+    EXPECT_GT(moved, L.rows) << "8-bit storage changed too few table entries";
+  }
 }
 
 TEST(ErrorTable, PerRowImportanceIsUsed) {
