@@ -44,13 +44,17 @@ quant::SkimOptions skim_options(const QuantizeOptions& o) {
   s.allocation.entries = o.lut_entries;
   s.grid_rows = o.grid_rows;
   s.outliers = o.outliers;
-  if (o.device == Device::kCuda)
+  if (o.device == Device::kCuda) {
     s.error_table_builder = [device = o.cuda_device](const Tensor& w, const Tensor& h,
                                                      quant::ImportanceView f, int b_min, int b_max,
                                                      quant::KMeansSolver solver,
                                                      quant::LutEntries entries) {
       return cuda_error_table(device, w, h, f, b_min, b_max, solver, entries);
     };
+    s.scale.objective_maker = [device = o.cuda_device](const quant::ScaleProblem<float>& p) {
+      return cuda_scale_objective(device, p);
+    };
+  }
   return s;
 }
 

@@ -1,5 +1,8 @@
 #include "src/pipeline/quant_device_steps.h"
 
+#include <algorithm>
+#include <memory>
+#include <span>
 #include <vector>
 
 #include "src/core/error.h"
@@ -54,6 +57,54 @@ quant::ErrorTable cuda_error_table(int device, const Tensor& w, const Tensor& h,
       lut_storage(entries), de.data(), nullptr);
   table.e = de.to_host();
   return table;
+}
+
+namespace {
+
+// One frozen-label problem resident on the device: W, H, f, labels and k uploaded once.
+struct DeviceScaleProblem {
+  int device = 0;
+  int64_t rows = 0, cols = 0;
+  int k_max = 1;
+  int64_t f_stride = 0;
+  gpu::DeviceArray<float> w, h, f;
+  gpu::DeviceArray<uint8_t> labels;
+  gpu::DeviceArray<int> k;
+  gpu::DeviceArray<double> log_alpha, loss, grad;
+};
+
+}  // namespace
+
+quant::ScaleObjectiveFn cuda_scale_objective(int device, const quant::ScaleProblem<float>& p) {
+  comm::cuda_select_device(device);
+  auto d = std::make_shared<DeviceScaleProblem>();
+  d->device = device;
+  d->rows = p.rows;
+  d->cols = p.cols;
+  d->f_stride = p.f.row_stride;
+  const auto n = static_cast<size_t>(p.cols), rn = static_cast<size_t>(p.rows * p.cols);
+  if (p.rows > 0) {
+    d->k_max = *std::max_element(p.k, p.k + p.rows);
+    d->w = gpu::DeviceArray<float>(p.w, rn);
+    d->h = gpu::DeviceArray<float>(p.h, n * n);
+    d->f = gpu::DeviceArray<float>(p.f.values, p.f.row_stride == 0 ? n : rn);
+    d->labels = gpu::DeviceArray<uint8_t>(p.labels, rn);
+    d->k = gpu::DeviceArray<int>(p.k, static_cast<size_t>(p.rows));
+    d->log_alpha = gpu::DeviceArray<double>(n);
+    d->loss = gpu::DeviceArray<double>(1);
+    d->grad = gpu::DeviceArray<double>(n);
+  }
+  return [d](std::span<const double> log_alpha, std::vector<double>* grad) {
+    if (grad != nullptr) grad->assign(static_cast<size_t>(d->cols), 0.0);
+    if (d->rows == 0) return 0.0;  // a rank without rows adds nothing to the sum
+    comm::cuda_select_device(d->device);
+    gpu::copy_to_device(d->log_alpha.data(), log_alpha.data(), d->log_alpha.bytes(), nullptr);
+    gpu::scale_loss_and_grad(d->w.data(), d->h.data(), {d->f.data(), d->f_stride}, d->labels.data(),
+                             d->k.data(), d->k_max, d->rows, d->cols, d->log_alpha.data(),
+                             d->loss.data(), grad != nullptr ? d->grad.data() : nullptr, nullptr);
+    if (grad != nullptr) *grad = d->grad.to_host();
+    return d->loss.to_host()[0];
+  };
 }
 
 quant::UniformLayer cuda_gptq_quantize(int device, const Tensor& w, const Tensor& h,
@@ -121,6 +172,10 @@ quant::UniformLayer cuda_gptq_quantize(int device, const Tensor& w, const Tensor
 quant::ErrorTable cuda_error_table(int, const Tensor&, const Tensor&, quant::ImportanceView, int,
                                    int, quant::KMeansSolver, quant::LutEntries) {
   fail(ErrorKind::kUsage, "error tables on CUDA, but this skim-dist was built without CUDA");
+}
+
+quant::ScaleObjectiveFn cuda_scale_objective(int, const quant::ScaleProblem<float>&) {
+  fail(ErrorKind::kUsage, "scale training on CUDA, but this skim-dist was built without CUDA");
 }
 
 quant::UniformLayer cuda_gptq_quantize(int, const Tensor&, const Tensor&,

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <optional>
 
 #include "kernels/cpu/blas.h"
 #include "src/core/error.h"
@@ -475,11 +476,31 @@ LutLayer scaled_kmeans(const Tensor& w, const Tensor& h, ImportanceView f,
     t0 = clock::now();
     const ScaleProblem<float> prob{rows,    cols, w.data(), h.data(), f, unscaled.labels.data(),
                                    k.data()};
-    ScaleObjective<float> objective(prob);
+    std::optional<ScaleObjective<float>> objective;
+    ScaleObjectiveFn mine;
+    if (options.objective_maker)
+      mine = options.objective_maker(prob);
+    else
+      objective.emplace(prob);
+    std::vector<double> partial(static_cast<size_t>(cols + 1)), sum(partial.size());
+    const auto eval = [&](std::span<const double> theta, std::vector<double>* grad) {
+      if (objective) return objective->eval(theta, grad, rows_group);
+      std::vector<double> g;
+      partial[cols] = mine(theta, grad != nullptr ? &g : nullptr);
+      if (grad != nullptr) {
+        if (static_cast<int64_t>(g.size()) != cols)
+          fail(ErrorKind::kInternal, "scale objective: gradient of {} for {} columns", g.size(),
+               cols);
+        std::copy(g.begin(), g.end(), partial.begin());
+      }
+      rows_group.ordered_sum(partial.data(), 1, cols + 1, sum.data());
+      if (grad != nullptr) grad->assign(sum.begin(), sum.begin() + cols);
+      return sum[cols];
+    };
     std::vector<double> theta(cols, 0.0), m(cols, 0.0), v(cols, 0.0), grad;
     constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8;
     for (int step = 0; step < options.steps; ++step) {
-      const double loss = objective.eval(theta, &grad, rows_group);
+      const double loss = eval(theta, &grad);
       if (step == 0) rep.loss_first = loss;
       const double lr = options.lr() * std::pow(options.lr_decay, step / options.lr_decay_every());
       const double c1 = 1.0 - std::pow(kBeta1, step + 1), c2 = 1.0 - std::pow(kBeta2, step + 1);
@@ -489,7 +510,7 @@ LutLayer scaled_kmeans(const Tensor& w, const Tensor& h, ImportanceView f,
         theta[j] -= lr * (m[j] / c1) / (std::sqrt(v[j] / c2) + kEps);
       }
     }
-    rep.loss_last = objective.eval(theta, nullptr, rows_group);
+    rep.loss_last = eval(theta, nullptr);
     for (int64_t j = 0; j < cols; ++j) alpha[j] = round_half(std::exp(theta[j]));
     rep.training_s += seconds_since(t0);
 

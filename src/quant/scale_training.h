@@ -6,6 +6,7 @@
 // error tr((W - W^) H (W - W^)^T) with its analytic gradient.
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -16,6 +17,17 @@
 #include "src/quant/row_group.h"
 
 namespace skim::quant {
+
+template <typename T>
+struct ScaleProblem;
+
+// The loss and gradient (grad may be null) of one rank's rows for log alpha, not yet summed over
+// the row group; what a device twin of the objective supplies.
+using ScaleObjectiveFn =
+    std::function<double(std::span<const double> log_alpha, std::vector<double>* grad)>;
+// Makes one for a frozen-label problem that outlives it (quant/ may not depend on the GPU code,
+// so the pipeline hands the device's in).
+using ScaleObjectiveMaker = std::function<ScaleObjectiveFn(const ScaleProblem<float>&)>;
 
 struct ScaleTrainingOptions {
   bool train = true;  // false: alpha = 1 (still stored, so the bit cost is the same)
@@ -31,6 +43,9 @@ struct ScaleTrainingOptions {
   // minimises the row's full-Hessian error with the labels fixed (a K x K solve per row).
   bool refine_full_hessian = true;
   KMeansSolver solver = KMeansSolver::kLloyd;
+  // The Adam steps' objective; null: the CPU's (partials of 16-row chunks, the same bits at any
+  // rank count). A maker's per-rank sums are added over the group in rank order.
+  ScaleObjectiveMaker objective_maker;
 };
 
 // The frozen-label problem: W [rows, cols] and H [cols, cols] row-major, f the K-means

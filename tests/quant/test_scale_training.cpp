@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <span>
 #include <vector>
 
 #include "src/core/half.h"
@@ -113,6 +114,35 @@ TEST(ScaleTraining, TrainingLowersFullErrorOnUnevenColumns) {
   int not_one = 0;
   for (uint16_t a : layer.alpha) not_one += half_to_float(a) != 1.0f;
   EXPECT_GT(not_one, L.cols / 2);
+}
+
+// A supplied objective (how the GPU's enters) replaces the CPU's at every Adam step and the
+// final loss: wrapping the CPU's own per-rank objective, the layer comes out bit for bit the same.
+TEST(ScaleTraining, ObjectiveMakerStandsInForTheCpuObjective) {
+  const auto L = uneven_columns_layer(40, 96, 57);
+  const Tensor w({L.rows, L.cols}, L.w);
+  const Tensor h = damped_hessian(L);
+  std::vector<float> f(L.cols);
+  for (int64_t j = 0; j < L.cols; ++j) f[j] = h.at(j, j);
+  const std::vector<uint8_t> bits(L.rows, 3);
+  ScaleTrainingOptions opt;
+  const LutLayer plain = scaled_kmeans(w, h, {f.data(), 0}, bits, opt);
+  int calls = 0, with_grad = 0;
+  opt.objective_maker = [&](const ScaleProblem<float>& p) -> ScaleObjectiveFn {
+    return [&, p](std::span<const double> log_alpha, std::vector<double>* grad) {
+      ++calls;
+      with_grad += grad != nullptr ? 1 : 0;
+      return scale_loss_and_grad(p, log_alpha, grad);
+    };
+  };
+  ScaleTrainingReport rep;
+  const LutLayer made = scaled_kmeans(w, h, {f.data(), 0}, bits, opt, &rep);
+  EXPECT_EQ(calls, opt.steps + 1);
+  EXPECT_EQ(with_grad, opt.steps);
+  EXPECT_LT(rep.loss_last, rep.loss_first);
+  EXPECT_EQ(made.alpha, plain.alpha);
+  EXPECT_EQ(made.codebook, plain.codebook);
+  EXPECT_EQ(made.labels, plain.labels);
 }
 
 // The refined LUT is a stationary point of the convex row error: P H (P^T c - w) = 0 with
