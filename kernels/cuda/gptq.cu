@@ -11,6 +11,7 @@
 
 #include "kernels/cuda/cuda_check.cuh"
 #include "kernels/cuda/library_handles.cuh"
+#include "kernels/cuda/uniform_grid.cuh"
 #include "kernels/gpu/quant_kernels.h"
 
 namespace skim::kernels::gpu {
@@ -19,47 +20,6 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kTileRows = 64;  // rows per thread block of the in-block kernel
 constexpr int64_t kMaxBlock = 256;
-
-struct MinOp {
-  __device__ float operator()(float a, float b) const { return fminf(a, b); }
-};
-struct MaxOp {
-  __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
-};
-
-struct Params {
-  float scale, zero;
-  uint16_t scale_h, zero_h;
-};
-
-// The twin's uniform_params: range widened to 0, fp16 scale rounded up, integer zero point.
-__device__ Params uniform_params_device(float min_value, float max_value, int bits) {
-  float lo = fminf(min_value, 0.0f), hi = fmaxf(max_value, 0.0f);
-  if (lo == 0.0f && hi == 0.0f) {
-    lo = -1.0f;
-    hi = 1.0f;
-  }
-  const float maxq = static_cast<float>((1 << bits) - 1);
-  const float s = (hi - lo) / maxq;
-  Params p;
-  p.scale_h = __half_as_ushort(__float2half_rn(s));
-  if (__half2float(__ushort_as_half(p.scale_h)) < s) ++p.scale_h;
-  p.scale = __half2float(__ushort_as_half(p.scale_h));
-  p.zero = fminf(fmaxf(rintf(-lo / p.scale), 0.0f), maxq);
-  p.zero_h = __half_as_ushort(__float2half_rn(p.zero));
-  return p;
-}
-
-__device__ inline uint8_t code_of(float w, const Params& p, int bits) {
-  const float maxq = static_cast<float>((1 << bits) - 1);
-  float q = rintf(w / p.scale) + p.zero;
-  q = q < 0.0f ? 0.0f : (q > maxq ? maxq : q);
-  return static_cast<uint8_t>(q);
-}
-
-__device__ inline float value_of(uint8_t q, const Params& p) {
-  return p.scale * (static_cast<float>(q) - p.zero);
-}
 
 // Dead columns: H_jj = 0 -> 1 and a flag.
 __global__ void mark_dead(double* h, int64_t n, int* dead) {
@@ -102,7 +62,7 @@ __global__ void __launch_bounds__(kThreads)
   __syncthreads();
   const float mx = Reduce(tmp).Reduce(hi, MaxOp());
   if (threadIdx.x == 0) {
-    const Params p = uniform_params_device(mn, mx, bits);
+    const UniformGrid p = uniform_params_device(mn, mx, bits);
     scale_f[row] = p.scale;
     zero_f[row] = p.zero;
     scale_h[row] = p.scale_h;
@@ -140,7 +100,7 @@ __global__ void quantize_block(float* wp, const float* u, int64_t rows, int64_t 
   const int r = threadIdx.x;
   if (r < tr) {
     const int64_t row = r0 + r;
-    Params p{};
+    UniformGrid p{};
     if (group_size == 0) {
       p.scale = scale_f[row];
       p.zero = zero_f[row];

@@ -120,6 +120,13 @@ void gptq_quantize(const float* w, const double* h, int64_t rows, int64_t cols,
                    const GptqDeviceOptions& options, uint8_t* codes, uint16_t* scale,
                    uint16_t* zero, void* stream);
 
+// ---- Round to nearest (twin: quant::rtn_quantize) -----------------------------------------
+// w [rows, cols] fp32 (finite, within fp16's range: the caller checks, as the twin does).
+// Outputs as gptq_quantize's: codes [rows * cols], scale / zero [rows * groups] fp16 bit
+// patterns; group_size 0 or >= cols: one group per row. The same bits as the twin.
+void rtn_quantize(const float* w, int64_t rows, int64_t cols, int bits, int64_t group_size,
+                  uint8_t* codes, uint16_t* scale, uint16_t* zero, void* stream);
+
 // ---- Packing (twin: quant::pack_row) -------------------------------------------------------
 // Packs values [rows * cols] (each < 2^bits[i]) row by row: row i goes to out + out_offset[i]
 // (bytes, [rows] device int64) with the little-endian bit stream of packed_layer.h; bits [rows]

@@ -175,7 +175,9 @@ QuantizedLinear quantize_linear(const std::string& name, const Tensor& w, const 
       r.group_size = options.group_size;
       q.kind = PackedKind::kUniform;
       if (none) break;
-      quant::UniformLayer layer = quant::rtn_quantize(w, r);
+      quant::UniformLayer layer = options.device == Device::kCuda
+                                      ? cuda_rtn_quantize(options.cuda_device, w, r)
+                                      : quant::rtn_quantize(w, r);
       w_hat = quant::dequantize(layer);
       q.uniform = quant::pack(layer);
       break;

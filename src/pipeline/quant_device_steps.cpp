@@ -167,6 +167,22 @@ quant::UniformLayer cuda_gptq_quantize(int device, const Tensor& w, const Tensor
   return layer;
 }
 
+quant::UniformLayer cuda_rtn_quantize(int device, const Tensor& w,
+                                      const quant::RtnOptions& options) {
+  quant::UniformLayer layer = quant::rtn_layer_for(w, options);
+  comm::cuda_select_device(device);
+  const gpu::DeviceArray<float> dw(w.data(), static_cast<size_t>(w.numel()));
+  gpu::DeviceArray<uint8_t> codes(layer.codes.size());
+  gpu::DeviceArray<uint16_t> scale(layer.scale.size()), zero(layer.zero.size());
+  gpu::rtn_quantize(dw.data(), layer.rows, layer.cols, layer.bits, layer.group_size, codes.data(),
+                    scale.data(), zero.data(), nullptr);
+  layer.codes = codes.to_host();
+  layer.scale = scale.to_host();
+  layer.zero = zero.to_host();
+  quant::validate(layer, "rtn on the GPU");
+  return layer;
+}
+
 #else
 
 quant::ErrorTable cuda_error_table(int, const Tensor&, const Tensor&, quant::ImportanceView, int,
@@ -176,6 +192,10 @@ quant::ErrorTable cuda_error_table(int, const Tensor&, const Tensor&, quant::Imp
 
 quant::ScaleObjectiveFn cuda_scale_objective(int, const quant::ScaleProblem<float>&) {
   fail(ErrorKind::kUsage, "scale training on CUDA, but this skim-dist was built without CUDA");
+}
+
+quant::UniformLayer cuda_rtn_quantize(int, const Tensor&, const quant::RtnOptions&) {
+  fail(ErrorKind::kUsage, "rtn on CUDA, but this skim-dist was built without CUDA");
 }
 
 quant::UniformLayer cuda_gptq_quantize(int, const Tensor&, const Tensor&,

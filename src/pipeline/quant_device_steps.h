@@ -1,15 +1,16 @@
 #pragma once
 // The steps of quantize that run on the GPU with --device cuda, as drop-in twins of their CPU
 // functions: skim's error tables (quant::build_error_table), the loss and gradient of its scale
-// training (quant's ScaleObjective) and gptq (quant::gptq_quantize; with act-order the problem is
-// permuted on the host). Everything else of quantize (calibration forward, Hessians, allocation,
-// the K-means grouping steps, LUT refinement, packing) stays on the CPU for now. Each
-// call selects CUDA device `device` for the calling thread (the current device is per thread),
-// uploads its inputs, runs the kernels of kernels/gpu/quant_kernels.h and brings the result back.
-// Without CUDA in the build they throw kUsage.
+// training (quant's ScaleObjective), rtn (quant::rtn_quantize) and gptq (quant::gptq_quantize;
+// with act-order the problem is permuted on the host). Everything else of quantize (calibration
+// forward, Hessians, allocation, the K-means grouping steps, LUT refinement, packing) stays on
+// the CPU for now. Each call selects CUDA device `device` for the calling thread (the current
+// device is per thread), uploads its inputs, runs the kernels of kernels/gpu/quant_kernels.h and
+// brings the result back. Without CUDA in the build they throw kUsage.
 #include "src/core/tensor.h"
 #include "src/quant/error_table.h"
 #include "src/quant/gptq.h"
+#include "src/quant/rtn.h"
 #include "src/quant/scale_training.h"
 #include "src/quant/uniform_layer.h"
 
@@ -22,6 +23,11 @@ quant::ErrorTable cuda_error_table(int device, const Tensor& w, const Tensor& h,
 // The scale training's objective for this rank's rows of `p` (twin: the CPU's ScaleObjective):
 // the problem uploaded once, then per call log alpha up and the loss and gradient down.
 quant::ScaleObjectiveFn cuda_scale_objective(int device, const quant::ScaleProblem<float>& p);
+
+// rtn's codes and grids of every group on the device (twin: quant::rtn_quantize, the same bits);
+// the input checks run on the host first.
+quant::UniformLayer cuda_rtn_quantize(int device, const Tensor& w,
+                                      const quant::RtnOptions& options);
 
 // options.group_bits and options.clip_search must be unset (slim's; kInternal otherwise).
 quant::UniformLayer cuda_gptq_quantize(int device, const Tensor& w, const Tensor& h,

@@ -7,7 +7,7 @@
 
 namespace skim::quant {
 
-UniformLayer rtn_quantize(const Tensor& w, const RtnOptions& options) {
+UniformLayer rtn_layer_for(const Tensor& w, const RtnOptions& options) {
   if (w.ndim() != 2 || w.numel() == 0)
     fail(ErrorKind::kBadInput, "rtn: weight must be a non-empty matrix, got {}", w.shape_string());
   if (options.bits < 2 || options.bits > 8)
@@ -23,11 +23,16 @@ UniformLayer rtn_quantize(const Tensor& w, const RtnOptions& options) {
   out.cols = w.dim(1);
   out.bits = options.bits;
   out.group_size = options.group_size >= out.cols ? 0 : options.group_size;
-  const int64_t groups = out.groups();
-  const int64_t width = out.group_size == 0 ? out.cols : out.group_size;
-  out.scale.resize(static_cast<size_t>(out.rows * groups));
+  out.scale.resize(static_cast<size_t>(out.rows * out.groups()));
   out.zero.resize(out.scale.size());
   out.codes.resize(static_cast<size_t>(out.rows * out.cols));
+  return out;
+}
+
+UniformLayer rtn_quantize(const Tensor& w, const RtnOptions& options) {
+  UniformLayer out = rtn_layer_for(w, options);
+  const int64_t groups = out.groups();
+  const int64_t width = out.group_size == 0 ? out.cols : out.group_size;
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < out.rows; ++i) {
     for (int64_t g = 0; g < groups; ++g) {

@@ -17,4 +17,8 @@ struct RtnOptions {
 // `w` is [rows, cols]; throws kBadInput for another shape, bad options or non-finite weights.
 UniformLayer rtn_quantize(const Tensor& w, const RtnOptions& options);
 
+// The checks of rtn_quantize and the layer it fills: shape, bits and group size set, codes,
+// scale and zero sized (what a device twin fills in).
+UniformLayer rtn_layer_for(const Tensor& w, const RtnOptions& options);
+
 }  // namespace skim::quant

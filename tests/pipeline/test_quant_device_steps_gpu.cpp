@@ -16,9 +16,11 @@
 
 #include "comm/backends.h"
 #include "comm/cuda_devices.h"
+#include "src/core/error.h"
 #include "src/pipeline/quant_device_steps.h"
 #include "src/pipeline/sensitivity.h"
 #include "src/quant/layer_error.h"
+#include "src/quant/rtn.h"
 #include "src/quant/scale_training.h"
 #include "tests/model/synthetic_model.h"
 
@@ -133,6 +135,35 @@ TEST_F(QuantDeviceSteps, ScaleObjectiveMatchesCpu) {
   };
   (void)quant::scaled_kmeans(w, h, {f.data(), 0}, bits, opt, &gpu);
   EXPECT_NEAR(gpu.error_final, cpu.error_final, 0.01 * cpu.error_final);
+}
+
+// rtn: the same codes, scales and zero points as the CPU, bit for bit, per row and per group
+// (a last group shorter than the others, a zero row, a constant row), and the CPU's input
+// checks.
+TEST_F(QuantDeviceSteps, RtnMatchesCpuBitForBit) {
+  const int64_t rows = 100, cols = 300;
+  Tensor w = random_weight(rows, cols, 9);
+  for (int64_t j = 0; j < cols; ++j) {
+    w.at(1, j) = 0.0f;
+    w.at(2, j) = -0.125f;
+  }
+  for (const int bits : {2, 3, 4, 8})
+    for (const int64_t group : {int64_t{0}, int64_t{64}, int64_t{128}, int64_t{1000}}) {
+      const quant::RtnOptions o{bits, group};
+      const quant::UniformLayer cpu = quant::rtn_quantize(w, o);
+      const quant::UniformLayer gpu = cuda_rtn_quantize(0, w, o);
+      EXPECT_EQ(gpu.group_size, cpu.group_size);
+      EXPECT_EQ(gpu.codes, cpu.codes) << bits << " bits, groups of " << group;
+      EXPECT_EQ(gpu.scale, cpu.scale) << bits << " bits, groups of " << group;
+      EXPECT_EQ(gpu.zero, cpu.zero) << bits << " bits, groups of " << group;
+    }
+  w.at(5, 7) = std::nanf("");
+  try {
+    (void)cuda_rtn_quantize(0, w, {4, 0});
+    ADD_FAILURE() << "a NaN weight was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kBadInput);
+  }
 }
 
 TEST_F(QuantDeviceSteps, GptqMatchesCpu) {
