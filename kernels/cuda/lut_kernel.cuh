@@ -6,7 +6,8 @@
 //   slice of the row's 128-byte segments (split-K when there are too few row blocks to fill the
 //   device, partial sums then added with atomicAdd into a zeroed y);
 // - the block stages x / alpha for its slice and its T tokens in shared memory once (fp32), and
-//   each warp its R LUTs (fp32, 16 entries apart: one bank each, conflict-free lookups);
+//   each warp its R LUTs of rows up to 4 bits (fp32, 16 entries apart: one bank each,
+//   conflict-free lookups); rows of 5..8 bits look their fp16 LUTs up through L1 (__ldg);
 // - lane l loads word l of each segment (coalesced 128-byte loads, U segments x R rows in
 //   flight), decodes slot s with a shift and a mask, looks the label up in the row's LUT and
 //   multiplies the input of column seg*32P + s*32 + l, which the 32 lanes read from 32
@@ -23,7 +24,8 @@
 namespace skim::kernels::gpu::lut {
 
 inline constexpr int kWarps = 8;
-inline constexpr int kLutStride = 16;          // floats per staged LUT (2^kLutMaxBits)
+inline constexpr int kLutStride = 16;  // floats per staged LUT (2^kLutStagedMaxBits)
+static_assert(kLutStride == 1 << kLutStagedMaxBits);
 inline constexpr int64_t kSliceFloats = 8192;  // shared-memory budget for staged inputs (32 KiB)
 
 struct GroupArgs {
@@ -89,7 +91,8 @@ __device__ __forceinline__ void lut_block(const Args& a, const GroupArgs& g, int
   }
   const int row0 = (row_block * kWarps + warp) * R;
   const bool active = row0 < g.rows_padded;  // padded to kLutRowAlign, a multiple of R
-  if (active) {
+  constexpr bool kStaged = BITS <= kLutStagedMaxBits;
+  if (kStaged && active) {
     for (int e = lane; e < R * kLutStride; e += 32) {
       const int r = e / kLutStride, k = e % kLutStride;
       lut_s[e] =
@@ -126,7 +129,13 @@ __device__ __forceinline__ void lut_block(const Args& a, const GroupArgs& g, int
         for (int t = 0; t < T; ++t) xv[t] = xb[t * a.x_stride + s * 32];
 #pragma unroll
         for (int r = 0; r < R; ++r) {
-          const float lv = lut_s[r * kLutStride + ((w[u][r] >> (s * BITS)) & kMask)];
+          const uint32_t k = (w[u][r] >> (s * BITS)) & kMask;
+          float lv;
+          if constexpr (kStaged) {
+            lv = lut_s[r * kLutStride + k];
+          } else {
+            lv = __half2float(__ldg(g.lut + (int64_t{row0 + r} << BITS) + k));
+          }
 #pragma unroll
           for (int t = 0; t < T; ++t) acc[r][t] = fmaf(lv, xv[t], acc[r][t]);
         }
@@ -172,8 +181,20 @@ __global__ void __launch_bounds__(kWarps * 32) lut_kernel(const Args a) {
     case 3:
       lut_block<3, R, T, U>(a, g, local, smem);
       break;
-    default:
+    case 4:
       lut_block<4, R, T, U>(a, g, local, smem);
+      break;
+    case 5:
+      lut_block<5, R, T, U>(a, g, local, smem);
+      break;
+    case 6:
+      lut_block<6, R, T, U>(a, g, local, smem);
+      break;
+    case 7:
+      lut_block<7, R, T, U>(a, g, local, smem);
+      break;
+    default:
+      lut_block<8, R, T, U>(a, g, local, smem);
       break;
   }
 }

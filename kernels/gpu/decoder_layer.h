@@ -24,7 +24,7 @@ class DeviceLinear {
   // W [rows, cols] fp32 on the host, stored as `type`.
   static DeviceLinear dense(const float* host_w, int64_t rows, int64_t cols, HalfType type,
                             const std::vector<float>& bias = {});
-  // A packed LUT layer (rows 1..4 bits; kBadInput otherwise), products from the packed form.
+  // A packed LUT layer (rows 1..8 bits), products from the packed form.
   static DeviceLinear lut(const quant::PackedLutLayer& layer, const std::vector<float>& bias = {});
 
   int64_t rows() const { return rows_; }

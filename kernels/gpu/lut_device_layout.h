@@ -1,9 +1,10 @@
 #pragma once
 // The GPU layout of a packed LUT layer (docs/FORMAT.md, "GPU layout"), built on the host.
 //
-// Rows are grouped by bit-width (1..4), one group per width present, rows in their original order
-// within a group. In a group of width b every row holds P = 32 / b labels per little-endian 32-bit
-// word (b = 3: 10 labels, the top 2 bits zero) and its words are read by a warp in segments of 32
+// Rows are grouped by bit-width (1..8), one group per width present, rows in their original order
+// within a group. In a group of width b every row holds P = floor(32 / b) labels per
+// little-endian 32-bit word (b = 3: 10 labels, the top 2 bits zero; b = 5, 6: 6 and 5 labels;
+// b = 7: 4 labels, the top 4 bits zero) and its words are read by a warp in segments of 32
 // consecutive words (128 bytes). Word w of a row holds, in its slot s (bits [s b, s b + b)), the
 // label of column
 //     (w / 32) * 32 P + s * 32 + (w % 32),

@@ -5,7 +5,10 @@
 
 namespace skim::kernels::gpu {
 
-inline constexpr int kLutMaxBits = 4;
+inline constexpr int kLutMaxBits = 8;
+// Rows up to this width stage their LUTs in shared memory; wider ones (2^b entries, up to 512
+// bytes a row) are looked up through the L1 cache.
+inline constexpr int kLutStagedMaxBits = 4;
 inline constexpr int64_t kLutRowAlign = 8;
 inline constexpr int64_t kLutSegmentWords = 32;
 

@@ -37,11 +37,6 @@ std::vector<float> to_vector(const Tensor& t) {
   return std::vector<float>(t.data(), t.data() + t.numel());
 }
 
-bool lut_kernel_serves(const quant::PackedLutLayer& layer) {
-  return std::all_of(layer.bits.begin(), layer.bits.end(),
-                     [](uint8_t b) { return b >= 1 && b <= gpu::kLutMaxBits; });
-}
-
 gpu::DeviceLinear dense_fp16(const Tensor& w, const Tensor& bias) {
   return gpu::DeviceLinear::dense(w.data(), w.dim(0), w.dim(1), gpu::HalfType::kF16,
                                   to_vector(bias));
@@ -51,11 +46,8 @@ gpu::DeviceLinear dense_fp16(const Tensor& w, const Tensor& bias) {
 gpu::DeviceLinear to_device(const model::Linear& linear, const std::string& what) {
   if (const auto* d = dynamic_cast<const model::DenseLinear*>(&linear))
     return dense_fp16(d->weight(), d->bias());
-  if (const auto* p = dynamic_cast<const PackedLutLinear*>(&linear)) {
-    if (lut_kernel_serves(p->layer()))
-      return gpu::DeviceLinear::lut(p->layer(), to_vector(p->bias()));
-    return dense_fp16(quant::dequantize(quant::unpack(p->layer())), p->bias());
-  }
+  if (const auto* p = dynamic_cast<const PackedLutLinear*>(&linear))
+    return gpu::DeviceLinear::lut(p->layer(), to_vector(p->bias()));
   if (const auto* p = dynamic_cast<const PackedUniformLinear*>(&linear))
     return dense_fp16(quant::dequantize(quant::unpack(p->layer())), p->bias());
   if (const auto* p = dynamic_cast<const PackedColumnLutLinear*>(&linear))

@@ -93,12 +93,14 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Shape{1, 1, {4}, false}, Shape{5, 17, {1}, true}, Shape{64, 320, {3}, false},
                       Shape{100, 1000, {2, 3}, true}, Shape{257, 1337, {1, 2, 3, 4}, true},
                       Shape{96, 4096, {3}, true}, Shape{33, 11008, {1, 2, 3, 4}, false},
-                      Shape{2000, 200, {1, 2, 3, 4}, true}));
+                      Shape{2000, 200, {1, 2, 3, 4}, true}, Shape{40, 700, {5, 6, 7, 8}, true},
+                      Shape{301, 2000, {2, 4, 6, 8}, false},
+                      Shape{130, 1537, {1, 2, 3, 4, 5, 6, 7, 8}, true}));
 
 // Split-K partial sums meet at the same outputs from several blocks: a wide layer with few rows.
 TEST(LutProducts, WideLayerSplitAlongK) {
   SKIM_REQUIRE_GPU();
-  const quant::PackedLutLayer p = skim::testing::random_lut_layer(16, 28672, {3, 4}, true, 41);
+  const quant::PackedLutLayer p = skim::testing::random_lut_layer(16, 28672, {3, 4, 6}, true, 41);
   const auto x = random_floats(static_cast<size_t>(p.cols), 42);
   std::vector<float> ref(static_cast<size_t>(p.rows));
   quant::gemv(p, x.data(), ref.data());
