@@ -1,4 +1,4 @@
-// GEMV on the GPU: the packed LUT kernel at 2, 3 and 4 bits and with mixed rows (2, 3 and 4 bits
+// GEMV on the GPU: the packed LUT kernel at 2, 3, 4 and 6 bits and with mixed rows (2, 3 and 4 bits
 // in turn: 3 bits on average) against cuBLAS fp16 in the same run, per shape and batch (1: the
 // GEMV; 16: the LUT GEMM against cublasGemmEx): time, achieved bandwidth (bytes the kernel must
 // read and write / time), the fraction of the device's peak bandwidth, and the two targets at
@@ -92,11 +92,11 @@ quant::PackedLutLayer random_layer(int64_t rows, int64_t cols, const std::vector
   return p;
 }
 
-// "2", "3", "4" or "mixed" (rows of 2, 3 and 4 bits in turn).
+// "1" .. "8" or "mixed" (rows of 2, 3 and 4 bits in turn).
 std::vector<int> row_widths(const std::string& name) {
   if (name == "mixed") return {2, 3, 4};
-  if (name == "1" || name == "2" || name == "3" || name == "4") return {std::stoi(name)};
-  fail(ErrorKind::kUsage, "--bits {}: expected 1..4 or mixed", name);
+  if (name.size() == 1 && name[0] >= '1' && name[0] <= '8') return {name[0] - '0'};
+  fail(ErrorKind::kUsage, "--bits {}: expected 1..8 or mixed", name);
 }
 
 // Mean seconds per call of fn(i) over `iters` calls after `warmup`, timed with CUDA events.
@@ -122,12 +122,12 @@ double time_calls(Fn&& fn, int warmup, int iters) {
 int main(int argc, char** argv) {
   CLI::App app{"Packed LUT GEMV against cuBLAS fp16 GEMV"};
   std::vector<std::string> shapes{"4096x4096", "8192x28672", "28672x8192"};
-  std::vector<std::string> widths{"2", "3", "4", "mixed"};
+  std::vector<std::string> widths{"2", "3", "4", "6", "mixed"};
   std::vector<int64_t> batches{1, 16};
   int iters = 200;
   std::string out_path;
   app.add_option("--shapes", shapes, "rows x cols");
-  app.add_option("--bits", widths, "row widths: 1..4 or mixed");
+  app.add_option("--bits", widths, "row widths: 1..8 or mixed");
   app.add_option("--batch", batches, "tokens per product (1: GEMV)");
   app.add_option("--iters", iters, "timed calls per measurement");
   app.add_option("--out", out_path, "output JSON (default bench/results/gpu_gemv-<device>.json)");
