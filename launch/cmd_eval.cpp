@@ -46,8 +46,7 @@ void run_eval(const EvalArgs& args) {
     options.layer_loader = [packed, k = args.qdec](int64_t i) { return packed->load_layer(i, k); };
   options.seq_len = args.seq_len;
   options.max_windows = args.max_windows;
-  const pipeline::Device device = resolve_device(
-      args.device, args.qdec > 0 ? "QDEC's correction (--qdec) has no CUDA path in eval yet" : "");
+  const pipeline::Device device = resolve_device(args.device);
   const auto backend = pipeline::make_decoder_backend(device, source->config(), runtime().device());
   options.backend = backend.get();
   const pipeline::PerplexityResult r = pipeline::perplexity_of_file(*source, args.text, options);

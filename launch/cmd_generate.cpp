@@ -39,9 +39,7 @@ void run_generate(const GenerateArgs& args) {
     omp_set_num_threads(args.threads);
     kernels::set_blas_threads(args.threads);
   }
-  const pipeline::Device device = resolve_device(
-      args.device,
-      args.qdec > 0 ? "QDEC's correction (--qdec) has no CUDA path in generate yet" : "");
+  const pipeline::Device device = resolve_device(args.device);
   const auto source = pipeline::open_any_model(args.model);
   pipeline::Generator::LayerLoader loader;
   const auto* packed = dynamic_cast<const pipeline::PackedModelSource*>(source.get());

@@ -86,7 +86,7 @@ void run_quantize_command(QuantizeArgs& a) {
   Runtime& rt = runtime();
   // Every method's calibration forward has a GPU path; skim, gptq and rtn also solve on the GPU
   // (docs/GPU.md, "What runs on the GPU today").
-  o.device = resolve_device(a.device, "");
+  o.device = resolve_device(a.device);
   if (o.device == Device::kCuda) {
     o.cuda_device = rt.device();
     comm::cuda_select_device(o.cuda_device);

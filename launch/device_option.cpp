@@ -1,7 +1,5 @@
 #include "launch/device_option.h"
 
-#include <utility>
-
 #include "comm/cuda_devices.h"
 #include "launch/logger.h"
 #include "launch/runtime.h"
@@ -18,7 +16,7 @@ DeviceChoice parse_device_choice(std::string_view text) {
 
 void add_device_option(CLI::App& cmd, std::string& text) {
   cmd.add_option("--device", text,
-                 "auto (CUDA when every rank sees a GPU and this command has a GPU path), cpu, "
+                 "auto (CUDA when every rank sees a GPU), cpu, "
                  "cuda (one GPU per rank, by local rank)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
 }
@@ -34,26 +32,18 @@ pipeline::Device resolve_device(DeviceChoice choice, const DeviceFacts& facts) {
             ? fmt::format("{} sees no GPU (check the driver and CUDA_VISIBLE_DEVICES)", rank_tag())
             : fmt::format("another rank of the job sees no GPU ({} sees {})", rank_tag(),
                           facts.gpus_here);
-  } else if (!facts.unsupported.empty()) {
-    why_not = facts.unsupported;
   }
   if (why_not.empty()) return pipeline::Device::kCuda;
   if (choice == DeviceChoice::kCuda) fail(ErrorKind::kUsage, "--device cuda: {}", why_not);
   return pipeline::Device::kCpu;
 }
 
-pipeline::Device resolve_device(std::string_view choice, std::string unsupported) {
-  const Runtime& rt = runtime();
+pipeline::Device resolve_device(std::string_view choice) {
   DeviceFacts facts;
   facts.cuda_built = pipeline::cuda_backend_built();
-  facts.every_rank_has_gpu = rt.every_rank_has_gpu();
+  facts.every_rank_has_gpu = runtime().every_rank_has_gpu();
   facts.gpus_here = comm::cuda_device_count();
-  facts.unsupported = std::move(unsupported);
-  const pipeline::Device device = resolve_device(parse_device_choice(choice), facts);
-  if (device == pipeline::Device::kCpu && choice == "auto" && facts.cuda_built &&
-      facts.every_rank_has_gpu)
-    log::info("--device auto: running on the CPU: {}", facts.unsupported);
-  return device;
+  return resolve_device(parse_device_choice(choice), facts);
 }
 
 }  // namespace skim::launch

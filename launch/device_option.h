@@ -22,15 +22,13 @@ struct DeviceFacts {
   bool cuda_built = false;          // the build has the CUDA backend
   bool every_rank_has_gpu = false;  // each rank of the job sees at least one GPU
   int gpus_here = 0;                // GPUs this rank sees (for the message)
-  std::string unsupported;          // non-empty: why this run has no GPU path (yet)
 };
 
-// cpu: the CPU. cuda: CUDA, or kUsage saying why not (no CUDA in the build, a rank without a
-// GPU, or `unsupported`). auto: CUDA when cuda would be served, else the CPU.
+// cpu: the CPU. cuda: CUDA, or kUsage saying why not (no CUDA in the build, or a rank without a
+// GPU). auto: CUDA when cuda would be served, else the CPU.
 pipeline::Device resolve_device(DeviceChoice choice, const DeviceFacts& facts);
 
-// resolve_device with this process's runtime (launch/runtime.h); logs the choice of auto when a
-// GPU is present but unused.
-pipeline::Device resolve_device(std::string_view choice, std::string unsupported);
+// resolve_device with this process's runtime (launch/runtime.h).
+pipeline::Device resolve_device(std::string_view choice);
 
 }  // namespace skim::launch

@@ -3,12 +3,36 @@
 #include <utility>
 
 #include "kernels/cpu/model_ops.h"
+#include "kernels/cpu/qdec.h"
 #include "kernels/gpu/lut_device_layout.h"
 #include "kernels/gpu/model_ops.h"
+#include "kernels/gpu/qdec.h"
 #include "src/core/error.h"
 #include "src/core/half.h"
 
 namespace skim::kernels::gpu {
+
+struct DeviceLinear::Residual {
+  DeviceArray<uint8_t> codes;
+  DeviceArray<float> scale;
+  int64_t channels = 0;
+  // Per-product scratch: the input on the host, the chosen channels there and on the device.
+  std::vector<float> host_x;
+  std::vector<int32_t> host_channels;
+  DeviceArray<int32_t> device_channels;
+};
+
+void DeviceLinear::add_residual(const uint8_t* host_codes, const std::vector<float>& scale,
+                                int64_t channels) {
+  if (scale.size() != static_cast<size_t>(rows_) || channels < 1 || channels > cols_)
+    fail(ErrorKind::kInternal, "DeviceLinear: residual of {} scales, {} channels for [{}, {}]",
+         scale.size(), channels, rows_, cols_);
+  auto r = std::make_shared<Residual>();
+  r->codes = DeviceArray<uint8_t>(host_codes, static_cast<size_t>(cols_ * ((rows_ + 1) / 2)));
+  r->scale = DeviceArray<float>(scale);
+  r->channels = channels;
+  residual_ = std::move(r);
+}
 
 DeviceLinear DeviceLinear::dense(const float* host_w, int64_t rows, int64_t cols, HalfType type,
                                  const std::vector<float>& bias) {
@@ -53,6 +77,20 @@ void DeviceLinear::forward(const float* x, int64_t tokens, float* y, DeviceArray
     dense_gemm(dense_.data(), type_, rows_, cols_, scratch.data(), tokens, y, stream);
   }
   if (bias_.size() > 0) add_bias(y, bias_.data(), tokens, rows_, stream);
+  if (!residual_) return;
+  Residual& r = *residual_;
+  const int64_t k = r.channels;
+  r.host_x.resize(static_cast<size_t>(tokens * cols_));
+  copy_to_host(r.host_x.data(), x, r.host_x.size() * sizeof(float), stream);  // waits
+  r.host_channels.resize(static_cast<size_t>(tokens * k));
+  for (int64_t t = 0; t < tokens; ++t)
+    kernels::top_k_channels(r.host_x.data() + t * cols_, cols_, k, r.host_channels.data() + t * k);
+  if (r.device_channels.size() < r.host_channels.size())
+    r.device_channels = DeviceArray<int32_t>(r.host_channels.size());
+  copy_to_device(r.device_channels.data(), r.host_channels.data(),
+                 r.host_channels.size() * sizeof(int32_t), stream);
+  gpu::qdec_correct(r.codes.data(), r.scale.data(), rows_, cols_, x, r.device_channels.data(), k,
+                    tokens, y, stream);
 }
 
 GpuDecoderLayer::GpuDecoderLayer(const ModelConfig& config, std::vector<DeviceLinear> linears,

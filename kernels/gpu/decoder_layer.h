@@ -27,6 +27,13 @@ class DeviceLinear {
   // A packed LUT layer (rows 1..8 bits), products from the packed form.
   static DeviceLinear lut(const quant::PackedLutLayer& layer, const std::vector<float>& bias = {});
 
+  // QDEC: after the product (and bias) add the 4-bit residual's correction of the `channels`
+  // inputs of largest magnitude per token (twin: quant::ResidualCorrector::apply). host_codes
+  // [cols][(rows + 1) / 2] and scale [rows] as quant::ResidualLayer stores them (scale in fp32);
+  // the channels are chosen on the host (kernels::top_k_channels), so each product then waits
+  // for its input to come back.
+  void add_residual(const uint8_t* host_codes, const std::vector<float>& scale, int64_t channels);
+
   int64_t rows() const { return rows_; }
   int64_t cols() const { return cols_; }
   // x, y device fp32; `scratch` holds the 16-bit copy of x for a dense layer (grown as needed).
@@ -34,6 +41,7 @@ class DeviceLinear {
                void* stream) const;
 
  private:
+  struct Residual;
   DeviceLinear() = default;
   int64_t rows_ = 0;
   int64_t cols_ = 0;
@@ -41,6 +49,7 @@ class DeviceLinear {
   DeviceArray<uint16_t> dense_;          // dense weights, or empty
   std::shared_ptr<DeviceLutLayer> lut_;  // packed weights, or null
   DeviceArray<float> bias_;              // [rows] or empty
+  std::shared_ptr<Residual> residual_;   // QDEC's, or null
 };
 
 // One layer's keys (rotary applied) and values on the device for positions [0, length), rows of

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "src/core/error.h"
+#include "src/core/half.h"
 #include "src/pipeline/decoder_backend.h"
 
 #if SKIM_HAVE_CUDA
@@ -52,9 +53,16 @@ gpu::DeviceLinear to_device(const model::Linear& linear, const std::string& what
     return dense_fp16(quant::dequantize(quant::unpack(p->layer())), p->bias());
   if (const auto* p = dynamic_cast<const PackedColumnLutLinear*>(&linear))
     return dense_fp16(quant::dequantize(p->layer()), p->bias());
-  fail(ErrorKind::kUsage,
-       "{}: this linear (a QDEC-corrected layer) has no CUDA path yet; run with --device cpu",
-       what);
+  if (const auto* q = dynamic_cast<const QdecLinear*>(&linear)) {
+    gpu::DeviceLinear d = to_device(q->linear(), what);
+    const quant::ResidualLayer& r = q->residual();
+    std::vector<float> scale;
+    scale.reserve(r.scale.size());
+    for (const uint16_t s : r.scale) scale.push_back(half_to_float(s));
+    d.add_residual(r.codes.data(), scale, q->channels());
+    return d;
+  }
+  fail(ErrorKind::kInternal, "{}: a linear of a kind the CUDA backend does not know", what);
 }
 
 gpu::DeviceLinear to_device(const model::DecoderLayer& layer, model::LinearKind kind) {

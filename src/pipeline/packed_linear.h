@@ -43,6 +43,10 @@ class QdecLinear final : public model::Linear {
   int64_t in_features() const override { return linear_->in_features(); }
   void forward(const float* x, int64_t tokens, float* y) const override;
 
+  const model::Linear& linear() const { return *linear_; }
+  const quant::ResidualLayer& residual() const { return residual_.residual(); }
+  int64_t channels() const { return channels_; }
+
  private:
   std::unique_ptr<model::Linear> linear_;
   quant::ResidualCorrector residual_;

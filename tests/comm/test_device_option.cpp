@@ -12,12 +12,11 @@ namespace {
 
 using pipeline::Device;
 
-DeviceFacts facts(bool built, bool all_gpus, int here, std::string unsupported = "") {
+DeviceFacts facts(bool built, bool all_gpus, int here) {
   DeviceFacts f;
   f.cuda_built = built;
   f.every_rank_has_gpu = all_gpus;
   f.gpus_here = here;
-  f.unsupported = std::move(unsupported);
   return f;
 }
 
@@ -57,14 +56,11 @@ TEST(DeviceOption, CudaRefusedWithTheReason) {
             std::string::npos);
   EXPECT_NE(refusal(DeviceChoice::kCuda, facts(true, false, 2)).find("another rank"),
             std::string::npos);
-  EXPECT_NE(refusal(DeviceChoice::kCuda, facts(true, true, 1, "no path")).find("no path"),
-            std::string::npos);
 }
 
 TEST(DeviceOption, AutoFallsBackToTheCpu) {
   EXPECT_EQ(resolve_device(DeviceChoice::kAuto, facts(false, true, 1)), Device::kCpu);
   EXPECT_EQ(resolve_device(DeviceChoice::kAuto, facts(true, false, 1)), Device::kCpu);
-  EXPECT_EQ(resolve_device(DeviceChoice::kAuto, facts(true, true, 1, "no path")), Device::kCpu);
 }
 
 }  // namespace

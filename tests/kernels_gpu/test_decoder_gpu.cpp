@@ -5,6 +5,8 @@
 // max |out - in|, for one token (the decode path: GEMV) and for batched sequences (GEMM).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <memory>
 #include <vector>
 
@@ -14,6 +16,7 @@
 #include "src/model/linear.h"
 #include "src/model/llama_layer.h"
 #include "src/pipeline/packed_linear.h"
+#include "src/quant/residual.h"
 #include "tests/kernels_gpu/gpu_test_util.h"
 #include "tests/kernels_gpu/random_lut_layer.h"
 
@@ -130,6 +133,42 @@ TEST(PackedDecoder, MatchesCpuLayerWithPackedLinears) {
   // fp32 everywhere: only summation order and exp() differ.
   EXPECT_LE(relative_error(cpu, gpu, 1, 1, c.hidden_size), 1e-4) << "one token";
   EXPECT_LE(relative_error(cpu, gpu, 3, 17, c.hidden_size), 1e-4) << "3 x 17 tokens";
+}
+
+// A QDEC-corrected packed linear (eval / generate --qdec): the product plus the residual's
+// correction of the k largest inputs per token, against the CPU's QdecLinear within 1e-5 of the
+// largest output; the correction is applied (the outputs move by far more than that).
+TEST(DeviceLinearResidual, MatchesCpuQdecLinear) {
+  SKIM_REQUIRE_GPU();
+  const int64_t rows = 70, cols = 300, tokens = 5, k = 16;
+  const quant::PackedLutLayer p =
+      skim::testing::random_lut_layer(rows, cols, {2, 3, 4, 6}, true, 81);
+  const auto r = random_floats(static_cast<size_t>(rows * cols), 82);
+  quant::ResidualLayer residual = quant::quantize_residual(Tensor({rows, cols}, r));
+  std::vector<float> scale;
+  for (const uint16_t h : residual.scale) scale.push_back(half_to_float(h));
+  DeviceLinear plain = DeviceLinear::lut(p);
+  DeviceLinear corrected = DeviceLinear::lut(p);
+  corrected.add_residual(residual.codes.data(), scale, k);
+  const pipeline::QdecLinear cpu(std::make_unique<pipeline::PackedLutLinear>(p),
+                                 std::move(residual), k);
+
+  const auto x = random_floats(static_cast<size_t>(tokens * cols), 83);
+  std::vector<float> ref(static_cast<size_t>(tokens * rows));
+  cpu.forward(x.data(), tokens, ref.data());
+  DeviceArray<float> dx(x), dy(ref.size()), dp(ref.size());
+  DeviceArray<uint16_t> scratch;
+  corrected.forward(dx.data(), tokens, dy.data(), scratch, nullptr);
+  plain.forward(dx.data(), tokens, dp.data(), scratch, nullptr);
+  const auto got = dy.to_host(), uncorrected = dp.to_host();
+  double top = 0.0, err = 0.0, moved = 0.0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    top = std::max(top, std::abs(double{ref[i]}));
+    err = std::max(err, std::abs(double{got[i]} - ref[i]));
+    moved = std::max(moved, std::abs(double{got[i]} - uncorrected[i]));
+  }
+  EXPECT_LE(err, 1e-5 * top);
+  EXPECT_GE(moved, 1e-3 * top);
 }
 
 }  // namespace

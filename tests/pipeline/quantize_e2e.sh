@@ -319,8 +319,8 @@ PY
     # --device: eval and generate --device cpu say so; where a GPU is visible --device cuda gives
     # the CPU's perplexity within 0.1%, a generated text, and skim / gptq folders within the
     # budget whose perplexity is within 2% of the CPU-quantized folder's; elsewhere each is a
-    # usage error (exit 2) saying why. eval --device cuda --qdec has no GPU path: a usage error
-    # everywhere.
+    # usage error (exit 2) saying why; so is eval --qdec 8 --device cuda, whose perplexity on a GPU
+    # is within 0.1% of the CPU's.
     dev=$("$bin" eval --model "$work/out-skim-3" --text "$work/eval.txt" --seq-len 64 --json \
             --comm none --device cpu | python3 -c "import json,sys; print(json.load(sys.stdin)['device'])")
     [ "$dev" = cpu ] || fail "eval --device cpu ran on '$dev'"
@@ -364,13 +364,20 @@ assert g['device'] == 'cuda' and g['new_tokens'] == 2, g" "$work/g.json" \
           || fail "--device cuda without a GPU: exit $s, $(cat "$work/$f.err")"
       done
     fi
-    for cmd in "eval --model $work/qdec --text $work/eval.txt --seq-len 64 --qdec 8"; do
-      status=0
-      # shellcheck disable=SC2086  # the command's words, split on purpose
-      "$bin" $cmd --device cuda --comm none 2> "$work/d.err" > /dev/null || status=$?
-      [ "$status" -eq 2 ] && grep -q -e "--device cuda: " "$work/d.err" \
-        || fail "$cmd --device cuda: exit $status, $(cat "$work/d.err")"
-    done
+    status=0
+    "$bin" eval --model "$work/qdec" --text "$work/eval.txt" --seq-len 64 --qdec 8 --json \
+      --device cuda --comm none 2> "$work/d.err" > "$work/dq.json" || status=$?
+    if nvidia-smi -L 2> /dev/null | grep -q GPU; then
+      python3 -c "import json,sys; g=json.load(open(sys.argv[1])); c=float(sys.argv[2]);
+assert g['device'] == 'cuda' and abs(g['perplexity'] - c) <= 1e-3 * c, (g, c)" \
+        "$work/dq.json" "$(ppl "$work/qdec" --qdec 8 --device cpu)" \
+        || fail "eval --qdec 8 --device cuda: exit $status, $(cat "$work/d.err")"
+      "$bin" generate --model "$work/qdec" --prompt "Line 1:" --tokens 4 --qdec 8 --device cuda \
+        --comm none > /dev/null || fail "generate --qdec 8 --device cuda"
+    else
+      [ "$status" -eq 2 ] && grep -q -e "--device cuda: .*\(no GPU\|without CUDA\)" "$work/d.err" \
+        || fail "eval --qdec --device cuda without a GPU: exit $status, $(cat "$work/d.err")"
+    fi
     [ ! -e "$work/dev-skim" ] && [ ! -e "$work/dev-skim.partial" ] || [ "$qstatus" -eq 0 ] \
       || fail "a refused quantize --device cuda left output"
     # claq: floor(0.25 cols) columns of each linear at 4 bits, the rest at 3; 2% of the weights
