@@ -77,9 +77,9 @@ std::unique_ptr<DecodeBackend> make_cpu_decode_backend(
     int64_t capacity);
 
 // On CUDA device `cuda_device` (selected for this thread). Dense linears (and the head) are stored
-// fp16 (cuBLAS, fp32 accumulation), packed LUT linears of 1..4 bits run from their packed form,
-// any other packed linear is dequantized to dense fp16; a QDEC linear is a usage error (no device
-// path yet). The NLL sums exponentials in double like the CPU. Throws kUsage in a build without
+// fp16 (cuBLAS, fp32 accumulation), packed LUT linears (rows of 1..8 bits) run from their packed
+// form, any other packed linear is dequantized to dense fp16; a QDEC linear keeps its residual on
+// the device. The NLL sums exponentials in double like the CPU. Throws kUsage in a build without
 // CUDA.
 std::unique_ptr<DecoderBackend> make_cuda_decoder_backend(const ModelConfig& config,
                                                           int cuda_device);

@@ -54,6 +54,13 @@ quant::SkimOptions skim_options(const QuantizeOptions& o) {
     s.scale.objective_maker = [device = o.cuda_device](const quant::ScaleProblem<float>& p) {
       return cuda_scale_objective(device, p);
     };
+    s.scale.row_kmeans = [device = o.cuda_device](
+                             const Tensor& w, quant::ImportanceView f, std::span<const int> k,
+                             std::span<const float> alpha, quant::KMeansSolver solver,
+                             std::vector<uint8_t>& labels,
+                             std::vector<std::vector<double>>& centroids) {
+      cuda_row_kmeans(device, w, f, k, alpha, solver, labels, centroids);
+    };
   }
   return s;
 }

@@ -167,6 +167,32 @@ quant::UniformLayer cuda_gptq_quantize(int device, const Tensor& w, const Tensor
   return layer;
 }
 
+void cuda_row_kmeans(int device, const Tensor& w, quant::ImportanceView f, std::span<const int> k,
+                     std::span<const float> alpha, quant::KMeansSolver solver,
+                     std::vector<uint8_t>& labels, std::vector<std::vector<double>>& centroids) {
+  const int64_t rows = w.dim(0), cols = w.dim(1);
+  labels.assign(static_cast<size_t>(rows * cols), 0);
+  centroids.assign(static_cast<size_t>(rows), {});
+  if (rows == 0) return;
+  comm::cuda_select_device(device);
+  const int k_max = *std::max_element(k.begin(), k.end());
+  const auto rn = static_cast<size_t>(rows * cols);
+  const gpu::DeviceArray<float> dw(w.data(), rn);
+  const gpu::DeviceArray<float> df(f.values, f.row_stride == 0 ? static_cast<size_t>(cols) : rn);
+  const gpu::DeviceArray<float> da(alpha.data(), alpha.size());
+  const gpu::DeviceArray<int> dk(k.data(), k.size());
+  gpu::DeviceArray<float> dc(static_cast<size_t>(rows * k_max));
+  gpu::DeviceArray<uint8_t> dl(rn);
+  gpu::kmeans_rows_varying_k(
+      dw.data(), {df.data(), f.row_stride}, da.data(), rows, cols, dk.data(), k_max,
+      solver == quant::KMeansSolver::kExact ? gpu::KMeansMode::kExact : gpu::KMeansMode::kLloyd,
+      {dc.data(), k_max, dl.data(), nullptr}, nullptr);
+  labels = dl.to_host();
+  const std::vector<float> c = dc.to_host();
+  for (int64_t i = 0; i < rows; ++i)
+    centroids[static_cast<size_t>(i)].assign(c.begin() + i * k_max, c.begin() + i * k_max + k[i]);
+}
+
 quant::UniformLayer cuda_rtn_quantize(int device, const Tensor& w,
                                       const quant::RtnOptions& options) {
   quant::UniformLayer layer = quant::rtn_layer_for(w, options);
@@ -192,6 +218,12 @@ quant::ErrorTable cuda_error_table(int, const Tensor&, const Tensor&, quant::Imp
 
 quant::ScaleObjectiveFn cuda_scale_objective(int, const quant::ScaleProblem<float>&) {
   fail(ErrorKind::kUsage, "scale training on CUDA, but this skim-dist was built without CUDA");
+}
+
+void cuda_row_kmeans(int, const Tensor&, quant::ImportanceView, std::span<const int>,
+                     std::span<const float>, quant::KMeansSolver, std::vector<uint8_t>&,
+                     std::vector<std::vector<double>>&) {
+  fail(ErrorKind::kUsage, "K-means on CUDA, but this skim-dist was built without CUDA");
 }
 
 quant::UniformLayer cuda_rtn_quantize(int, const Tensor&, const quant::RtnOptions&) {

@@ -1,12 +1,17 @@
 #pragma once
 // The steps of quantize that run on the GPU with --device cuda, as drop-in twins of their CPU
 // functions: skim's error tables (quant::build_error_table), the loss and gradient of its scale
-// training (quant's ScaleObjective), rtn (quant::rtn_quantize) and gptq (quant::gptq_quantize;
-// with act-order the problem is permuted on the host). Everything else of quantize (calibration
-// forward, Hessians, allocation, the K-means grouping steps, LUT refinement, packing) stays on
-// the CPU for now. Each call selects CUDA device `device` for the calling thread (the current
-// device is per thread), uploads its inputs, runs the kernels of kernels/gpu/quant_kernels.h and
-// brings the result back. Without CUDA in the build they throw kUsage.
+// training (quant's ScaleObjective) and its grouping K-means, rtn (quant::rtn_quantize) and gptq
+// (quant::gptq_quantize; with act-order the problem is permuted on the host). Everything else of
+// quantize (calibration forward, Hessians, allocation, grid-row fits, LUT refinement, packing)
+// stays on the CPU for now. Each call selects CUDA device `device` for the calling thread (the
+// current device is per thread), uploads its inputs, runs the kernels of
+// kernels/gpu/quant_kernels.h and brings the result back. Without CUDA in the build they throw
+// kUsage.
+#include <cstdint>
+#include <span>
+#include <vector>
+
 #include "src/core/tensor.h"
 #include "src/quant/error_table.h"
 #include "src/quant/gptq.h"
@@ -23,6 +28,13 @@ quant::ErrorTable cuda_error_table(int device, const Tensor& w, const Tensor& h,
 // The scale training's objective for this rank's rows of `p` (twin: the CPU's ScaleObjective):
 // the problem uploaded once, then per call log alpha up and the loss and gradient down.
 quant::ScaleObjectiveFn cuda_scale_objective(int device, const quant::ScaleProblem<float>& p);
+
+// The scaled grouping step's K-means of every row (twin: kmeans1d per row in group_rows,
+// handed in as ScaleTrainingOptions::row_kmeans): the rows, weights, alpha and widths uploaded,
+// labels and centroids brought back.
+void cuda_row_kmeans(int device, const Tensor& w, quant::ImportanceView f, std::span<const int> k,
+                     std::span<const float> alpha, quant::KMeansSolver solver,
+                     std::vector<uint8_t>& labels, std::vector<std::vector<double>>& centroids);
 
 // rtn's codes and grids of every group on the device (twin: quant::rtn_quantize, the same bits);
 // the input checks run on the host first.

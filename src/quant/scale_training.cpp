@@ -35,14 +35,27 @@ struct Grouping {
   std::vector<std::vector<double>> lut;
 };
 
-// Row i by weighted K-means, or (grid[i]) by fit_grid with its LUT the grid's points.
+// Row i by weighted K-means (on the CPU, or by `row_kmeans` for every LUT row at once), or
+// (grid[i]) by fit_grid with its LUT the grid's points.
 Grouping group_rows(const Tensor& w, ImportanceView f, std::span<const int> k,
                     std::span<const uint8_t> grid, std::span<const float> alpha,
-                    KMeansSolver solver) {
+                    KMeansSolver solver, const RowKMeansFn& row_kmeans) {
   const int64_t rows = w.dim(0), cols = w.dim(1);
   Grouping g;
   g.labels.resize(static_cast<size_t>(rows * cols));
   g.lut.resize(static_cast<size_t>(rows));
+  if (row_kmeans) {
+    row_kmeans(w, f, k, alpha, solver, g.labels, g.lut);
+    bool sizes = g.labels.size() == static_cast<size_t>(rows * cols) &&
+                 g.lut.size() == static_cast<size_t>(rows);
+    for (int64_t i = 0; sizes && i < rows; ++i)
+      sizes = g.lut[i].size() == static_cast<size_t>(k[i]);
+    if (!sizes)
+      fail(ErrorKind::kInternal, "grouping: {} labels and {} LUTs of the wrong sizes for [{}, {}]",
+           g.labels.size(), g.lut.size(), rows, cols);
+  }
+  const bool any_grid = std::any_of(grid.begin(), grid.end(), [](uint8_t x) { return x != 0; });
+  if (row_kmeans && !any_grid) return g;
   ParallelErrors errors;
 #pragma omp parallel if (rows * cols >= kParallelMinWork)
   {
@@ -50,6 +63,7 @@ Grouping group_rows(const Tensor& w, ImportanceView f, std::span<const int> k,
 #pragma omp for schedule(dynamic, 8)
     for (int64_t i = 0; i < rows; ++i) {
       errors.run([&] {
+        if (row_kmeans && grid[i] == 0) return;  // clustered above
         const auto wi = w.row(i);
         const auto fi = f.row(i, cols);
         for (int64_t j = 0; j < cols; ++j) {
@@ -467,7 +481,7 @@ LutLayer scaled_kmeans(const Tensor& w, const Tensor& h, ImportanceView f,
 
   auto t0 = clock::now();
   std::vector<float> alpha(cols, 1.0f);
-  Grouping unscaled = group_rows(w, f, k, grid, alpha, options.solver);
+  Grouping unscaled = group_rows(w, f, k, grid, alpha, options.solver, options.row_kmeans);
   rep.kmeans_s += seconds_since(t0);
   rep.error_unscaled = grouping_error(w, h, unscaled, alpha, rows_group);
 
@@ -515,7 +529,7 @@ LutLayer scaled_kmeans(const Tensor& w, const Tensor& h, ImportanceView f,
     rep.training_s += seconds_since(t0);
 
     t0 = clock::now();
-    chosen = group_rows(w, f, k, grid, alpha, options.solver);
+    chosen = group_rows(w, f, k, grid, alpha, options.solver, options.row_kmeans);
     rep.kmeans_s += seconds_since(t0);
     rep.error_trained = grouping_error(w, h, chosen, alpha, rows_group);
     if (!(rep.error_trained < rep.error_unscaled)) {

@@ -29,6 +29,15 @@ using ScaleObjectiveFn =
 // so the pipeline hands the device's in).
 using ScaleObjectiveMaker = std::function<ScaleObjectiveFn(const ScaleProblem<float>&)>;
 
+// The grouping step's weighted K-means of every row in the scaled space (u_ij = alpha_j w_ij,
+// weights f_ij / alpha_j^2, k[i] clusters): labels [rows * cols] and each row's k[i] centroids
+// ascending, as kmeans1d gives them per row (grid rows are then refitted on the CPU). What a
+// device twin of the CPU's loop supplies.
+using RowKMeansFn =
+    std::function<void(const Tensor& w, ImportanceView f, std::span<const int> k,
+                       std::span<const float> alpha, KMeansSolver solver,
+                       std::vector<uint8_t>& labels, std::vector<std::vector<double>>& centroids)>;
+
 struct ScaleTrainingOptions {
   bool train = true;  // false: alpha = 1 (still stored, so the bit cost is the same)
   // Adam on log alpha. Adam moves each log alpha by about lr per step, so the schedule follows
@@ -46,6 +55,9 @@ struct ScaleTrainingOptions {
   // The Adam steps' objective; null: the CPU's (partials of 16-row chunks, the same bits at any
   // rank count). A maker's per-rank sums are added over the group in rank order.
   ScaleObjectiveMaker objective_maker;
+  // The grouping steps' K-means of the LUT rows; null: kmeans1d per row on the CPU. Grid rows
+  // are fitted on the CPU either way.
+  RowKMeansFn row_kmeans;
 };
 
 // The frozen-label problem: W [rows, cols] and H [cols, cols] row-major, f the K-means

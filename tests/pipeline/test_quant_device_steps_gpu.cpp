@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -95,7 +96,8 @@ TEST_F(QuantDeviceSteps, ErrorTableMatchesCpu) {
 }
 
 // The scale objective on the device: loss and gradient within 1e-4 of the CPU's double twin at
-// a trained-looking log alpha, and a whole scaled K-means with it within 1% of the CPU's error.
+// a trained-looking log alpha, and a whole scaled K-means with it (then also with the grouping
+// K-means on the device) within 1% of the CPU's error.
 TEST_F(QuantDeviceSteps, ScaleObjectiveMatchesCpu) {
   const int64_t rows = 96, cols = 256;
   const Tensor w = random_weight(rows, cols, 5);
@@ -135,6 +137,15 @@ TEST_F(QuantDeviceSteps, ScaleObjectiveMatchesCpu) {
   };
   (void)quant::scaled_kmeans(w, h, {f.data(), 0}, bits, opt, &gpu);
   EXPECT_NEAR(gpu.error_final, cpu.error_final, 0.01 * cpu.error_final);
+  // And the grouping K-means on the device as well.
+  opt.row_kmeans = [](const Tensor& wt, quant::ImportanceView fv, std::span<const int> k,
+                      std::span<const float> alpha, quant::KMeansSolver solver,
+                      std::vector<uint8_t>& labels, std::vector<std::vector<double>>& luts) {
+    cuda_row_kmeans(0, wt, fv, k, alpha, solver, labels, luts);
+  };
+  quant::ScaleTrainingReport both;
+  (void)quant::scaled_kmeans(w, h, {f.data(), 0}, bits, opt, &both);
+  EXPECT_NEAR(both.error_final, cpu.error_final, 0.01 * cpu.error_final);
 }
 
 // rtn: the same codes, scales and zero points as the CPU, bit for bit, per row and per group

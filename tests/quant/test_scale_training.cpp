@@ -2,6 +2,7 @@
 // the full-Hessian error, and the full-Hessian LUT refinement is a true minimiser.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <span>
@@ -143,6 +144,50 @@ TEST(ScaleTraining, ObjectiveMakerStandsInForTheCpuObjective) {
   EXPECT_EQ(made.alpha, plain.alpha);
   EXPECT_EQ(made.codebook, plain.codebook);
   EXPECT_EQ(made.labels, plain.labels);
+}
+
+// A supplied grouping K-means (how the GPU's enters) replaces the CPU's per-row loop in both
+// grouping steps; grid rows are still fitted on the CPU. Wrapping kmeans1d itself, the layer
+// comes out bit for bit the same, with and without grid rows.
+TEST(ScaleTraining, RowKMeansStandsInForTheCpuLoop) {
+  const auto L = uneven_columns_layer(30, 80, 59);
+  const Tensor w({L.rows, L.cols}, L.w);
+  const Tensor h = damped_hessian(L);
+  std::vector<float> f(L.cols);
+  for (int64_t j = 0; j < L.cols; ++j) f[j] = h.at(j, j);
+  std::vector<uint8_t> bits(L.rows);
+  for (int64_t i = 0; i < L.rows; ++i)
+    bits[i] = static_cast<uint8_t>((1 + i % 4) | (i % 5 == 0 ? kGridRow : 0));
+  for (const bool with_grid : {false, true}) {
+    std::vector<uint8_t> b = bits;
+    if (!with_grid)
+      for (auto& x : b) x = static_cast<uint8_t>(choice_width(x));
+    ScaleTrainingOptions opt;
+    const LutLayer plain = scaled_kmeans(w, h, {f.data(), 0}, b, opt);
+    int calls = 0;
+    opt.row_kmeans = [&](const Tensor& wt, ImportanceView fv, std::span<const int> k,
+                         std::span<const float> alpha, KMeansSolver solver,
+                         std::vector<uint8_t>& labels, std::vector<std::vector<double>>& luts) {
+      ++calls;
+      const int64_t cols = wt.dim(1);
+      std::vector<float> u(cols), g(cols);
+      for (int64_t i = 0; i < wt.dim(0); ++i) {
+        for (int64_t j = 0; j < cols; ++j) {
+          u[j] = alpha[j] * wt.at(i, j);
+          g[j] = fv.row(i, cols)[j] / (alpha[j] * alpha[j]);
+        }
+        const auto km = kmeans1d(u, g, k[i], solver);
+        std::copy(km.labels.begin(), km.labels.end(), labels.begin() + i * cols);
+        luts[i].assign(km.centroids.begin(), km.centroids.end());
+      }
+    };
+    const LutLayer made = scaled_kmeans(w, h, {f.data(), 0}, b, opt);
+    EXPECT_EQ(calls, 2) << "grid rows " << with_grid;  // before and after the training
+    EXPECT_EQ(made.alpha, plain.alpha) << "grid rows " << with_grid;
+    EXPECT_EQ(made.codebook, plain.codebook) << "grid rows " << with_grid;
+    EXPECT_EQ(made.labels, plain.labels) << "grid rows " << with_grid;
+    EXPECT_EQ(made.grid_rows, plain.grid_rows) << "grid rows " << with_grid;
+  }
 }
 
 // The refined LUT is a stationary point of the convex row error: P H (P^T c - w) = 0 with
