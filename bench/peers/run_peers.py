@@ -67,6 +67,10 @@ SKIM = {
                                        "--global-weights", "energy"]),
     "skim q8 b4 global kl": ("3,4", ["--lut", "q8", "--b-max", "4", "--allocation", "global",
                                      "--global-weights", "kl"]),
+    # d8 at the default widths: the same bits as q8, a finer grid whenever a row's widest gap is
+    # narrower than its span.
+    "skim d8 b4 global kl": ("3,4", ["--lut", "d8", "--b-max", "4", "--allocation", "global",
+                                     "--global-weights", "kl"]),
     "skim q8 b6 global kl": ("4.23,4.5,4.63,4.93,5.27,5.53,6.03",
                              ["--lut", "q8", "--b-max", "6", "--allocation", "global",
                               "--global-weights", "kl"]),

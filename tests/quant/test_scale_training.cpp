@@ -35,6 +35,18 @@ testing::SyntheticLayer uneven_columns_layer(int64_t rows, int64_t cols, uint64_
   return L;
 }
 
+// An uneven-columns layer as a tensor, its damped Hessian and the default K-means weights H_jj.
+struct UnevenProblem {
+  Tensor w, h;
+  std::vector<float> f;
+};
+UnevenProblem uneven_problem(int64_t rows, int64_t cols, uint64_t seed) {
+  const auto L = uneven_columns_layer(rows, cols, seed);
+  UnevenProblem p{Tensor({L.rows, L.cols}, L.w), damped_hessian(L), {}};
+  for (int64_t j = 0; j < L.cols; ++j) p.f.push_back(p.h.at(j, j));
+  return p;
+}
+
 TEST(ScaleTraining, GradientMatchesCentralDifferences) {
   const auto L = uneven_columns_layer(6, 40, 51);
   const Tensor h = damped_hessian(L);
@@ -91,12 +103,8 @@ TEST(ScaleTraining, GradientMatchesCentralDifferences) {
 }
 
 TEST(ScaleTraining, TrainingLowersFullErrorOnUnevenColumns) {
-  const auto L = uneven_columns_layer(64, 256, 53);
-  const Tensor w({L.rows, L.cols}, L.w);
-  const Tensor h = damped_hessian(L);
-  std::vector<float> f(L.cols);
-  for (int64_t j = 0; j < L.cols; ++j) f[j] = h.at(j, j);
-  const std::vector<uint8_t> bits(L.rows, 3);
+  const auto [w, h, f] = uneven_problem(64, 256, 53);
+  const std::vector<uint8_t> bits(w.dim(0), 3);
   ScaleTrainingOptions opt;
   opt.refine_full_hessian = false;
   ScaleTrainingReport rep;
@@ -109,23 +117,19 @@ TEST(ScaleTraining, TrainingLowersFullErrorOnUnevenColumns) {
   EXPECT_LT(rep.error_trained, rep.error_unscaled);
   EXPECT_FALSE(rep.kept_unscaled);
   // The stored layer is what the report measured.
-  ASSERT_EQ(layer.alpha.size(), static_cast<size_t>(L.cols));
+  ASSERT_EQ(layer.alpha.size(), static_cast<size_t>(w.dim(1)));
   const double e = layer_error(w, dequantize(layer), h);
   EXPECT_NEAR(e, rep.error_final, 1e-5 * e);
   int not_one = 0;
   for (uint16_t a : layer.alpha) not_one += half_to_float(a) != 1.0f;
-  EXPECT_GT(not_one, L.cols / 2);
+  EXPECT_GT(not_one, w.dim(1) / 2);
 }
 
 // A supplied objective (how the GPU's enters) replaces the CPU's at every Adam step and the
 // final loss: wrapping the CPU's own per-rank objective, the layer comes out bit for bit the same.
 TEST(ScaleTraining, ObjectiveMakerStandsInForTheCpuObjective) {
-  const auto L = uneven_columns_layer(40, 96, 57);
-  const Tensor w({L.rows, L.cols}, L.w);
-  const Tensor h = damped_hessian(L);
-  std::vector<float> f(L.cols);
-  for (int64_t j = 0; j < L.cols; ++j) f[j] = h.at(j, j);
-  const std::vector<uint8_t> bits(L.rows, 3);
+  const auto [w, h, f] = uneven_problem(40, 96, 57);
+  const std::vector<uint8_t> bits(w.dim(0), 3);
   ScaleTrainingOptions opt;
   const LutLayer plain = scaled_kmeans(w, h, {f.data(), 0}, bits, opt);
   int calls = 0, with_grad = 0;
@@ -150,13 +154,9 @@ TEST(ScaleTraining, ObjectiveMakerStandsInForTheCpuObjective) {
 // grouping steps; grid rows are still fitted on the CPU. Wrapping kmeans1d itself, the layer
 // comes out bit for bit the same, with and without grid rows.
 TEST(ScaleTraining, RowKMeansStandsInForTheCpuLoop) {
-  const auto L = uneven_columns_layer(30, 80, 59);
-  const Tensor w({L.rows, L.cols}, L.w);
-  const Tensor h = damped_hessian(L);
-  std::vector<float> f(L.cols);
-  for (int64_t j = 0; j < L.cols; ++j) f[j] = h.at(j, j);
-  std::vector<uint8_t> bits(L.rows);
-  for (int64_t i = 0; i < L.rows; ++i)
+  const auto [w, h, f] = uneven_problem(30, 80, 59);
+  std::vector<uint8_t> bits(w.dim(0));
+  for (int64_t i = 0; i < w.dim(0); ++i)
     bits[i] = static_cast<uint8_t>((1 + i % 4) | (i % 5 == 0 ? kGridRow : 0));
   for (const bool with_grid : {false, true}) {
     std::vector<uint8_t> b = bits;
