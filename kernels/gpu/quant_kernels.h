@@ -70,6 +70,10 @@ void error_table(const float* w, const float* h, RowWeights f, int64_t rows, int
 void store_lut_entries(float* centroids, int64_t k_stride, int k, int64_t rows, LutStorage storage,
                        void* stream);
 
+// g = d H for d [rows, cols] and H [cols, cols] (row-major, fp32): one SGEMM (fp32, not TF32).
+void rows_times_h(const float* d, int64_t rows, int64_t cols, const float* h, float* g,
+                  void* stream);
+
 // dw = fp16(centroids[l_ij]) / alpha_j - w_ij (alpha may be null: 1), and
 // out[i] = dw_i H dw_i^T for d [rows, cols] using `g` [rows, cols] as scratch.
 void dequantize_delta(const float* w, const float* centroids, int64_t k_stride,

@@ -61,6 +61,9 @@ quant::SkimOptions skim_options(const QuantizeOptions& o) {
                              std::vector<std::vector<double>>& centroids) {
       cuda_row_kmeans(device, w, f, k, alpha, solver, labels, centroids);
     };
+    s.scale.refine_gemm = [device = o.cuda_device](const Tensor& h) {
+      return cuda_rows_times_h(device, h);
+    };
   }
   return s;
 }

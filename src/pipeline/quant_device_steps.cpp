@@ -193,6 +193,31 @@ void cuda_row_kmeans(int device, const Tensor& w, quant::ImportanceView f, std::
     centroids[static_cast<size_t>(i)].assign(c.begin() + i * k_max, c.begin() + i * k_max + k[i]);
 }
 
+quant::RowsTimesHFn cuda_rows_times_h(int device, const Tensor& h) {
+  comm::cuda_select_device(device);
+  struct Resident {
+    int device = 0;
+    int64_t cols = 0;
+    gpu::DeviceArray<float> h, p, y;
+  };
+  auto r = std::make_shared<Resident>();
+  r->device = device;
+  r->cols = h.dim(0);
+  r->h = gpu::DeviceArray<float>(h.data(), static_cast<size_t>(h.numel()));
+  return [r](const float* p, int64_t lines, float* y) {
+    if (lines <= 0) return;
+    comm::cuda_select_device(r->device);
+    const auto n = static_cast<size_t>(lines * r->cols);
+    if (r->p.size() < n) {
+      r->p = gpu::DeviceArray<float>(n);
+      r->y = gpu::DeviceArray<float>(n);
+    }
+    gpu::copy_to_device(r->p.data(), p, n * sizeof(float), nullptr);
+    gpu::rows_times_h(r->p.data(), lines, r->cols, r->h.data(), r->y.data(), nullptr);
+    gpu::copy_to_host(y, r->y.data(), n * sizeof(float), nullptr);
+  };
+}
+
 quant::UniformLayer cuda_rtn_quantize(int device, const Tensor& w,
                                       const quant::RtnOptions& options) {
   quant::UniformLayer layer = quant::rtn_layer_for(w, options);
@@ -224,6 +249,10 @@ void cuda_row_kmeans(int, const Tensor&, quant::ImportanceView, std::span<const 
                      std::span<const float>, quant::KMeansSolver, std::vector<uint8_t>&,
                      std::vector<std::vector<double>>&) {
   fail(ErrorKind::kUsage, "K-means on CUDA, but this skim-dist was built without CUDA");
+}
+
+quant::RowsTimesHFn cuda_rows_times_h(int, const Tensor&) {
+  fail(ErrorKind::kUsage, "LUT refinement on CUDA, but this skim-dist was built without CUDA");
 }
 
 quant::UniformLayer cuda_rtn_quantize(int, const Tensor&, const quant::RtnOptions&) {

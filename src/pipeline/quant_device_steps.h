@@ -1,13 +1,13 @@
 #pragma once
 // The steps of quantize that run on the GPU with --device cuda, as drop-in twins of their CPU
 // functions: skim's error tables (quant::build_error_table), the loss and gradient of its scale
-// training (quant's ScaleObjective) and its grouping K-means, rtn (quant::rtn_quantize) and gptq
-// (quant::gptq_quantize; with act-order the problem is permuted on the host). Everything else of
-// quantize (calibration forward, Hessians, allocation, grid-row fits, LUT refinement, packing)
-// stays on the CPU for now. Each call selects CUDA device `device` for the calling thread (the
-// current device is per thread), uploads its inputs, runs the kernels of
-// kernels/gpu/quant_kernels.h and brings the result back. Without CUDA in the build they throw
-// kUsage.
+// training (quant's ScaleObjective), its grouping K-means and the GEMM of its LUT refinement;
+// rtn (quant::rtn_quantize) and gptq (quant::gptq_quantize; with act-order the problem is
+// permuted on the host). Everything else of quantize (calibration forward, Hessians,
+// allocation, grid-row fits, the refinement's small solves, packing) stays on the CPU for now.
+// Each call selects CUDA device `device` for the calling thread (the current device is per
+// thread), uploads its inputs, runs the kernels of kernels/gpu/quant_kernels.h and brings the
+// result back. Without CUDA in the build they throw kUsage.
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -35,6 +35,11 @@ quant::ScaleObjectiveFn cuda_scale_objective(int device, const quant::ScaleProbl
 void cuda_row_kmeans(int device, const Tensor& w, quant::ImportanceView f, std::span<const int> k,
                      std::span<const float> alpha, quant::KMeansSolver solver,
                      std::vector<uint8_t>& labels, std::vector<std::vector<double>>& centroids);
+
+// The LUT refinement's GEMM P H (twin: the BLAS call in quant::refine_luts_full_hessian, handed
+// in as ScaleTrainingOptions::refine_gemm): H uploaded once per layer, each block of P up and its
+// product down.
+quant::RowsTimesHFn cuda_rows_times_h(int device, const Tensor& h);
 
 // rtn's codes and grids of every group on the device (twin: quant::rtn_quantize, the same bits);
 // the input checks run on the host first.

@@ -377,7 +377,7 @@ void refine_grid_row(const std::vector<double>& a, const std::vector<double>& rh
 
 void refine_luts_full_hessian(const Tensor& w, const Tensor& h, std::span<const uint8_t> labels,
                               std::span<const float> alpha, std::vector<std::vector<double>>& lut,
-                              std::span<const uint8_t> grid) {
+                              std::span<const uint8_t> grid, const RowsTimesHFn& rows_times_h) {
   const int64_t rows = w.dim(0), cols = w.dim(1);
   std::vector<float> inva(cols);
   for (int64_t j = 0; j < cols; ++j) inva[j] = 1.0f / alpha[j];
@@ -415,8 +415,11 @@ void refine_luts_full_hessian(const Tensor& w, const Tensor& h, std::span<const 
       const uint8_t* li = labels.data() + r * cols;
       for (int64_t j = 0; j < cols; ++j) pr[li[j] * cols + j] = inva[j];
     }
-    kernels::gemm(false, false, lines, cols, cols, 1.0f, p.data(), cols, h.data(), cols, 0.0f,
-                  y.data(), cols);
+    if (rows_times_h)
+      rows_times_h(p.data(), lines, y.data());
+    else
+      kernels::gemm(false, false, lines, cols, cols, 1.0f, p.data(), cols, h.data(), cols, 0.0f,
+                    y.data(), cols);
 #pragma omp parallel for schedule(dynamic, 4) if (par)
     for (int64_t row = r0; row < r1; ++row) {
       const int k = static_cast<int>(lut[row].size());
@@ -546,7 +549,8 @@ LutLayer scaled_kmeans(const Tensor& w, const Tensor& h, ImportanceView f,
   if (options.refine_full_hessian) {
     t0 = clock::now();
     Grouping refined = chosen;
-    refine_luts_full_hessian(w, h, refined.labels, alpha, refined.lut, grid);
+    refine_luts_full_hessian(w, h, refined.labels, alpha, refined.lut, grid,
+                             options.refine_gemm ? options.refine_gemm(h) : RowsTimesHFn());
     const double e = grouping_error(w, h, refined, alpha, rows_group);
     if (e < rep.error_final) {
       rep.error_final = e;

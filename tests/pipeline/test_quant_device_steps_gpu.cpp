@@ -97,7 +97,7 @@ TEST_F(QuantDeviceSteps, ErrorTableMatchesCpu) {
 
 // The scale objective on the device: loss and gradient within 1e-4 of the CPU's double twin at
 // a trained-looking log alpha, and a whole scaled K-means with it (then also with the grouping
-// K-means on the device) within 1% of the CPU's error.
+// K-means and the refinement's GEMM on the device) within 1% of the CPU's error.
 TEST_F(QuantDeviceSteps, ScaleObjectiveMatchesCpu) {
   const int64_t rows = 96, cols = 256;
   const Tensor w = random_weight(rows, cols, 5);
@@ -146,6 +146,11 @@ TEST_F(QuantDeviceSteps, ScaleObjectiveMatchesCpu) {
   quant::ScaleTrainingReport both;
   (void)quant::scaled_kmeans(w, h, {f.data(), 0}, bits, opt, &both);
   EXPECT_NEAR(both.error_final, cpu.error_final, 0.01 * cpu.error_final);
+  // And the refinement's GEMM too.
+  opt.refine_gemm = [](const Tensor& hh) { return cuda_rows_times_h(0, hh); };
+  quant::ScaleTrainingReport all;
+  (void)quant::scaled_kmeans(w, h, {f.data(), 0}, bits, opt, &all);
+  EXPECT_NEAR(all.error_final, cpu.error_final, 0.01 * cpu.error_final);
 }
 
 // rtn: the same codes, scales and zero points as the CPU, bit for bit, per row and per group

@@ -190,6 +190,31 @@ TEST(ScaleTraining, RowKMeansStandsInForTheCpuLoop) {
   }
 }
 
+// A supplied refinement GEMM (how the GPU's enters) computes every block's P H: with a plain
+// double-precision loop in its place, the refined layer's error is the BLAS one's to 1e-6.
+TEST(ScaleTraining, RefineGemmStandsInForBlas) {
+  const auto [w, h, f] = uneven_problem(24, 64, 61);
+  const std::vector<uint8_t> bits(w.dim(0), 3);
+  ScaleTrainingOptions opt;
+  ScaleTrainingReport plain, made;
+  (void)scaled_kmeans(w, h, {f.data(), 0}, bits, opt, &plain);
+  int64_t lines_seen = 0;
+  opt.refine_gemm = [&](const Tensor& hh) -> RowsTimesHFn {
+    return [&, n = hh.dim(0)](const float* p, int64_t lines, float* y) {
+      lines_seen += lines;
+      for (int64_t r = 0; r < lines; ++r)
+        for (int64_t c = 0; c < n; ++c) {
+          double s = 0.0;
+          for (int64_t j = 0; j < n; ++j) s += double{p[r * n + j]} * hh.at(j, c);
+          y[r * n + c] = static_cast<float>(s);
+        }
+    };
+  };
+  (void)scaled_kmeans(w, h, {f.data(), 0}, bits, opt, &made);
+  EXPECT_GE(lines_seen, w.dim(0) * 8);  // every row's 8 LUT lines
+  EXPECT_NEAR(made.error_final, plain.error_final, 1e-6 * plain.error_final);
+}
+
 // The refined LUT is a stationary point of the convex row error: P H (P^T c - w) = 0 with
 // P[k][j] = [l_j = k] / alpha_j, checked with dense double loops.
 TEST(ScaleTraining, FullHessianRefinementSolvesTheNormalEquations) {
