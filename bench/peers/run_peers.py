@@ -130,6 +130,8 @@ class Bench:
         if os.path.exists(self.path):
             self.result = json.load(open(self.path))
         self.redo = set(filter(None, args.redo.split(",")))
+        # The tree the run was started from: later commits while it runs do not change its binary.
+        self.commit = git_commit()
 
     def done(self, name):
         return name not in self.redo and any(r["name"] == name for r in self.result["runs"])
@@ -140,10 +142,10 @@ class Bench:
 
     def save(self, run_entry):
         self.reload()  # the llama and tool halves may run at once: keep each other's runs
-        run_entry = dict(run_entry, commit=git_commit())
+        run_entry = dict(run_entry, commit=self.commit)
         runs = [r for r in self.result["runs"] if r["name"] != run_entry["name"]] + [run_entry]
         self.result.update({
-            "benchmark": "peers", "commit": git_commit(), "machine": machine(),
+            "benchmark": "peers", "commit": self.commit, "machine": machine(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "settings": {"model": rel(self.a.model), "calib": rel(self.a.calib),
                          "calib_samples": self.a.calib_samples, "seq_len": self.a.seq_len,
