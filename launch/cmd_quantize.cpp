@@ -29,7 +29,7 @@ struct QuantizeArgs {
   std::string global_weights = "kl";
   std::string propagation = "fp";
   std::string progress = "text";
-  std::string lut = "q8";
+  std::string lut = "d8";
   std::string grid_rows;  // empty: yes for skim with 8-bit entries when kGridRowsByDefault
   bool lut_given = false;
   bool group_size_given = false;

@@ -59,9 +59,9 @@ struct QuantizeOptions {
   // claq: of all weights, more in the columns with more outliers (src/quant/claq.h).
   double outliers = 0.0;
   // skim / kmeans: how LUT entries are stored (and what the allocation charges for them). q8:
-  // lower perplexity than f16 on both held-out texts at 3, 4 and 4.25 bits; d8 within 0.2% of
-  // q8 on SmolLM2 at 5.27 bits (docs/RESULTS.md).
-  quant::LutEntries lut_entries = quant::LutEntries::kQ8;
+  // lower perplexity than f16 on both held-out texts at 3, 4 and 4.25 bits; d8 (the same bits):
+  // lower than q8 on both at 3 and 4 bits (skim, global kl; docs/RESULTS.md).
+  quant::LutEntries lut_entries = quant::LutEntries::kD8;
   // skim with q8 or d8 entries: the allocation may also make a row a grid row (its LUT its
   // 8-bit grid itself, no entries stored; src/quant/grid_fit.h).
   bool grid_rows = false;

@@ -119,7 +119,7 @@ case "$scenario" in
     for key in "skim-dist [0-9]" "^CUDA: " "^NCCL: " "^MPI: " "^BLAS: OpenBLAS"; do
       grep -q "$key" "$work/version" || fail "--version: no '$key' in $(cat "$work/version")"
     done
-    for m in "skim 3" "skim 2.5" "skim 3.5 q8" "skim 5 d8" "kmeans 3 f16" "kmeans 3" "kmeans 3 d8" \
+    for m in "skim 3" "skim 2.5" "skim 3.5 q8" "skim 5 d8" "kmeans 3 f16" "kmeans 3" "kmeans 3 q8" \
              "gptq 3" "rtn 4"; do
       set -- $m
       out="$work/out-$1-$2${3:+-$3}"
@@ -169,33 +169,32 @@ for dl, rl in zip(d["layers"], r["layers"], strict=True):
         assert abs(a["relative_error"] - b["error"] / b["energy"]) < 1e-12, (a, b)
 PY
     done
-    # 8-bit LUT entries (the default): at 3 bits a row stores 8 codes and a grid (64 + 32 bits)
-    # instead of 8 fp16 entries (128 bits, --lut f16), so kmeans saves exactly 32 bits per row;
-    # every LUT layer of the file says q8 and has no fp16 codebook.
-    python3 - "$work/out-kmeans-3-f16/report.json" "$work/out-kmeans-3" <<'PY' || fail "--lut q8"
+    # 8-bit LUT entries (the default, d8): at 3 bits a row stores 8 codes and a grid (64 + 32
+    # bits) instead of 8 fp16 entries (128 bits, --lut f16), so kmeans saves exactly 32 bits per
+    # row; every LUT layer of the file says d8 and has no fp16 codebook.
+    python3 - "$work/out-kmeans-3-f16/report.json" "$work/out-kmeans-3" <<'PY' || fail "--lut d8"
 import glob, json, struct, sys
 a = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2] + "/report.json"))
 rows = sum(sum(l["bits_histogram"].values()) for layer in a["layers"] for l in layer["linears"])
 assert a["stored_bits"] - b["stored_bits"] == 32 * rows, (a["stored_bits"], b["stored_bits"], rows)
-assert b["options"]["lut"] == "q8" and a["options"]["lut"] == "f16"
-for path in glob.glob(sys.argv[2] + "/layers/*.safetensors"):
-    with open(path, "rb") as f:
-        header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
-    layers = json.loads(header["__metadata__"]["skim.layers"])
-    assert layers and all(l["entries"] == "q8" for l in layers.values()), path
-    assert not any(k.endswith(".lut.codebook") for k in header), path
-PY
-    # d8 entries: the same bits as q8 (kmeans: the same rows and widths), every LUT layer says d8,
-    # and the folder evaluates.
-    python3 - "$work/out-kmeans-3" "$work/out-kmeans-3-d8" <<'PY' || fail "--lut d8"
-import glob, json, struct, sys
-q = json.load(open(sys.argv[1] + "/report.json")); d = json.load(open(sys.argv[2] + "/report.json"))
-assert d["options"]["lut"] == "d8" and d["stored_bits"] == q["stored_bits"], (d["stored_bits"], q["stored_bits"])
+assert b["options"]["lut"] == "d8" and a["options"]["lut"] == "f16"
 for path in glob.glob(sys.argv[2] + "/layers/*.safetensors"):
     with open(path, "rb") as f:
         header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
     layers = json.loads(header["__metadata__"]["skim.layers"])
     assert layers and all(l["entries"] == "d8" for l in layers.values()), path
+    assert not any(k.endswith(".lut.codebook") for k in header), path
+PY
+    # q8 entries: the same bits as d8 (kmeans: the same rows and widths), every LUT layer says q8.
+    python3 - "$work/out-kmeans-3" "$work/out-kmeans-3-q8" <<'PY' || fail "--lut q8"
+import glob, json, struct, sys
+d = json.load(open(sys.argv[1] + "/report.json")); q = json.load(open(sys.argv[2] + "/report.json"))
+assert q["options"]["lut"] == "q8" and d["stored_bits"] == q["stored_bits"], (d["stored_bits"], q["stored_bits"])
+for path in glob.glob(sys.argv[2] + "/layers/*.safetensors"):
+    with open(path, "rb") as f:
+        header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+    layers = json.loads(header["__metadata__"]["skim.layers"])
+    assert layers and all(l["entries"] == "q8" for l in layers.values()), path
 PY
     "$bin" eval --model "$work/out-skim-5-d8" --text "$work/eval.txt" --seq-len 64 --json \
       --comm none > "$work/eval.json" || fail "--lut d8: eval of the packed folder"
