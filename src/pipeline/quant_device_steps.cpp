@@ -87,7 +87,8 @@ quant::ScaleObjectiveFn cuda_scale_objective(int device, const quant::ScaleProbl
     d->k_max = *std::max_element(p.k, p.k + p.rows);
     d->w = gpu::DeviceArray<float>(p.w, rn);
     d->h = gpu::DeviceArray<float>(p.h, n * n);
-    d->f = gpu::DeviceArray<float>(p.f.values, p.f.row_stride == 0 ? n : rn);
+    d->f = gpu::DeviceArray<float>(
+        p.f.values, p.f.row_stride == 0 ? n : static_cast<size_t>(p.rows * p.f.row_stride));
     d->labels = gpu::DeviceArray<uint8_t>(p.labels, rn);
     d->k = gpu::DeviceArray<int>(p.k, static_cast<size_t>(p.rows));
     d->log_alpha = gpu::DeviceArray<double>(n);
@@ -178,7 +179,8 @@ void cuda_row_kmeans(int device, const Tensor& w, quant::ImportanceView f, std::
   const int k_max = *std::max_element(k.begin(), k.end());
   const auto rn = static_cast<size_t>(rows * cols);
   const gpu::DeviceArray<float> dw(w.data(), rn);
-  const gpu::DeviceArray<float> df(f.values, f.row_stride == 0 ? static_cast<size_t>(cols) : rn);
+  const gpu::DeviceArray<float> df(
+      f.values, static_cast<size_t>(f.row_stride == 0 ? cols : rows * f.row_stride));
   const gpu::DeviceArray<float> da(alpha.data(), alpha.size());
   const gpu::DeviceArray<int> dk(k.data(), k.size());
   gpu::DeviceArray<float> dc(static_cast<size_t>(rows * k_max));
