@@ -74,8 +74,8 @@ SKIM = {
     "skim q8 b6 global kl": ("4.23,4.5,4.63,4.93,5.27,5.53,6.03",
                              ["--lut", "q8", "--b-max", "6", "--allocation", "global",
                               "--global-weights", "kl"]),
-    "skim d8 b6 global kl": ("4.23,5.27", ["--lut", "d8", "--b-max", "6", "--allocation",
-                                           "global", "--global-weights", "kl"]),
+    "skim d8 b6 global kl": ("5.27", ["--lut", "d8", "--b-max", "6", "--allocation", "global",
+                                      "--global-weights", "kl"]),
     # Rows up to 8 bits where llama.cpp's best recipe keeps Q6_K and Q8_0 tensors.
     "skim q8 b8 global kl": ("6.03", ["--lut", "q8", "--b-max", "8", "--allocation", "global",
                                       "--global-weights", "kl"]),
