@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "src/core/error.h"
-#include "src/core/half.h"
 #include "src/pipeline/decoder_backend.h"
 
 #if SKIM_HAVE_CUDA
@@ -55,11 +54,7 @@ gpu::DeviceLinear to_device(const model::Linear& linear, const std::string& what
     return dense_fp16(quant::dequantize(p->layer()), p->bias());
   if (const auto* q = dynamic_cast<const QdecLinear*>(&linear)) {
     gpu::DeviceLinear d = to_device(q->linear(), what);
-    const quant::ResidualLayer& r = q->residual();
-    std::vector<float> scale;
-    scale.reserve(r.scale.size());
-    for (const uint16_t s : r.scale) scale.push_back(half_to_float(s));
-    d.add_residual(r.codes.data(), scale, q->channels());
+    d.add_residual(q->corrector().residual().codes.data(), q->corrector().scale(), q->channels());
     return d;
   }
   fail(ErrorKind::kInternal, "{}: a linear of a kind the CUDA backend does not know", what);

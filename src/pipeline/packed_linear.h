@@ -44,7 +44,7 @@ class QdecLinear final : public model::Linear {
   void forward(const float* x, int64_t tokens, float* y) const override;
 
   const model::Linear& linear() const { return *linear_; }
-  const quant::ResidualLayer& residual() const { return residual_.residual(); }
+  const quant::ResidualCorrector& corrector() const { return residual_; }
   int64_t channels() const { return channels_; }
 
  private:

@@ -70,14 +70,21 @@ void encode_grid_row(LutLayer& layer, int64_t i) {
   layer.codebook_q8_grid[2 * i + 1] = step;
 }
 
+// The indices of `values` in ascending order of value (ties: in index order), as d8 stores them.
+template <typename Value>
+std::vector<size_t> ascending_order(size_t n, Value value) {
+  std::vector<size_t> order(n);
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return value(a) < value(b); });
+  return order;
+}
+
 // Row i's entries sorted (labels renumbered), then coded as d8 increments.
 void encode_d8_row(LutLayer& layer, int64_t i) {
   const int64_t first = layer.codebook_offset[i], k = layer.codebook_offset[i + 1] - first;
-  std::vector<int> order(static_cast<size_t>(k));
-  std::iota(order.begin(), order.end(), 0);
-  std::vector<float> e(static_cast<size_t>(k));
-  for (int64_t q = 0; q < k; ++q) e[q] = half_to_float(layer.codebook[first + q]);
-  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return e[a] < e[b]; });
+  const std::vector<size_t> order = ascending_order(
+      static_cast<size_t>(k), [&](size_t q) { return half_to_float(layer.codebook[first + q]); });
   std::vector<uint8_t> rank(static_cast<size_t>(k));
   for (int64_t q = 0; q < k; ++q) rank[order[q]] = static_cast<uint8_t>(q);
   uint8_t* labels = layer.labels.data() + i * layer.cols;
@@ -157,13 +164,16 @@ LutRowGrid encode_d8_entries(std::span<uint16_t> ascending, uint8_t* codes) {
 }
 
 void store_lut_entries(LutEntries entries, std::span<float> lut) {
+  if (entries == LutEntries::kF16) {
+    for (float& v : lut) v = half_to_float(float_to_half(v));
+    return;
+  }
   const size_t k = lut.size();
-  std::vector<uint16_t> h(k);
+  // d8 codes the entries ascending; q8 takes them in any order.
   std::vector<size_t> order(k);
   std::iota(order.begin(), order.end(), size_t{0});
-  if (entries == LutEntries::kD8)
-    std::stable_sort(order.begin(), order.end(),
-                     [&](size_t a, size_t b) { return lut[a] < lut[b]; });
+  if (entries == LutEntries::kD8) order = ascending_order(k, [&](size_t q) { return lut[q]; });
+  std::vector<uint16_t> h(k);
   for (size_t q = 0; q < k; ++q) h[q] = float_to_half(lut[order[q]]);
   std::vector<uint8_t> codes(k);
   if (entries == LutEntries::kQ8) encode_q8_entries(h, codes.data());

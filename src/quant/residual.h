@@ -43,6 +43,8 @@ class ResidualCorrector {
  public:
   explicit ResidualCorrector(ResidualLayer residual);
   const ResidualLayer& residual() const { return residual_; }
+  // The per-row scales as fp32 (what the correction multiplies by).
+  const std::vector<float>& scale() const { return scale_; }
 
   // y [tokens, rows] += R^[:, S_t] x_t[S_t] for x [tokens, cols], S_t the k channels of token t
   // with the largest |x_tj| (kernels/cpu/qdec.h). 0 <= k <= cols.
