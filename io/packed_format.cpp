@@ -553,7 +553,7 @@ PackedModel read_packed_model(const std::string& path) {
         l.grid_rows.resize(l.bits.size());
         for (size_t i = 0; i < l.bits.size(); ++i) {
           l.grid_rows[i] = quant::choice_is_grid(l.bits[i]) ? 1 : 0;
-          l.bits[i] = static_cast<uint8_t>(quant::choice_width(l.bits[i]));
+          l.bits[i] = static_cast<uint8_t>(l.bits[i] & ~quant::kGridRow);  // no other flag
           if (l.grid_rows[i] != 0 && l.bits[i] >= 1 && l.bits[i] <= 8)
             grid_codes += int64_t{1} << l.bits[i];
         }

@@ -1,10 +1,12 @@
 // skim-dist quantize: the distributed pipeline (src/pipeline/quantize.h) behind its options.
 #include <fmt/format.h>
 
+#include <charconv>
 #include <cstdio>
 #include <map>
 #include <memory>
 #include <string>
+#include <system_error>
 
 #include "comm/cuda_devices.h"
 #include "launch/commands.h"
@@ -31,12 +33,22 @@ struct QuantizeArgs {
   std::string progress = "text";
   std::string lut = "d8";
   std::string grid_rows;  // empty: yes for skim with 8-bit entries when kGridRowsByDefault
+  std::string outliers = "0";
   bool lut_given = false;
   bool group_size_given = false;
   bool no_scale = false;
   bool no_refine = false;
   std::string device = "auto";
 };
+
+double parse_fraction(const char* option, const std::string& text) {
+  double v = 0.0;
+  const char* end = text.data() + text.size();
+  const auto [stop, ec] = std::from_chars(text.data(), end, v);
+  if (ec != std::errc() || stop != end || text.empty())
+    fail(ErrorKind::kUsage, "{} {}: need a fraction or auto", option, text);
+  return v;
+}
 
 void run_quantize_command(QuantizeArgs& a) {
   using namespace pipeline;
@@ -68,6 +80,8 @@ void run_quantize_command(QuantizeArgs& a) {
   o.grid_rows = a.grid_rows == "yes" ||
                 (a.grid_rows.empty() && kGridRowsByDefault && o.method == Method::kSkim &&
                  o.lut_entries != quant::LutEntries::kF16);
+  o.outliers_auto = a.outliers == "auto";
+  if (!o.outliers_auto) o.outliers = parse_fraction("--outliers", a.outliers);
   o.train_scale = !a.no_scale;
   o.refine_luts = !a.no_refine;
 
@@ -160,10 +174,11 @@ void add_quantize_command(CLI::App& root, Action& action) {
                   "step; no LUT entries) where that buys more for its bits")
       ->check(CLI::IsMember({"yes", "no"}));
   cmd->add_flag("--exact-kmeans", o.exact_kmeans, "skim/kmeans/claq: the exact 1-D K-means solver");
-  cmd->add_option("--outliers", o.outliers,
+  cmd->add_option("--outliers", a->outliers,
                   "skim: fraction of each row's weights kept apart from the K-means as fp16 "
-                  "corrections (their bits come out of --bits); claq: of all weights, more in "
-                  "the columns with more outliers (their bits added)");
+                  "corrections (their bits come out of --bits), or auto: each row's count chosen "
+                  "by the bit allocation; claq: of all weights, more in the columns with more "
+                  "outliers (their bits added)");
   cmd->add_option("--group-size", o.group_size,
                   "gptq/rtn: columns per quantization group (0: row); slim: per group of one "
                   "width (default 128)");

@@ -69,7 +69,7 @@ SKIM = {
                                      "--global-weights", "kl"]),
     # d8 at the default widths: the same bits as q8, a finer grid whenever a row's widest gap is
     # narrower than its span.
-    "skim d8 b4 global kl": ("3,4", ["--lut", "d8", "--b-max", "4", "--allocation", "global",
+    "skim d8 b4 global kl": ("3,3.5,4", ["--lut", "d8", "--b-max", "4", "--allocation", "global",
                                      "--global-weights", "kl"]),
     "skim q8 b6 global kl": ("4.23,4.5,4.63,4.93,5.27,5.53,6.03",
                              ["--lut", "q8", "--b-max", "6", "--allocation", "global",
@@ -90,6 +90,10 @@ SKIM = {
     # Reserved weights (fp16 corrections, 32 bits each + 32 per row, out of the budget).
     "skim q8 b4 out0.002": ("3", ["--lut", "q8", "--b-max", "4", "--outliers", "0.002"]),
     "skim q8 b4 out0.005": ("3", ["--lut", "q8", "--b-max", "4", "--outliers", "0.005"]),
+    # Each row's count of reserved weights chosen by the allocation (none, ~1/512, 1/128, 1/32).
+    "skim d8 b4 global kl out-auto": ("3,4", ["--lut", "d8", "--b-max", "4", "--allocation",
+                                              "global", "--global-weights", "kl", "--outliers",
+                                              "auto"]),
     "skim q8 b4 global kl t256": ("3", ["--lut", "q8", "--b-max", "4", "--allocation", "global",
                                         "--global-weights", "kl", "--sensitivity-tokens", "256"]),
 }

@@ -44,11 +44,15 @@ quant::SkimOptions skim_options(const QuantizeOptions& o) {
   s.allocation.entries = o.lut_entries;
   s.grid_rows = o.grid_rows;
   s.outliers = o.outliers;
+  s.outliers_auto = o.outliers_auto;
   if (o.device == Device::kCuda) {
-    s.error_table_builder = [device = o.cuda_device](const Tensor& w, const Tensor& h,
-                                                     quant::ImportanceView f, int b_min, int b_max,
-                                                     quant::KMeansSolver solver,
-                                                     quant::LutEntries entries) {
+    s.error_table_builder = [device = o.cuda_device](
+                                const Tensor& w, const Tensor& h, quant::ImportanceView f,
+                                int b_min, int b_max, quant::KMeansSolver solver,
+                                quant::LutEntries entries, const quant::SparsePart* exact) {
+      // The device table has no exact positions: tables with reserved weights on the CPU.
+      if (exact != nullptr)
+        return quant::build_error_table(w, h, f, b_min, b_max, solver, entries, exact);
       return cuda_error_table(device, w, h, f, b_min, b_max, solver, entries);
     };
     s.scale.objective_maker = [device = o.cuda_device](const quant::ScaleProblem<float>& p) {
@@ -74,6 +78,17 @@ Tensor damped(const Tensor& h, double fraction) {
   return d;
 }
 
+template <typename T>
+void append(std::vector<T>& to, const std::vector<T>& from) {
+  to.insert(to.end(), from.begin(), from.end());
+}
+
+// A sparse part with no entry (--outliers auto where no row of the linear reserves one) is not
+// stored: it would cost its row counts for nothing. Only whole linears: row blocks must agree.
+void drop_if_empty(quant::SparsePart& s) {
+  if (!s.empty() && s.nnz() == 0) s = {};
+}
+
 // The LUT entries as --lut stores them (f16: as they are).
 void encode_entries(quant::LutLayer& layer, quant::LutEntries entries) {
   if (entries == quant::LutEntries::kQ8) quant::encode_codebook_q8(layer);
@@ -87,6 +102,10 @@ quant::ErrorTable linear_error_table(const Tensor& w, const Tensor& h,
                                      quant::RowGroup& group) {
   if (energy != nullptr) *energy = quant::sum_over_rows(group, quant::row_energies(w, h));
   return quant::skim_error_table(w, damped(h, options.damp), skim_options(options));
+}
+
+int64_t linear_reserved_bits(int64_t rows, int64_t cols, const QuantizeOptions& options) {
+  return quant::reserved_bits(rows, cols, skim_options(options));
 }
 
 QuantizedLinear quantize_linear(const std::string& name, const Tensor& w, const Tensor& h,
@@ -121,6 +140,7 @@ QuantizedLinear quantize_linear(const std::string& name, const Tensor& w, const 
       if (none) break;
       encode_entries(r.layer, options.lut_entries);
       quant::set_sparse_corrections(r.layer, w);
+      if (group.block().count == group.block().total) drop_if_empty(r.layer.sparse);
       w_hat = quant::dequantize(r.layer);
       q.lut = quant::pack(r.layer);
       break;
@@ -273,9 +293,6 @@ QuantizedLinear merge_row_blocks(std::vector<QuantizedLinear> blocks, const std:
   QuantizedLinear q = std::move(blocks.front());
   std::vector<quant::SparsePart> sparse = {q.kind == PackedKind::kLut ? q.lut.sparse
                                                                       : q.column.sparse};
-  const auto append = [](auto& to, const auto& from) {
-    to.insert(to.end(), from.begin(), from.end());
-  };
   // One flag per row of every block (a block without grid rows stores none).
   const auto grid_flags = [](const quant::PackedLutLayer& l) {
     return l.grid_rows.empty() ? std::vector<uint8_t>(static_cast<size_t>(l.rows), 0) : l.grid_rows;
@@ -328,7 +345,10 @@ QuantizedLinear merge_row_blocks(std::vector<QuantizedLinear> blocks, const std:
         std::any_of(grid_rows.begin(), grid_rows.end(), [](uint8_t g) { return g != 0; })
             ? std::move(grid_rows)
             : std::vector<uint8_t>{};
-  if (sparse.size() > 1 && q.kind == PackedKind::kLut) q.lut.sparse = quant::concat_rows(sparse);
+  if (sparse.size() > 1 && q.kind == PackedKind::kLut) {
+    q.lut.sparse = quant::concat_rows(sparse);
+    drop_if_empty(q.lut.sparse);
+  }
   if (sparse.size() > 1 && q.kind == PackedKind::kColumnLut && !q.column.sparse.empty())
     q.column.sparse = quant::concat_rows(sparse);
   check(q, what);
@@ -441,6 +461,8 @@ std::vector<uint8_t> serialize(const LinearErrorTable& t) {
   w.put(t.table.b_max);
   w.put_vector(t.table.e);
   w.put_vector(t.table.e_grid);
+  w.put_vector(t.table.reserve_counts);
+  for (const auto& part : t.table.e_reserved) w.put_vector(part);
   return std::move(w.bytes());
 }
 
@@ -449,11 +471,14 @@ LinearErrorTable merge_row_blocks(std::vector<LinearErrorTable> blocks, const st
   LinearErrorTable t = std::move(blocks.front());
   for (size_t b = 1; b < blocks.size(); ++b) {
     const LinearErrorTable& x = blocks[b];
-    if (x.table.b_min != t.table.b_min || x.table.b_max != t.table.b_max || x.energy != t.energy)
+    if (x.table.b_min != t.table.b_min || x.table.b_max != t.table.b_max || x.energy != t.energy ||
+        x.table.reserve_counts != t.table.reserve_counts)
       fail(ErrorKind::kBadInput, "{}: error table block {} does not continue block 0", what, b);
     t.table.rows += x.table.rows;
-    t.table.e.insert(t.table.e.end(), x.table.e.begin(), x.table.e.end());
-    t.table.e_grid.insert(t.table.e_grid.end(), x.table.e_grid.begin(), x.table.e_grid.end());
+    append(t.table.e, x.table.e);
+    append(t.table.e_grid, x.table.e_grid);
+    for (size_t l = 0; l < t.table.e_reserved.size(); ++l)
+      append(t.table.e_reserved[l], x.table.e_reserved[l]);
   }
   if (t.table.has_grid() && t.table.e_grid.size() != t.table.e.size())
     fail(ErrorKind::kBadInput, "{}: row blocks with and without grid-row errors", what);
@@ -470,6 +495,13 @@ LinearErrorTable deserialize_error_table(const uint8_t* data, size_t size,
   t.table.b_max = r.get<int>();
   t.table.e = r.get_vector<double>();
   t.table.e_grid = r.get_vector<double>();
+  // Tables written before --outliers auto end here (a checkpoint of 0.6.0 still resumes).
+  if (!r.done()) t.table.reserve_counts = r.get_vector<int64_t>();
+  if (t.table.reserve_counts.size() > quant::kMaxReserveLevel)
+    fail(ErrorKind::kBadInput, "{}: {} counts of reserved weights", what,
+         t.table.reserve_counts.size());
+  for (size_t l = 0; l < t.table.reserve_counts.size(); ++l)
+    t.table.e_reserved.push_back(r.get_vector<double>());
   if (!r.done()) fail(ErrorKind::kBadInput, "{}: trailing bytes", what);
   const auto& tb = t.table;
   if (tb.b_min < 1 || tb.b_max > 8 || tb.b_min > tb.b_max || tb.rows <= 0 ||
@@ -480,7 +512,15 @@ LinearErrorTable deserialize_error_table(const uint8_t* data, size_t size,
   if (!tb.e_grid.empty() && tb.e_grid.size() != tb.e.size())
     fail(ErrorKind::kBadInput, "{}: {} grid-row errors for {} LUT-row errors", what,
          tb.e_grid.size(), tb.e.size());
-  for (const auto* part : {&tb.e, &tb.e_grid})
+  for (const auto& part : tb.e_reserved)
+    if (part.size() != tb.e.size())
+      fail(ErrorKind::kBadInput, "{}: {} errors with reserved weights for {} without", what,
+           part.size(), tb.e.size());
+  for (const int64_t c : tb.reserve_counts)
+    if (c < 1) fail(ErrorKind::kBadInput, "{}: {} reserved weights per row", what, c);
+  std::vector<const std::vector<double>*> parts = {&tb.e, &tb.e_grid};
+  for (const auto& part : tb.e_reserved) parts.push_back(&part);
+  for (const auto* part : parts)
     for (double e : *part)
       if (!std::isfinite(e)) fail(ErrorKind::kBadInput, "{}: error {} in the table", what, e);
   if (!std::isfinite(t.energy))

@@ -54,6 +54,9 @@ quant::ErrorTable linear_error_table(const Tensor& w, const Tensor& h,
                                      const QuantizeOptions& options, double* energy,
                                      quant::RowGroup& group);
 
+// skim: the bits of the linear's reserved weights counted before its rows' (quant::reserved_bits).
+int64_t linear_reserved_bits(int64_t rows, int64_t cols, const QuantizeOptions& options);
+
 // The blocks of one linear, in row order, as one result (stored bits recounted; times are
 // block 0's). Blocks that do not fit together are refused (kBadInput, naming `what`).
 QuantizedLinear merge_row_blocks(std::vector<QuantizedLinear> blocks, const std::string& what);

@@ -125,6 +125,8 @@ void check_options(const QuantizeOptions& o) {
          o.bits);
   if (!(o.outliers >= 0.0 && o.outliers <= 0.25))
     fail(ErrorKind::kUsage, "--outliers {}: need a fraction in [0, 0.25]", o.outliers);
+  if (o.outliers_auto && (o.method != Method::kSkim || o.outliers != 0.0))
+    fail(ErrorKind::kUsage, "--outliers auto applies to --method skim only");
   if (o.scale_steps < 0 || o.scale_steps > 100000)
     fail(ErrorKind::kUsage, "--scale-steps {}: need 0..100000", o.scale_steps);
   if (o.b_min < 1 || o.b_max > 8 || o.b_min > o.b_max)
@@ -786,8 +788,8 @@ class QuantizeRun {
               scale = std::max(sensitivity_[static_cast<size_t>(l) * kKinds.size() + k].weight(),
                                std::numeric_limits<double>::min());
             const auto shape = model::linear_shape(config_, kKinds[k]);
-            layers.push_back({nullptr, shape.in, true, scale,
-                              quant::reserved_bits(shape.out, shape.in, o_.outliers)});
+            layers.push_back(
+                {nullptr, shape.in, true, scale, linear_reserved_bits(shape.out, shape.in, o_)});
           }
         }
         for (size_t i = 0; i < layers.size(); ++i) layers[i].table = &tables[i];
@@ -891,7 +893,7 @@ class QuantizeRun {
           {"scale_steps", o_.scale_steps},
           {"refine_luts", o_.refine_luts},
           {"exact_kmeans", o_.exact_kmeans},
-          {"outliers", o_.outliers},
+          {"outliers", o_.outliers_auto ? json("auto") : json(o_.outliers)},
           {"lut", o_.method == Method::kSkim || o_.method == Method::kKmeans
                       ? json(lut_entries_name(o_.lut_entries))
                       : json(nullptr)},

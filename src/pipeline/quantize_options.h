@@ -58,6 +58,8 @@ struct QuantizeOptions {
   // skim: fraction of each row's weights reserved as fp16 corrections (src/quant/sparse_part.h);
   // claq: of all weights, more in the columns with more outliers (src/quant/claq.h).
   double outliers = 0.0;
+  // skim (--outliers auto): each row's count of reserved weights chosen by the allocation.
+  bool outliers_auto = false;
   // skim / kmeans: how LUT entries are stored (and what the allocation charges for them). q8:
   // lower perplexity than f16 on both held-out texts at 3, 4 and 4.25 bits; d8 (the same bits):
   // lower than q8 on both at 3 and 4 bits (skim, global kl; docs/RESULTS.md).

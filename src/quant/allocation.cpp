@@ -16,22 +16,33 @@ struct Candidate {
   int64_t cost;
 };
 
-// The forms offered to every row of a layer, by increasing cost: LUT rows at every width, and grid
-// rows too when the table has their errors and entries are q8 (a grid row's LUT is its q8 grid).
+// At most this many forms per row: the hull of a row is a bit mask.
+constexpr size_t kMaxCandidates = 64;
+
+// The forms offered to every row of a layer, by increasing cost: LUT rows at every width, grid
+// rows too when the table has their errors and entries are q8 (a grid row's LUT is its q8 grid),
+// and LUT rows with each count of reserved weights the table has errors for.
 std::vector<Candidate> layer_candidates(const ErrorTable& t, int64_t cols, LutEntries entries) {
   std::vector<Candidate> c;
   for (int b = t.b_min; b <= t.b_max; ++b) {
-    c.push_back({static_cast<uint8_t>(b), lut_row_cost_bits(cols, b, entries)});
+    const int64_t lut = lut_row_cost_bits(cols, b, entries);
+    c.push_back({make_choice(b, false, 0), lut});
     if (t.has_grid() && entries != LutEntries::kF16)
-      c.push_back({static_cast<uint8_t>(b | kGridRow), lut_row_cost_bits(cols, b, entries, true)});
+      c.push_back({make_choice(b, true, 0), lut_row_cost_bits(cols, b, entries, true)});
+    for (int l = 1; l < t.reserve_levels(); ++l)
+      c.push_back({make_choice(b, false, l),
+                   lut + t.reserve_counts[static_cast<size_t>(l - 1)] * sparse_entry_bits(cols)});
   }
+  if (c.size() > kMaxCandidates)
+    fail(ErrorKind::kInternal, "allocation: {} forms per row (at most {})", c.size(),
+         kMaxCandidates);
   std::stable_sort(c.begin(), c.end(),
                    [](const Candidate& a, const Candidate& b) { return a.cost < b.cost; });
   return c;
 }
 
 double candidate_error(const ErrorTable& t, int64_t row, uint8_t choice) {
-  return t.at(row, choice_width(choice), choice_is_grid(choice));
+  return t.at(row, choice_width(choice), choice_is_grid(choice), choice_reserve_level(choice));
 }
 
 struct Point {
@@ -44,16 +55,16 @@ struct Point {
 // to its least error, as a mask (bit k for candidate k): only the upgrades a greedy should ever
 // take, in order of decreasing error drop per bit. A mask per row instead of a list of points
 // keeps the allocator at a few bytes per row (70B: 6.7M rows).
-uint16_t hull_mask(const ErrorTable& t, int64_t row, std::span<const Candidate> cand,
+uint64_t hull_mask(const ErrorTable& t, int64_t row, std::span<const Candidate> cand,
                    double scale) {
-  Point pts[16];
+  Point pts[kMaxCandidates];
   int n = 0, best = 0;
   for (const Candidate& c : cand) {
     pts[n] = {n, c.cost, scale * candidate_error(t, row, c.choice)};
     if (pts[n].error < pts[best].error) best = n;
     ++n;
   }
-  Point hull[16];
+  Point hull[kMaxCandidates];
   int h = 0;
   for (int k = 0; k <= best; ++k) {
     const Point& p = pts[k];
@@ -71,19 +82,19 @@ uint16_t hull_mask(const ErrorTable& t, int64_t row, std::span<const Candidate> 
     }
     hull[h++] = p;
   }
-  uint16_t mask = 0;
-  for (int k = 0; k < h; ++k) mask = static_cast<uint16_t>(mask | (1u << hull[k].index));
+  uint64_t mask = 0;
+  for (int k = 0; k < h; ++k) mask |= uint64_t{1} << hull[k].index;
   return mask;
 }
 
 // The next candidate above index k on the hull, or -1.
-int next_on_hull(uint16_t mask, int k) {
-  for (int c = k + 1; c < 16; ++c)
-    if (mask & (1u << c)) return c;
+int next_on_hull(uint64_t mask, int k) {
+  for (int c = k + 1; c < static_cast<int>(kMaxCandidates); ++c)
+    if (mask & (uint64_t{1} << c)) return c;
   return -1;
 }
 
-int first_on_hull(uint16_t mask) {
+int first_on_hull(uint64_t mask) {
   return next_on_hull(mask, -1);
 }
 
@@ -113,6 +124,14 @@ GlobalAllocation allocate_bits_global(std::span<const LayerErrors> layers, doubl
     if (le.table->has_grid() && le.table->e_grid.size() != le.table->e.size())
       fail(ErrorKind::kInternal, "allocation: layer {} has {} grid errors for {}", l,
            le.table->e_grid.size(), le.table->e.size());
+    if (le.table->e_reserved.size() != le.table->reserve_counts.size() ||
+        le.table->reserve_levels() > kMaxReserveLevel + 1)
+      fail(ErrorKind::kInternal, "allocation: layer {} has {} reserved tables for {} counts", l,
+           le.table->e_reserved.size(), le.table->reserve_counts.size());
+    for (const auto& part : le.table->e_reserved)
+      if (part.size() != le.table->e.size())
+        fail(ErrorKind::kInternal, "allocation: layer {} has {} reserved errors for {}", l,
+             part.size(), le.table->e.size());
     cost += le.extra_bits + lut_layer_overhead_bits(le.cols, le.has_alpha) +
             le.table->rows * layer_candidates(*le.table, le.cols, options.entries).front().cost;
     first_row[l + 1] = first_row[l] + le.table->rows;
@@ -132,7 +151,7 @@ GlobalAllocation allocate_bits_global(std::span<const LayerErrors> layers, doubl
   std::vector<std::vector<Candidate>> cand(layers.size());
   for (size_t l = 0; l < layers.size(); ++l)
     cand[l] = layer_candidates(*layers[l].table, layers[l].cols, options.entries);
-  std::vector<uint16_t> mask(static_cast<size_t>(rows));
+  std::vector<uint64_t> mask(static_cast<size_t>(rows));
   std::vector<uint8_t> at(static_cast<size_t>(rows));  // index into the row's layer's candidates
   for (size_t l = 0; l < layers.size(); ++l)
     for (int64_t r = first_row[l]; r < first_row[l + 1]; ++r) {

@@ -2,8 +2,9 @@
 // Greedy bit allocation (SKIM Algorithm 1), a multiple-choice knapsack: every row starts at its
 // cheapest form; the next upgrade goes to the row whose next step on the lower convex hull of its
 // (cost, error) points lowers the error most per stored bit, until the budget is spent. A row's
-// forms are its widths b_min..b_max as LUT rows and, when the table has grid errors and entries
-// are q8, as grid rows. Costs are every stored bit: lut_row_cost_bits per row plus
+// forms are its widths b_min..b_max as LUT rows, as grid rows when the table has grid errors and
+// entries are q8 or d8, and as LUT rows with each count of reserved weights the table offers
+// (each weight costs sparse_entry_bits). Costs are every stored bit: lut_row_cost_bits per row plus
 // lut_layer_overhead_bits per layer, so the budget B * (number of weights) is never exceeded.
 #include <cstdint>
 #include <span>

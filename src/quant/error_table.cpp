@@ -59,13 +59,15 @@ void tabulate(const Tensor& w, const Tensor& h, int levels, Deltas deltas,
 }  // namespace
 
 ErrorTable build_error_table(const Tensor& w, const Tensor& h, ImportanceView f, int b_min,
-                             int b_max, KMeansSolver solver, LutEntries entries) {
+                             int b_max, KMeansSolver solver, LutEntries entries,
+                             const SparsePart* exact) {
   if (w.ndim() != 2 || h.ndim() != 2 || h.dim(0) != w.dim(1) || h.dim(1) != w.dim(1))
     fail(ErrorKind::kInternal, "error table: W {} and H {} do not match", w.shape_string(),
          h.shape_string());
   if (b_min < 1 || b_max > 8 || b_min > b_max)
     fail(ErrorKind::kUsage, "error table: bit range [{}, {}] outside [1, 8]", b_min, b_max);
   const int64_t cols = w.dim(1);
+  if (exact != nullptr) validate(*exact, w.dim(0), cols, "error table: exact positions");
   ErrorTable t;
   t.rows = w.dim(0);
   t.b_min = b_min;
@@ -82,6 +84,9 @@ ErrorTable build_error_table(const Tensor& w, const Tensor& h, ImportanceView f,
         for (int l = 0; l < levels; ++l) {
           kmeans_dequantized_row(wi, km[l], entries, d + l * stride);
           for (int64_t j = 0; j < cols; ++j) d[l * stride + j] -= wi[j];
+          if (exact != nullptr && !exact->empty())
+            for (int64_t k = exact->row_ptr[r]; k < exact->row_ptr[r + 1]; ++k)
+              d[l * stride + exact->cols[k]] = 0.0f;
         }
       },
       t.e);

@@ -11,6 +11,7 @@
 #include "src/core/tensor.h"
 #include "src/quant/kmeans1d.h"
 #include "src/quant/lut_layer.h"
+#include "src/quant/sparse_part.h"
 
 namespace skim::quant {
 
@@ -30,21 +31,31 @@ struct ErrorTable {
   int b_max = 4;
   std::vector<double> e;       // [rows * levels()], row-major
   std::vector<double> e_grid;  // the same for grid rows (grid_fit.h), or empty: none offered
+  // LUT rows with reserved weights (--outliers auto): e_reserved[l - 1] is e with
+  // reserve_counts[l - 1] weights of every row reserved (split_outliers) and stored exactly.
+  std::vector<int64_t> reserve_counts;
+  std::vector<std::vector<double>> e_reserved;
 
   int levels() const { return b_max - b_min + 1; }
   bool has_grid() const { return !e_grid.empty(); }
+  int reserve_levels() const { return 1 + static_cast<int>(reserve_counts.size()); }
   double at(int64_t i, int b) const { return e[static_cast<size_t>(i * levels() + b - b_min)]; }
   double& at(int64_t i, int b) { return e[static_cast<size_t>(i * levels() + b - b_min)]; }
-  double at(int64_t i, int b, bool grid) const {
-    return (grid ? e_grid : e)[static_cast<size_t>(i * levels() + b - b_min)];
+  double at(int64_t i, int b, bool grid, int reserve_level = 0) const {
+    const auto& part = reserve_level > 0 ? e_reserved[static_cast<size_t>(reserve_level - 1)]
+                       : grid            ? e_grid
+                                         : e;
+    return part[static_cast<size_t>(i * levels() + b - b_min)];
   }
 };
 
 // Builds the table for W [rows, cols] and a (damped) H [cols, cols]. Rows are processed in
-// blocks, so memory stays at a few blocks of W whatever the layer size.
+// blocks, so memory stays at a few blocks of W whatever the layer size. `exact`: positions
+// stored exactly beside the LUT (reserved weights), whose error is zero; null: none.
 ErrorTable build_error_table(const Tensor& w, const Tensor& h, ImportanceView f, int b_min,
                              int b_max, KMeansSolver solver = KMeansSolver::kLloyd,
-                             LutEntries entries = LutEntries::kF16);
+                             LutEntries entries = LutEntries::kF16,
+                             const SparsePart* exact = nullptr);
 
 // Fills table.e_grid: row i at b bits as a grid row, fit_grid with the weights f, dequantized with
 // fp16 lo and step as a q8 grid decodes them. CPU only (a grid fit is cheap; the GEMMs are not,
@@ -53,9 +64,9 @@ void add_grid_errors(ErrorTable& table, const Tensor& w, const Tensor& h, Import
 
 // What builds an error table: build_error_table, or a device twin the pipeline supplies (quant/
 // may not depend on the GPU code, which depends on quant/).
-using ErrorTableBuilder =
-    std::function<ErrorTable(const Tensor& w, const Tensor& h, ImportanceView f, int b_min,
-                             int b_max, KMeansSolver solver, LutEntries entries)>;
+using ErrorTableBuilder = std::function<ErrorTable(
+    const Tensor& w, const Tensor& h, ImportanceView f, int b_min, int b_max, KMeansSolver solver,
+    LutEntries entries, const SparsePart* exact)>;
 
 // Row i of W quantized by K-means at k centroids and dequantized with its LUT as stored.
 void kmeans_dequantized_row(std::span<const float> w, const KMeans1dResult& km, LutEntries entries,

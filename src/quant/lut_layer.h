@@ -88,10 +88,20 @@ struct LutLayer {
   SparsePart sparse;
 };
 
-// A row's form as the allocator chooses it, in one byte: its width, plus kGridRow for a grid row.
+// A row's form as the allocator chooses it, in one byte: its width (bits 0-3), its level of
+// reserved weights (bits 4-6: 0 none, l the l-th count of reserve_menu, sparse_part.h), plus
+// kGridRow for a grid row.
 inline constexpr uint8_t kGridRow = 0x80;
+inline constexpr int kReserveShift = 4;
+inline constexpr int kMaxReserveLevel = 7;
 inline int choice_width(uint8_t choice) {
-  return choice & 0x7f;
+  return choice & 0x0f;
+}
+inline int choice_reserve_level(uint8_t choice) {
+  return (choice >> kReserveShift) & kMaxReserveLevel;
+}
+inline uint8_t make_choice(int width, bool grid, int reserve_level) {
+  return static_cast<uint8_t>(width | (reserve_level << kReserveShift) | (grid ? kGridRow : 0));
 }
 inline bool choice_is_grid(uint8_t choice) {
   return (choice & kGridRow) != 0;

@@ -36,10 +36,23 @@ bool offers_grid_rows(const SkimOptions& o) {
   return o.grid_rows && o.allocation.entries != LutEntries::kF16;
 }
 
-// The reserved entries and w with them set to the row mean, or nothing (no copy of w) when
-// no weight is reserved.
+// The reserved entries of each row (a fixed fraction, or the count its choice byte's level
+// picks from reserve_menu) and w with them set to the row mean; nothing (no copy of w) when no
+// weight is reserved and none could be.
 std::optional<OutlierSplit> reserve(const Tensor& w, std::span<const float> f,
-                                    const SkimOptions& o) {
+                                    std::span<const uint8_t> choices, const SkimOptions& o) {
+  if (o.outliers_auto) {
+    const auto menu = reserve_menu(w.dim(1));
+    std::vector<int64_t> counts(choices.size(), 0);
+    for (size_t i = 0; i < choices.size(); ++i) {
+      const int level = choice_reserve_level(choices[i]);
+      if (level > static_cast<int>(menu.size()))
+        fail(ErrorKind::kInternal, "skim: row {} has reserve level {} of {}", i, level,
+             menu.size());
+      if (level > 0) counts[i] = menu[static_cast<size_t>(level - 1)];
+    }
+    return split_outliers(w, f, counts);
+  }
   const int64_t per_row = reserved_per_row(w.dim(1), o.outliers);
   if (per_row == 0) return std::nullopt;
   return split_outliers(w, f, per_row);
@@ -50,18 +63,33 @@ std::optional<OutlierSplit> reserve(const Tensor& w, std::span<const float> f,
 ErrorTable skim_error_table(const Tensor& w, const Tensor& h, const SkimOptions& options) {
   check_layer(w, h);
   const auto f = column_importance(h, options.importance);
-  const auto split = reserve(w, f, options);
   const auto& build = options.error_table_builder ? options.error_table_builder
                                                   : ErrorTableBuilder(build_error_table);
+  const auto table_of = [&](const Tensor& dense, const SparsePart* exact) {
+    return build(dense, h, {f.data(), 0}, options.b_min, options.b_max, options.solver,
+                 options.allocation.entries, exact);
+  };
+  if (options.outliers_auto) {
+    ErrorTable table = table_of(w, nullptr);
+    if (offers_grid_rows(options)) add_grid_errors(table, w, h, {f.data(), 0});
+    table.reserve_counts = reserve_menu(w.dim(1));
+    for (const int64_t count : table.reserve_counts) {
+      const auto split = split_outliers(w, f, count);
+      table.e_reserved.push_back(table_of(split.dense, &split.positions).e);
+    }
+    return table;
+  }
+  const std::vector<uint8_t> none;
+  const auto split = reserve(w, f, none, options);
   const Tensor& dense = split ? split->dense : w;
-  ErrorTable table = build(dense, h, {f.data(), 0}, options.b_min, options.b_max, options.solver,
-                           options.allocation.entries);
+  ErrorTable table = table_of(dense, split ? &split->positions : nullptr);
   if (offers_grid_rows(options)) add_grid_errors(table, dense, h, {f.data(), 0});
   return table;
 }
 
-int64_t reserved_bits(int64_t rows, int64_t cols, double fraction) {
-  return sparse_part_bits(rows, cols, rows * reserved_per_row(cols, fraction));
+int64_t reserved_bits(int64_t rows, int64_t cols, const SkimOptions& options) {
+  if (options.outliers_auto) return 32 * rows;
+  return sparse_part_bits(rows, cols, rows * reserved_per_row(cols, options.outliers));
 }
 
 SkimLayerResult quantize_skim_layer_with_bits(const Tensor& w, const Tensor& h,
@@ -69,7 +97,7 @@ SkimLayerResult quantize_skim_layer_with_bits(const Tensor& w, const Tensor& h,
                                               const SkimOptions& options, RowGroup* group) {
   check_layer(w, h);
   const auto f = column_importance(h, options.importance);
-  auto split = reserve(w, f, options);
+  auto split = reserve(w, f, bits, options);
   SkimLayerResult out;
   out.layer = scaled_kmeans(split ? split->dense : w, h, {f.data(), 0}, bits, options.scale,
                             &out.scale, group);
@@ -96,12 +124,13 @@ SkimLayerResult quantize_skim_layer(const Tensor& w, const Tensor& h, const Skim
   const RowBlock block = rows.block();
   table.e = rows.all_gather(table.e);
   if (offers_grid_rows(options)) table.e_grid = rows.all_gather(table.e_grid);
+  for (auto& part : table.e_reserved) part = rows.all_gather(part);
   table.rows = block.total;
   if (static_cast<int64_t>(table.e.size()) != table.rows * table.levels())
     fail(ErrorKind::kInternal, "skim: gathered error table of {} entries for {} rows",
          table.e.size(), table.rows);
   BitAllocation alloc = allocate_bits(table, w.dim(1), options.bits, true, options.allocation,
-                                      reserved_bits(table.rows, w.dim(1), options.outliers));
+                                      reserved_bits(table.rows, w.dim(1), options));
   const double alloc_s = seconds_since(t0);
   const std::span<const uint8_t> mine(alloc.bits.data() + block.first,
                                       static_cast<size_t>(block.count));

@@ -31,6 +31,9 @@ struct SkimOptions {
   // Fraction of each row's weights reserved (sparse_part.h): left out of the K-means, stored as
   // fp16 corrections, their bits taken from the budget.
   double outliers = 0.0;
+  // Instead of a fraction, each row's count of reserved weights chosen by the allocation from
+  // reserve_menu (--outliers auto).
+  bool outliers_auto = false;
   // Offer grid rows (grid_fit.h) to the allocation besides LUT rows; needs q8 entries
   // (allocation.entries), whose per-row grid they are.
   bool grid_rows = false;
@@ -59,8 +62,10 @@ std::vector<float> column_importance(const Tensor& h, ImportanceKind kind);
 // The error table of the layer (what global mode gathers from every layer), of its LUT part.
 ErrorTable skim_error_table(const Tensor& w, const Tensor& h, const SkimOptions& options);
 
-// Bits of the sparse part of a [rows, cols] layer with `fraction` of each row reserved.
-int64_t reserved_bits(int64_t rows, int64_t cols, double fraction);
+// Bits stored beside the rows for reserved weights, counted in the budget before the allocation:
+// the sparse part of a [rows, cols] layer with options.outliers of each row reserved, or with
+// outliers_auto its row counts (the entries the allocation chooses are in the rows' costs).
+int64_t reserved_bits(int64_t rows, int64_t cols, const SkimOptions& options);
 
 // Layer mode: the layer meets options.bits on its own. h is the damped Hessian. With a row
 // group, w is this rank's block of rows; the error tables of all blocks are gathered, every rank

@@ -9,18 +9,42 @@
 
 namespace skim::quant {
 
+std::vector<int64_t> reserve_menu(int64_t cols) {
+  std::vector<int64_t> menu;
+  for (const int64_t per : {512, 128, 32}) {
+    const int64_t c = std::min(cols, std::max<int64_t>(1, (cols + per / 2) / per));
+    if (menu.empty() || c > menu.back()) menu.push_back(c);
+  }
+  return menu;
+}
+
 OutlierSplit split_outliers(const Tensor& w, std::span<const float> f, int64_t per_row) {
+  if (per_row < 0 || per_row > w.dim(1))
+    fail(ErrorKind::kInternal, "outliers: {} per row of {} columns", per_row, w.dim(1));
+  const std::vector<int64_t> counts(static_cast<size_t>(w.dim(0)), per_row);
+  return split_outliers(w, f, counts);
+}
+
+OutlierSplit split_outliers(const Tensor& w, std::span<const float> f,
+                            std::span<const int64_t> counts) {
   const int64_t rows = w.dim(0), cols = w.dim(1);
-  if (per_row < 0 || per_row > cols || static_cast<int64_t>(f.size()) != cols)
-    fail(ErrorKind::kInternal, "outliers: {} per row of {} columns ({} weights)", per_row, cols,
-         f.size());
+  if (static_cast<int64_t>(f.size()) != cols || static_cast<int64_t>(counts.size()) != rows)
+    fail(ErrorKind::kInternal, "outliers: {} counts for {} rows, {} weights for {} columns",
+         counts.size(), rows, f.size(), cols);
   OutlierSplit out{w, {}};
   SparsePart& s = out.positions;
-  s.row_ptr.resize(static_cast<size_t>(rows + 1));
-  s.cols.resize(static_cast<size_t>(rows * per_row));
+  s.row_ptr.assign(static_cast<size_t>(rows + 1), 0);
+  for (int64_t i = 0; i < rows; ++i) {
+    if (counts[i] < 0 || counts[i] > cols)
+      fail(ErrorKind::kInternal, "outliers: {} in row {} of {} columns", counts[i], i, cols);
+    s.row_ptr[i + 1] = s.row_ptr[i] + counts[i];
+  }
+  s.cols.resize(static_cast<size_t>(s.row_ptr.back()));
   s.values.assign(s.cols.size(), 0);
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < rows; ++i) {
+    const int64_t per_row = counts[i];
+    if (per_row == 0) continue;
     const auto row = w.row(i);
     double fw = 0, fs = 0;
     for (int64_t j = 0; j < cols; ++j) {
@@ -42,10 +66,9 @@ OutlierSplit split_outliers(const Tensor& w, std::span<const float> f, int64_t p
     std::sort(order.begin(), order.begin() + per_row);
     float* dense = out.dense.data() + i * cols;
     for (int64_t k = 0; k < per_row; ++k) {
-      s.cols[static_cast<size_t>(i * per_row + k)] = order[static_cast<size_t>(k)];
+      s.cols[static_cast<size_t>(s.row_ptr[i] + k)] = order[static_cast<size_t>(k)];
       dense[order[static_cast<size_t>(k)]] = mean;
     }
-    s.row_ptr[static_cast<size_t>(i + 1)] = (i + 1) * per_row;
   }
   return out;
 }

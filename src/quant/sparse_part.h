@@ -39,13 +39,24 @@ inline int64_t reserved_per_row(int64_t cols, double fraction) {
   return std::min(cols, static_cast<int64_t>(std::llround(fraction * static_cast<double>(cols))));
 }
 
+// Stored bits of one reserved weight: its fp16 correction and its column.
+inline int64_t sparse_entry_bits(int64_t cols) {
+  return 16 + sparse_column_bits(cols);
+}
+
+// The counts per row the allocation may choose from (--outliers auto), besides none: about 1/512,
+// 1/128 and 1/32 of the columns, at least 1, distinct and ascending. A count costs
+// sparse_entry_bits each, so the allocator takes one only where it lowers the error more per bit
+// than a wider LUT would.
+std::vector<int64_t> reserve_menu(int64_t cols);
+
 // Stored bits of a sparse part of `nnz` entries over [rows, cols] (0 when nnz == 0 and the part
 // is absent).
 inline int64_t sparse_part_bits(int64_t rows, int64_t cols, int64_t nnz) {
-  return nnz == 0 ? 0 : nnz * (16 + sparse_column_bits(cols)) + 32 * rows;
+  return nnz == 0 ? 0 : nnz * sparse_entry_bits(cols) + 32 * rows;
 }
 inline int64_t stored_bits(const SparsePart& s, int64_t rows, int64_t cols) {
-  return s.empty() ? 0 : s.nnz() * (16 + sparse_column_bits(cols)) + 32 * rows;
+  return s.empty() ? 0 : s.nnz() * sparse_entry_bits(cols) + 32 * rows;
 }
 
 // The `per_row` entries of each row of w with the largest f_j (w_ij - m_i)^2, m_i the row's
@@ -56,6 +67,9 @@ struct OutlierSplit {
   SparsePart positions;
 };
 OutlierSplit split_outliers(const Tensor& w, std::span<const float> f, int64_t per_row);
+// The same with counts[i] entries in row i.
+OutlierSplit split_outliers(const Tensor& w, std::span<const float> f,
+                            std::span<const int64_t> counts);
 
 // The corrections: values[k] = fp16(w[i][cols[k]] - lut_part[i][cols[k]]).
 void set_corrections(SparsePart& s, const Tensor& w, const Tensor& lut_part);

@@ -256,6 +256,27 @@ PY
       --comm none 2> "$work/o.err" || status=$?
     [ "$status" -eq 2 ] && grep -q "outliers" "$work/o.err" \
       || fail "--outliers with gptq: exit $status, $(cat "$work/o.err")"
+    # Counts chosen by the allocation (global, the default): within the budget as stored, some
+    # weights reserved, and the folder evaluates. Another word, or auto with claq: exit 2.
+    "$bin" quantize "${common[@]}" --bits 3 --outliers auto --out "$work/outliers-auto" \
+      --comm none
+    python3 - "$work/outliers-auto/report.json" <<'PY' || fail "--outliers auto: report check"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["options"]["outliers"] == "auto" and r["average_bits"] <= 3 + 1e-12, r["average_bits"]
+reserved = sum(lin["reserved_weights"] for layer in r["layers"] for lin in layer["linears"])
+assert reserved > 0, "no weight reserved"
+PY
+    "$bin" eval --model "$work/outliers-auto" --text "$work/eval.txt" --seq-len 64 --json \
+      --comm none > "$work/eval.json" || fail "--outliers auto: eval of the packed folder"
+    for bad in "--outliers many" "--method claq --outliers auto"; do
+      status=0
+      # shellcheck disable=SC2086
+      "$bin" quantize "${common[@]}" --bits 3 $bad --out "$work/bad-o" --comm none \
+        2> "$work/o.err" || status=$?
+      [ "$status" -eq 2 ] && grep -q "outliers" "$work/o.err" \
+        || fail "$bad: exit $status, $(cat "$work/o.err")"
+    done
     # slim: groups of 16 columns at 2, 3 and 4 bits, each linear's widths averaging exactly 3
     # (the codes' bits, counted from the histogram); the stored bits are gptq's with the same
     # groups plus 8 per group width; the folder evaluates. With --act-order: usage error (exit 2).

@@ -64,6 +64,9 @@ void expect_same(const QuantizedLinear& a, const QuantizedLinear& b, const std::
     EXPECT_EQ(a.lut.codebook, b.lut.codebook) << what;
     EXPECT_EQ(a.lut.labels, b.lut.labels) << what;
     EXPECT_EQ(a.lut.alpha, b.lut.alpha) << what;
+    EXPECT_EQ(a.lut.sparse.row_ptr, b.lut.sparse.row_ptr) << what;
+    EXPECT_EQ(a.lut.sparse.cols, b.lut.sparse.cols) << what;
+    EXPECT_EQ(a.lut.sparse.values, b.lut.sparse.values) << what;
   } else {
     EXPECT_EQ(a.uniform.rows, b.uniform.rows) << what;
     EXPECT_EQ(a.uniform.scale, b.uniform.scale) << what;
@@ -79,9 +82,9 @@ void expect_same(const QuantizedLinear& a, const QuantizedLinear& b, const std::
   EXPECT_EQ(a.stored_bits, b.stored_bits) << what;
 }
 
-void check_method(QuantizeOptions o, int64_t rows, int64_t cols, uint64_t seed,
-                  const std::string& what) {
-  const Layer l = make_layer(rows, cols, seed);
+// The merged blocks, after comparing them with the one-process result.
+QuantizedLinear check_method(const QuantizeOptions& o, const Layer& l, const std::string& what) {
+  const int64_t rows = l.w.dim(0);
   quant::WholeRows whole(rows);
   const QuantizedLinear reference = quantize_linear("x", l.w, l.h, o, nullptr, whole);
 
@@ -92,7 +95,14 @@ void check_method(QuantizeOptions o, int64_t rows, int64_t cols, uint64_t seed,
   std::vector<QuantizedLinear> blocks;
   for (const auto& b : blobs)
     blocks.push_back(deserialize_quantized_linear(b.data(), b.size(), what));
-  expect_same(merge_row_blocks(std::move(blocks), what), reference, what);
+  QuantizedLinear merged = merge_row_blocks(std::move(blocks), what);
+  expect_same(merged, reference, what);
+  return merged;
+}
+
+void check_method(const QuantizeOptions& o, int64_t rows, int64_t cols, uint64_t seed,
+                  const std::string& what) {
+  check_method(o, make_layer(rows, cols, seed), what);
 }
 
 TEST(RowParallel, SkimLayerAllocationMatchesOneProcess) {
@@ -159,6 +169,35 @@ TEST(RowParallel, GlobalModeGivenBitsAndTablesMatchOneProcess) {
   for (const auto& blob : gather_all(b.count > 0 ? serialize(part) : std::vector<uint8_t>{}))
     blocks.push_back(deserialize_quantized_linear(blob.data(), blob.size(), "given bits"));
   expect_same(merge_row_blocks(std::move(blocks), "given bits"), reference, "given bits");
+}
+
+TEST(RowParallel, ReservedWeightsChosenByTheAllocationMatchOneProcess) {
+  // --outliers auto: the tables with reserved weights gathered from every rank, the sparse part
+  // of every rank's rows joined (or dropped whole when no row reserves a weight).
+  const int64_t rows = 240, cols = 128;
+  Layer l = make_layer(rows, cols, 11);
+  for (int64_t i = 0; i < rows; i += 3) l.w.at(i, (i * 7) % cols) *= 30.0f;  // planted outliers
+  QuantizeOptions o;
+  o.bits = 3.0;
+  o.outliers_auto = true;
+  const QuantizedLinear q = check_method(o, l, "skim, reserved weights chosen");
+  EXPECT_GT(q.lut.sparse.nnz(), 0);
+
+  quant::WholeRows whole(rows);
+  double energy = 0.0;
+  const quant::ErrorTable table = linear_error_table(l.w, l.h, o, &energy, whole);
+  ASSERT_EQ(table.reserve_counts, quant::reserve_menu(cols));
+  CommRowGroup group(world(), rows);
+  const auto& b = group.block();
+  LinearErrorTable mine;
+  mine.table = linear_error_table(l.w.rows(b.first, b.count), l.h, o, &mine.energy, group);
+  std::vector<LinearErrorTable> tables;
+  for (const auto& blob : gather_all(b.count > 0 ? serialize(mine) : std::vector<uint8_t>{}))
+    tables.push_back(deserialize_error_table(blob.data(), blob.size(), "table"));
+  const LinearErrorTable merged = merge_row_blocks(std::move(tables), "table");
+  EXPECT_EQ(merged.table.e, table.e);
+  EXPECT_EQ(merged.table.reserve_counts, table.reserve_counts);
+  EXPECT_EQ(merged.table.e_reserved, table.e_reserved);
 }
 
 TEST(RowParallel, ScaleGradientSummedOverRanksIsTheOneProcessGradient) {

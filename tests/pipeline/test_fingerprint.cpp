@@ -92,8 +92,9 @@ TEST_F(ModelIdentity, OutputChangingOptionsChangeTheRunFingerprint) {
   QuantizeOptions base;
   base.model = file_;
   const std::string ref = run_fingerprint(base, "calibration text");
-  std::vector<QuantizeOptions> changed(6, base);
+  std::vector<QuantizeOptions> changed(7, base);
   changed[0].outliers = 0.01;
+  changed[6].outliers_auto = true;
   changed[1].global_weights = GlobalWeights::kEnergy;
   changed[2].sensitivity_tokens = 256;
   changed[3].allocation = Allocation::kGlobal;

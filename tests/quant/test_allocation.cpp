@@ -144,6 +144,66 @@ TEST(Allocation, GreedyPrefixWithGridRowsIsOptimalForTheBitsItSpends) {
   EXPECT_GT(grid_chosen, checked);  // the grid form is really in play
 }
 
+// Every assignment of (width, reserve level) to rows whose cost fits the budget, d8 entries.
+Best exhaustive_with_reserved(const ErrorTable& t, int64_t cols, int64_t budget) {
+  Best best;
+  const int per_width = t.reserve_levels();
+  const int forms = per_width * t.levels();
+  std::vector<int> f(static_cast<size_t>(t.rows), 0);  // form: level * per_width + reserve level
+  while (true) {
+    int64_t cost = lut_layer_overhead_bits(cols, true);
+    double err = 0.0;
+    for (int64_t i = 0; i < t.rows; ++i) {
+      const int b = t.b_min + f[i] / per_width, r = f[i] % per_width;
+      cost += lut_row_cost_bits(cols, b, LutEntries::kD8) +
+              (r == 0 ? 0 : t.reserve_counts[r - 1] * (16 + 16));
+      err += r == 0 ? t.at(i, b) : t.e_reserved[r - 1][i * t.levels() + b - t.b_min];
+    }
+    if (cost <= budget && err < best.error) best = {err, cost};
+    int64_t p = 0;
+    while (p < t.rows && ++f[p] >= forms) f[p++] = 0;
+    if (p == t.rows) break;
+  }
+  return best;
+}
+
+TEST(Allocation, GreedyPrefixWithReservedWeightsIsOptimalForTheBitsItSpends) {
+  // Two counts of reserved weights per row, each lowering the row's error by a random factor at
+  // every width: the hull runs over widths and counts, checked against all 12^4 choices.
+  SyntheticRng rng(27);
+  const int64_t cols = 64;
+  int checked = 0, reserved_chosen = 0;
+  for (int trial = 0; trial < 30; ++trial) {
+    auto t = random_table(rng, 4, 1, 4, trial % 3 != 0);
+    t.reserve_counts = {1, 4};
+    for (int r = 0; r < 2; ++r) {
+      t.e_reserved.emplace_back(t.e.size());
+      for (size_t k = 0; k < t.e.size(); ++k)
+        t.e_reserved[r][k] = t.e[k] * std::exp(-(r + 1) * 0.6 * rng.uniform());
+    }
+    for (double bits = 2.0; bits <= 7.0; bits += 0.23) {
+      const int64_t budget = static_cast<int64_t>(std::floor(bits * t.rows * cols));
+      if (budget < 16 * cols + t.rows * lut_row_cost_bits(cols, 1, LutEntries::kD8)) continue;
+      const auto a =
+          allocate_bits(t, cols, bits, true, {.fill_up = false, .entries = LutEntries::kD8});
+      int64_t cost = lut_layer_overhead_bits(cols, true);
+      for (uint8_t c : a.bits) {
+        const int r = choice_reserve_level(c);
+        cost += lut_row_cost_bits(cols, choice_width(c), LutEntries::kD8) +
+                (r == 0 ? 0 : t.reserve_counts[r - 1] * 32);
+        reserved_chosen += r > 0;
+        EXPECT_FALSE(choice_is_grid(c));
+      }
+      EXPECT_EQ(a.cost_bits, cost);
+      const Best best = exhaustive_with_reserved(t, cols, a.cost_bits);
+      EXPECT_NEAR(a.error, best.error, 1e-12 * best.error) << "trial " << trial << " B " << bits;
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 120);
+  EXPECT_GT(2 * reserved_chosen, checked);  // the reserved forms are really in play
+}
+
 TEST(Allocation, FillUpStaysWithinBudgetAndNearTheOptimum) {
   SyntheticRng rng(22);
   const int64_t cols = 64;

@@ -50,6 +50,40 @@ TEST(ErrorTable, ColumnsMatchDirectPerRowErrors) {
   std::printf("error table worst relative deviation from double: %.2e\n", worst);
 }
 
+TEST(ErrorTable, ExactPositionsAddNoError) {
+  // Reserved weights are stored beside the LUT: a table with exact positions has, for each row,
+  // the error of its K-means row with those positions' differences set to zero.
+  const auto L = testing::make_synthetic_layer(20, 80, 33);
+  const Tensor w({L.rows, L.cols}, L.w);
+  const Tensor h = damped_hessian(L);
+  std::vector<float> f(L.cols);
+  for (int64_t j = 0; j < L.cols; ++j) f[j] = h.at(j, j);
+  SparsePart exact;
+  exact.row_ptr = {0};
+  for (int64_t i = 0; i < L.rows; ++i) {
+    for (int64_t k = 0; k < i % 4; ++k) exact.cols.push_back(static_cast<int32_t>(k * 17 + i));
+    exact.row_ptr.push_back(static_cast<int64_t>(exact.cols.size()));
+  }
+  exact.values.assign(exact.cols.size(), 0);
+  const ErrorTable t =
+      build_error_table(w, h, {f.data(), 0}, 1, 3, KMeansSolver::kLloyd, LutEntries::kF16, &exact);
+  int changed = 0;
+  for (int64_t i = 0; i < L.rows; ++i)
+    for (int b = 1; b <= 3; ++b) {
+      const auto km = kmeans1d(w.row(i), f, 1 << b);
+      std::vector<double> d(L.cols);
+      for (int64_t j = 0; j < L.cols; ++j)
+        d[j] = static_cast<double>(half_to_float(float_to_half(km.centroids[km.labels[j]]))) -
+               w.at(i, j);
+      const double all = direct_form(d, h);
+      for (int64_t k = exact.row_ptr[i]; k < exact.row_ptr[i + 1]; ++k) d[exact.cols[k]] = 0.0;
+      const double ref = direct_form(d, h);
+      EXPECT_NEAR(t.at(i, b), ref, 1e-5 * ref) << "row " << i << " bits " << b;
+      changed += std::fabs(ref - all) > 1e-4 * all ? 1 : 0;
+    }
+  EXPECT_GT(changed, L.rows);  // the positions did change the errors
+}
+
 // With 8-bit entries each table entry is the error of the row as the writer stores it: the
 // K-means LUT through the layer encoder (encode_codebook_q8 / _d8) and dequantize.
 TEST(ErrorTable, EightBitEntriesMatchTheStoredRowsErrors) {
