@@ -22,6 +22,10 @@ void copy_to_host(void* dst, const void* src, std::size_t bytes, void* stream) {
   SKIM_CUDA_CHECK(cudaStreamSynchronize(as_stream(stream)));
 }
 
+void copy_on_device(void* dst, const void* src, std::size_t bytes, void* stream) {
+  SKIM_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, as_stream(stream)));
+}
+
 void device_memset_zero(void* p, std::size_t bytes, void* stream) {
   SKIM_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, as_stream(stream)));
 }

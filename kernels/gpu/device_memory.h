@@ -13,6 +13,7 @@ void* device_malloc(std::size_t bytes);
 void device_free(void* p) noexcept;
 void copy_to_device(void* dst, const void* src, std::size_t bytes, void* stream);
 void copy_to_host(void* dst, const void* src, std::size_t bytes, void* stream);  // then waits
+void copy_on_device(void* dst, const void* src, std::size_t bytes, void* stream);
 void device_memset_zero(void* p, std::size_t bytes, void* stream);
 void stream_synchronize(void* stream);
 int device_count();  // 0 when there is no usable device (never throws)

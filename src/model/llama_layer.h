@@ -36,6 +36,7 @@ LinearShape linear_shape(const ModelConfig& config, LinearKind kind);
 
 // Linears that read the same input share one group (and one Hessian).
 enum class LinearGroup { kQkv, kO, kGateUp, kDown };
+inline constexpr int kLinearGroupCount = 4;
 LinearGroup linear_group(LinearKind kind);
 
 // Called with the input of each linear group: x is [tokens, features] row-major, valid only

@@ -16,6 +16,8 @@
 #include "kernels/gpu/device_memory.h"
 #include "kernels/gpu/lut_geometry.h"
 #include "kernels/gpu/model_ops.h"
+#include "kernels/gpu/quant_kernels.h"
+#include "src/pipeline/exact_hessian.h"
 #include "src/pipeline/packed_linear.h"
 #include "src/quant/lut_layer.h"
 #include "src/quant/uniform_layer.h"
@@ -117,6 +119,75 @@ class CudaDecoderBackend final : public DecoderBackend {
     gpu::copy_to_host(states, states_.data(), states_.bytes(), nullptr);
   }
 
+  std::vector<double> window_bounds(int64_t windows, int64_t seq) override {
+    const int64_t step = seq * config_.hidden_size;
+    SKIM_ASSERT(layer_ != nullptr && static_cast<size_t>(windows * step) <= states_.size());
+    std::vector<double> bounds(model::kLinearGroupCount, 0.0);
+    gpu::DeviceArray<float> one(static_cast<size_t>(step));  // a copy: the states stay
+    const auto bound = [&](int group, const float* x, int64_t tokens, int64_t features) {
+      if (column_energy_.size() < static_cast<size_t>(features))
+        column_energy_ = gpu::DeviceArray<double>(static_cast<size_t>(features));
+      auto& b = bounds[static_cast<size_t>(group)];
+      b = std::max(b, gpu::sample_bound(x, tokens, features, column_energy_.data(), nullptr));
+    };
+    for (int64_t w = 0; w < windows; ++w) {
+      gpu::copy_on_device(one.data(), states_.data() + w * step, one.bytes(), nullptr);
+      layer_->forward(one.data(), 1, seq, nullptr, bound);
+    }
+    return bounds;
+  }
+
+  std::vector<Tensor> window_hessians(int64_t windows, int64_t seq,
+                                      const std::vector<int64_t>& widths,
+                                      const std::vector<double>& bounds, int64_t total_samples,
+                                      comm::Communicator& comm) override {
+    const int64_t hidden = config_.hidden_size;
+    SKIM_ASSERT(layer_ != nullptr && widths.size() == bounds.size() &&
+                static_cast<size_t>(windows * seq * hidden) <= states_.size());
+    std::vector<gpu::DeviceArray<int64_t>> sums;
+    std::vector<int> exponents;
+    int64_t widest = 0;
+    for (size_t g = 0; g < widths.size(); ++g) {
+      const auto n2 = static_cast<size_t>(widths[g] * widths[g]);
+      sums.emplace_back(n2);
+      gpu::device_memset_zero(sums.back().data(), sums.back().bytes(), nullptr);
+      exponents.push_back(hessian_exponent(bounds[g], total_samples));
+      widest = std::max(widest, widths[g]);
+    }
+    gpu::DeviceArray<float> partial(static_cast<size_t>(widest * widest));
+    for (int64_t w = 0; w < windows; ++w)
+      layer_->forward(states_.data() + w * seq * hidden, 1, seq, nullptr,
+                      [&](int group, const float* x, int64_t tokens, int64_t features) {
+                        const auto g = static_cast<size_t>(group);
+                        SKIM_ASSERT(tokens == seq && features == widths[g]);
+                        gpu::exact_hessian_add(x, seq, features, exponents[g], sums[g].data(),
+                                               partial.data(), nullptr);
+                      });
+    partial = {};
+    // The sums stay on the device through NCCL (device buffers); another communicator reduces
+    // host copies. Either way the same integers, so the same H.
+    const bool on_device = comm.backend() == comm::Backend::kNccl;
+    std::vector<Tensor> h;
+    for (size_t g = 0; g < widths.size(); ++g) {
+      const int64_t cols = widths[g], tokens = total_samples * seq;
+      if (on_device) {
+        gpu::stream_synchronize(nullptr);
+        comm.all_reduce_sum(sums[g].data(), cols * cols);
+        gpu::DeviceArray<float> mean(static_cast<size_t>(cols * cols));
+        gpu::exact_hessian_mean(sums[g].data(), exponents[g], tokens, cols, mean.data(), nullptr);
+        Tensor t({cols, cols});
+        gpu::copy_to_host(t.data(), mean.data(), mean.bytes(), nullptr);
+        h.push_back(std::move(t));
+      } else {
+        std::vector<int64_t> host = sums[g].to_host();
+        comm.all_reduce_sum(host.data(), cols * cols);
+        h.push_back(hessian_from_sums(host.data(), exponents[g], tokens, cols));
+      }
+      sums[g] = {};
+    }
+    return h;
+  }
+
   double window_nll(const model::LlamaModel& ends, const int32_t* tokens, int64_t windows,
                     int64_t seq) override {
     const int64_t n = norm_states(ends), vocab = config_.vocab_size;
@@ -196,7 +267,8 @@ class CudaDecoderBackend final : public DecoderBackend {
   gpu::DeviceArray<float> final_norm_;
   gpu::DeviceArray<float> reference_;  // [tokens, vocab] log-probabilities
   gpu::DeviceArray<uint16_t> scratch_;
-  std::vector<float> captured_;  // the host copy of a captured input
+  std::vector<float> captured_;             // the host copy of a captured input
+  gpu::DeviceArray<double> column_energy_;  // window_bounds' scratch
 };
 
 class CudaDecodeBackend final : public DecodeBackend {

@@ -6,6 +6,7 @@
 #include "kernels/cpu/model_ops.h"
 #include "src/core/error.h"
 #include "src/model/kv_cache.h"
+#include "src/pipeline/exact_hessian.h"
 
 namespace skim::pipeline {
 
@@ -35,6 +36,39 @@ class CpuDecoderBackend final : public DecoderBackend {
     }
   }
   void store_states(float* states) override { SKIM_ASSERT(states == states_); }
+
+  std::vector<double> window_bounds(int64_t windows, int64_t seq) override {
+    SKIM_ASSERT(states_ != nullptr && layer_ != nullptr && windows * seq <= tokens_);
+    const int64_t step = seq * layer_->config().hidden_size;
+    std::vector<double> bounds(model::kLinearGroupCount, 0.0);
+    std::vector<float> one(static_cast<size_t>(step));  // a copy: the states stay
+    for (int64_t w = 0; w < windows; ++w) {
+      std::copy_n(states_ + w * step, step, one.data());
+      layer_->forward(one.data(), 1, seq,
+                      [&](model::LinearGroup g, const float* x, int64_t tokens, int64_t cols) {
+                        auto& b = bounds[static_cast<size_t>(g)];
+                        b = std::max(b, sample_bound(x, tokens, cols));
+                      });
+    }
+    return bounds;
+  }
+
+  std::vector<Tensor> window_hessians(int64_t windows, int64_t seq,
+                                      const std::vector<int64_t>& widths,
+                                      const std::vector<double>& bounds, int64_t total_samples,
+                                      comm::Communicator& comm) override {
+    SKIM_ASSERT(widths.size() == bounds.size());
+    std::vector<ExactHessian> acc;
+    for (size_t g = 0; g < widths.size(); ++g)
+      acc.emplace_back(widths[g], bounds[g], total_samples);
+    run_layer(windows, seq, 1, [&](model::LinearGroup g, const float* x, int64_t tokens, int64_t) {
+      SKIM_ASSERT(tokens == seq);
+      acc[static_cast<size_t>(g)].add_samples(x, 1, seq);
+    });
+    std::vector<Tensor> h;
+    for (auto& a : acc) h.push_back(a.reduce(comm, seq));
+    return h;
+  }
   double window_nll(const model::LlamaModel& ends, const int32_t* tokens, int64_t windows,
                     int64_t seq) override {
     SKIM_ASSERT(states_ != nullptr && windows * seq <= tokens_ && seq >= 2);

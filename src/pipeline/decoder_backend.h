@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "comm/communicator.h"
 #include "src/core/model_config.h"
 #include "src/model/llama_layer.h"
 #include "src/model/llama_model.h"
@@ -40,6 +41,20 @@ class DecoderBackend {
   // The resident states back into `states`, the buffer given to load_states (the CPU backend's
   // are there already).
   virtual void store_states(float* states) = 0;
+  // quantize's fixed-point Hessians (exact_hessian.h) of the set layer's linear-group inputs
+  // (model::LinearGroup order), computed where the layer runs: the CUDA backend keeps every
+  // captured input, sum and bound on the device and reduces the sums with NCCL on device buffers
+  // when `comm` is NCCL. Both go one window of `seq` tokens at a time over `windows` resident
+  // windows. window_bounds: each group's max over the windows of sample_bound; the resident
+  // states stay as they are. window_hessians: runs the layer over the windows (the states advance
+  // as in run_layer), adds each window's inputs to group g's fixed-point sums (widths[g] columns,
+  // the grid of bounds[g], agreed over ranks, and total_samples) and returns every group's H
+  // reduced over the ranks of `comm` (collective).
+  virtual std::vector<double> window_bounds(int64_t windows, int64_t seq) = 0;
+  virtual std::vector<Tensor> window_hessians(int64_t windows, int64_t seq,
+                                              const std::vector<int64_t>& widths,
+                                              const std::vector<double>& bounds,
+                                              int64_t total_samples, comm::Communicator& comm) = 0;
   // The ends below: every call on one backend passes the same model (the CUDA backend uploads
   // its norm and head once).
   // After the last layer: the sum over the `windows` resident sequences of seq tokens of the NLL

@@ -53,14 +53,30 @@ std::vector<double> agree_bounds(comm::Communicator& comm, const std::vector<dou
   return bound;
 }
 
-ExactHessian::ExactHessian(int64_t cols, double bound, int64_t total_samples)
-    : cols_(cols), total_samples_(total_samples) {
-  SKIM_ASSERT(total_samples > 0 && cols > 0 && bound >= 0.0);
+int hessian_exponent(double bound, int64_t total_samples) {
+  SKIM_ASSERT(total_samples > 0 && bound >= 0.0);
   // |entry of a partial| <= its largest diagonal; fp32 rounding may add a little, hence the margin.
   const double total_bound = bound * 1.001 * static_cast<double>(total_samples);
   int exponent = 0;
   if (total_bound > 0.0) std::frexp(total_bound, &exponent);  // total_bound < 2^exponent
-  exponent_ = exponent - 62;
+  return exponent - 62;
+}
+
+Tensor hessian_from_sums(const int64_t* sum, int exponent, int64_t tokens, int64_t cols) {
+  const int64_t n2 = cols * cols;
+  Tensor h({cols, cols});
+  const double inv_tokens = 1.0 / static_cast<double>(tokens);
+  float* out = h.data();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n2; ++i)
+    out[i] = static_cast<float>(std::ldexp(static_cast<double>(sum[i]), exponent) * inv_tokens);
+  return h;
+}
+
+ExactHessian::ExactHessian(int64_t cols, double bound, int64_t total_samples)
+    : cols_(cols), total_samples_(total_samples) {
+  SKIM_ASSERT(cols > 0);
+  exponent_ = hessian_exponent(bound, total_samples);
   acc_.assign(static_cast<size_t>(cols * cols), 0);
 }
 
@@ -83,14 +99,7 @@ Tensor ExactHessian::reduce(comm::Communicator& comm, int64_t seq) {
   const int64_t n2 = cols_ * cols_;
   std::vector<float>().swap(partial_);
   comm.all_reduce_sum(acc_.data(), n2);
-  Tensor h({cols_, cols_});
-  const double inv_tokens = 1.0 / static_cast<double>(total_samples_ * seq);
-  float* out = h.data();
-  const int64_t* acc = acc_.data();
-  const int e = exponent_;
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n2; ++i)
-    out[i] = static_cast<float>(std::ldexp(static_cast<double>(acc[i]), e) * inv_tokens);
+  Tensor h = hessian_from_sums(acc_.data(), exponent_, total_samples_ * seq, cols_);
   std::vector<int64_t>().swap(acc_);
   return h;
 }

@@ -30,6 +30,13 @@ double sample_bound(const float* x, int64_t seq, int64_t cols);
 std::vector<double> agree_bounds(comm::Communicator& comm, const std::vector<double>& local,
                                  const std::vector<int64_t>& widths);
 
+// The exponent e of the quantum 2^e for an agreed bound and the samples over every rank (shared
+// with the device twin in the CUDA decoder backend, so both grids are the same).
+int hessian_exponent(double bound, int64_t total_samples);
+
+// H [cols, cols] = fp32(2^e * sum / tokens) from the reduced fixed-point sums.
+Tensor hessian_from_sums(const int64_t* sum, int exponent, int64_t tokens, int64_t cols);
+
 class ExactHessian {
  public:
   // `bound`: the agreed max of sample_bound over every rank's samples.

@@ -3,8 +3,9 @@
 // functions: skim's error tables (quant::build_error_table), the loss and gradient of its scale
 // training (quant's ScaleObjective), its grouping K-means and the GEMM of its LUT refinement;
 // rtn (quant::rtn_quantize) and gptq (quant::gptq_quantize; with act-order the problem is
-// permuted on the host). Everything else of quantize (calibration forward, Hessians,
-// allocation, grid-row fits, the refinement's small solves, packing) stays on the CPU for now.
+// permuted on the host). The calibration forward and the Hessians run in the CUDA decoder
+// backend (decoder_backend.h); allocation, grid-row fits, the refinement's small solves and
+// packing stay on the CPU for now.
 // Each call selects CUDA device `device` for the calling thread (the current device is per
 // thread), uploads its inputs, runs the kernels of kernels/gpu/quant_kernels.h and brings the
 // result back. Without CUDA in the build they throw kUsage.

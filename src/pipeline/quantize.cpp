@@ -45,7 +45,7 @@ using json = nlohmann::json;
 namespace {
 
 constexpr const auto& kKinds = model::kLinearKinds;
-constexpr int kGroups = 4;
+constexpr int kGroups = model::kLinearGroupCount;
 constexpr const char* kReportFile = "report.json";
 
 std::string linear_name(int64_t layer, model::LinearKind kind) {
@@ -328,63 +328,54 @@ class QuantizeRun {
   }
 
   // Runs the local samples through `layer` (hidden_ updated in place) and returns the reduced
-  // Hessians of its four linear inputs. When this rank's calibration tokens fit in one micro-batch
-  // it keeps every captured input of one forward; otherwise a first forward (of a copy, one sample
-  // at a time) finds the bounds that fix the fixed-point grid and a second adds each sample's
-  // inputs as they come: the memory of one sample, for a second forward. The bits are the same.
+  // Hessians of its four linear inputs. On the CPU, when this rank's calibration tokens fit in one
+  // micro-batch, it keeps every captured input of one forward; otherwise, and always on the GPU,
+  // the backend makes a first forward (one window at a time, the states left as they were) for
+  // the bounds that fix the fixed-point grid and a second that adds each window's inputs as they
+  // come: the memory of one window, for a second forward, and on the GPU no input leaves the
+  // device. The bits are the same either way.
   std::array<Tensor, kGroups> forward_and_hessians(const model::DecoderLayer& layer) {
     const int64_t seq = calib_.seq_len, samples = calib_.samples();
     std::vector<int64_t> widths;
     for (int g = 0; g < kGroups; ++g)
       widths.push_back(group_width(config_, static_cast<model::LinearGroup>(g)));
-    const bool hold_all = block_.count * seq <= o_.micro_batch;
-    std::vector<double> local(kGroups, 0.0);
-    const auto bound_of = [&](model::LinearGroup g, const float* x, int64_t tokens,
-                              int64_t features) {
-      auto& b = local[static_cast<size_t>(g)];
-      b = std::max(b, sample_bound(x, tokens, features));
-    };
-    std::array<std::vector<float>, kGroups> stash;
+    const bool hold_all = o_.device == Device::kCpu && block_.count * seq <= o_.micro_batch;
     hooks_.fault_point("layer_forward");
     const auto t0 = Clock::now();
     DecoderBackend& b = backend();
     b.set_layer(layer);
-    if (hold_all) {
-      forward_samples([&](model::LinearGroup g, const float* x, int64_t tokens, int64_t features) {
-        bound_of(g, x, tokens, features);
-        auto& v = stash[static_cast<size_t>(g)];
-        v.insert(v.end(), x, x + tokens * features);
-      });
-    } else {
-      const int64_t step = seq * config_.hidden_size;
-      std::vector<float> one(static_cast<size_t>(step));
-      for (int64_t s = 0; s < block_.count; ++s) {
-        std::copy_n(hidden_.data() + s * step, step, one.data());
-        b.load_states(one.data(), seq);
-        b.run_layer(1, seq, 1, bound_of);
-      }
+    std::array<Tensor, kGroups> h;
+    if (!hold_all) {
+      b.load_states(hidden_.data(), block_.count * seq);
+      const std::vector<double> local = b.window_bounds(block_.count, seq);
+      times_["forward"] = seconds_since(t0);
+      hooks_.fault_point("hessian");
+      const auto t1 = Clock::now();
+      const std::vector<double> bound = agree_bounds(comm_, local, widths);
+      auto reduced = b.window_hessians(block_.count, seq, widths, bound, samples, comm_);
+      b.store_states(hidden_.data());
+      std::move(reduced.begin(), reduced.end(), h.begin());
+      times_["hessian"] = seconds_since(t1);
+      return h;
     }
+    std::vector<double> local(kGroups, 0.0);
+    std::array<std::vector<float>, kGroups> stash;
+    forward_samples([&](model::LinearGroup g, const float* x, int64_t tokens, int64_t features) {
+      auto& bound = local[static_cast<size_t>(g)];
+      bound = std::max(bound, sample_bound(x, tokens, features));
+      auto& v = stash[static_cast<size_t>(g)];
+      v.insert(v.end(), x, x + tokens * features);
+    });
     times_["forward"] = seconds_since(t0);
 
     hooks_.fault_point("hessian");
     const auto t1 = Clock::now();
     const std::vector<double> bound = agree_bounds(comm_, local, widths);
-    std::array<Tensor, kGroups> h;
-    if (hold_all) {
-      for (size_t g = 0; g < kGroups; ++g) {
-        ExactHessian acc(widths[g], bound[g], samples);
-        acc.add_samples(stash[g].data(), block_.count, seq);
-        std::vector<float>().swap(stash[g]);
-        h[g] = acc.reduce(comm_, seq);
-      }
-    } else {
-      std::vector<ExactHessian> acc;
-      for (size_t g = 0; g < kGroups; ++g) acc.emplace_back(widths[g], bound[g], samples);
-      forward_samples([&](model::LinearGroup g, const float* x, int64_t tokens, int64_t) {
-        SKIM_ASSERT(tokens == seq);
-        acc[static_cast<size_t>(g)].add_samples(x, 1, seq);
-      });
-      for (size_t g = 0; g < kGroups; ++g) h[g] = acc[g].reduce(comm_, seq);
+    for (size_t g = 0; g < kGroups; ++g) {
+      ExactHessian acc(widths[g], bound[g], samples);
+      acc.add_samples(stash[g].data(), block_.count, seq);
+      std::vector<float>().swap(stash[g]);
+      h[g] = acc.reduce(comm_, seq);
     }
     times_["hessian"] = seconds_since(t1);
     return h;

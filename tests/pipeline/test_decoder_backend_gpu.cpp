@@ -5,7 +5,8 @@
 // the CPU's fp32 by about 2^-11 relative per product, so the dense model gets 1%; the decode
 // steps' logits (the prompt, then one token at a time against the KV cache) agree within 1% of
 // their largest magnitude, and so do the linear-group inputs a layer captures (quantize's
-// calibration forward) and the states after it.
+// calibration forward) and the states after it. quantize's fixed-point Hessians on the device:
+// bounds and H against the same backend's captured inputs in double (tight), and the CPU's.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,8 +15,10 @@
 #include <random>
 #include <vector>
 
+#include "comm/backends.h"
 #include "comm/cuda_devices.h"
 #include "src/pipeline/decoder_backend.h"
+#include "src/pipeline/exact_hessian.h"
 #include "src/pipeline/generate.h"
 #include "src/pipeline/packed_model_source.h"
 #include "src/pipeline/perplexity.h"
@@ -136,6 +139,79 @@ TEST_F(CudaBackend, CapturedInputsMatchCpu) {
   };
   for (size_t i = 0; i < want.size(); ++i) EXPECT_TRUE(close(got[i], want[i])) << "capture " << i;
   EXPECT_TRUE(close(gpu_out, cpu_out));
+}
+
+TEST_F(CudaBackend, FixedPointHessiansStayOnTheDeviceAndMatchTheirInputs) {
+  // quantize's Hessians on the GPU (window_bounds, window_hessians): against the same backend's
+  // captured inputs brought to the host, each bound equals sample_bound of those inputs (1e-12
+  // relative: double sums in another order) and each H equals X^T X / N in double within 1e-5 of
+  // its largest entry (fp32 SSYRK per window, then exact integer sums); the states advance as in
+  // run_layer. Against the CPU backend: within 2% (the captured inputs agree within 1%).
+  testing::TempFolder folder("cuda_hessians");
+  const testing::SyntheticSource synthetic(testing::packed_test_spec(12));
+  testing::write_packed_test_model(synthetic, folder.path());
+  const PackedModelSource packed(folder.path());
+  const model::DecoderLayer layer = packed.load_layer(0);
+  const ModelConfig& c = packed.config();
+  const int64_t windows = 3, seq = 20;
+  std::vector<float> states(static_cast<size_t>(windows * seq * c.hidden_size));
+  std::mt19937 rng(17);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (float& v : states) v = normal(rng);
+  std::vector<int64_t> widths;
+  for (int g = 0; g < model::kLinearGroupCount; ++g)
+    widths.push_back(g == 0 || g == 2 ? c.hidden_size
+                     : g == 1         ? c.num_heads * c.head_dim
+                                      : c.intermediate_size);
+  const auto comm = comm::make_local_communicator();
+
+  const auto gpu = make_cuda_decoder_backend(c, 0);
+  gpu->set_layer(layer);
+  std::vector<std::vector<double>> xtx(model::kLinearGroupCount);
+  std::vector<double> want_bound(model::kLinearGroupCount, 0.0);
+  std::vector<float> run_out = states;
+  gpu->load_states(run_out.data(), windows * seq);
+  gpu->run_layer(windows, seq, 1,
+                 [&](model::LinearGroup g, const float* x, int64_t tokens, int64_t cols) {
+                   const auto k = static_cast<size_t>(g);
+                   ASSERT_EQ(cols, widths[k]);
+                   want_bound[k] = std::max(want_bound[k], sample_bound(x, tokens, cols));
+                   xtx[k].resize(static_cast<size_t>(cols * cols), 0.0);
+                   for (int64_t t = 0; t < tokens; ++t)
+                     for (int64_t a = 0; a < cols; ++a)
+                       for (int64_t b = 0; b < cols; ++b)
+                         xtx[k][a * cols + b] += double{x[t * cols + a]} * x[t * cols + b];
+                 });
+  gpu->store_states(run_out.data());
+
+  const auto hessians = [&](DecoderBackend& b, std::vector<float>& x, std::vector<double>& bound) {
+    b.load_states(x.data(), windows * seq);
+    b.set_layer(layer);
+    bound = b.window_bounds(windows, seq);
+    auto h = b.window_hessians(windows, seq, widths, bound, windows, *comm);
+    b.store_states(x.data());
+    return h;
+  };
+  std::vector<float> gpu_out = states, cpu_out = states;
+  std::vector<double> gpu_bound, cpu_bound;
+  const std::vector<Tensor> got = hessians(*gpu, gpu_out, gpu_bound);
+  const auto cpu = make_cpu_decoder_backend();
+  const std::vector<Tensor> cpu_h = hessians(*cpu, cpu_out, cpu_bound);
+  ASSERT_EQ(got.size(), widths.size());
+  EXPECT_EQ(gpu_out, run_out);  // the same kernels: the same states as run_layer
+  for (size_t g = 0; g < widths.size(); ++g) {
+    EXPECT_NEAR(gpu_bound[g], want_bound[g], 1e-12 * want_bound[g]) << "group " << g;
+    EXPECT_NEAR(gpu_bound[g], cpu_bound[g], 2e-2 * cpu_bound[g]) << "group " << g;
+    double scale = 0.0, diff = 0.0, cpu_diff = 0.0;
+    const double n = static_cast<double>(windows * seq);
+    for (size_t i = 0; i < xtx[g].size(); ++i) scale = std::max(scale, std::abs(xtx[g][i] / n));
+    for (size_t i = 0; i < xtx[g].size(); ++i) {
+      diff = std::max(diff, std::abs(double{got[g].data()[i]} - xtx[g][i] / n));
+      cpu_diff = std::max(cpu_diff, std::abs(double{got[g].data()[i]} - cpu_h[g].data()[i]));
+    }
+    EXPECT_LE(diff, 1e-5 * scale) << "group " << g;
+    EXPECT_LE(cpu_diff, 2e-2 * scale) << "group " << g;
+  }
 }
 
 }  // namespace
