@@ -268,8 +268,9 @@ std::vector<T> read_tensor(const SafetensorsReader& r, const std::string& name, 
   return out;
 }
 
-// A sparse part as stored: per row its entry count (I32), the columns (U16, or I32 above 65536
-// columns) and the fp16 values; the row pointers are the counts' prefix sums.
+// A sparse part as stored: per row its entry count (U8, U16 or I32: the narrowest that holds the
+// largest; format 6 wrote I32 always), the columns (U16, or I32 above 65536 columns) and the fp16
+// values; the row pointers are the counts' prefix sums.
 // The sparse part of a layer whose tensors are named `tensor(part)` (LUT and column-LUT layers).
 template <typename Name>
 void write_sparse(SafetensorsWriter& w, Json& crc, const std::string& name, const Name& tensor,
@@ -280,7 +281,18 @@ void write_sparse(SafetensorsWriter& w, Json& crc, const std::string& name, cons
     if (c > cols) fail(ErrorKind::kInternal, "layer {}: {} sparse entries in a row", name, c);
     counts[static_cast<size_t>(i)] = static_cast<int32_t>(c);
   }
-  add_tensor(w, crc, tensor("sparse_counts"), StDtype::kI32, {rows}, counts);
+  switch (quant::sparse_count_bits(quant::max_row_count(s))) {
+    case 8:
+      add_tensor(w, crc, tensor("sparse_counts"), StDtype::kU8, {rows},
+                 std::vector<uint8_t>(counts.begin(), counts.end()));
+      break;
+    case 16:
+      add_tensor(w, crc, tensor("sparse_counts"), StDtype::kU16, {rows},
+                 std::vector<uint16_t>(counts.begin(), counts.end()));
+      break;
+    default:
+      add_tensor(w, crc, tensor("sparse_counts"), StDtype::kI32, {rows}, counts);
+  }
   if (quant::sparse_column_bits(cols) == 16) {
     std::vector<uint16_t> cols(s.cols.begin(), s.cols.end());
     add_tensor(w, crc, tensor("sparse_cols"), StDtype::kU16, {s.nnz()}, cols);
@@ -294,7 +306,18 @@ template <typename Name>
 quant::SparsePart read_sparse(const SafetensorsReader& r, const Name& tensor, int64_t rows,
                               int64_t cols) {
   quant::SparsePart s;
-  const auto counts = read_tensor<int32_t>(r, tensor("sparse_counts"), StDtype::kI32, {rows});
+  const std::string name = tensor("sparse_counts");
+  std::vector<int32_t> counts;
+  const StDtype dtype = r.has(name) ? r.raw(name).dtype : StDtype::kI32;
+  if (dtype == StDtype::kU8) {
+    const auto c = read_tensor<uint8_t>(r, name, StDtype::kU8, {rows});
+    counts.assign(c.begin(), c.end());
+  } else if (dtype == StDtype::kU16) {
+    const auto c = read_tensor<uint16_t>(r, name, StDtype::kU16, {rows});
+    counts.assign(c.begin(), c.end());
+  } else {
+    counts = read_tensor<int32_t>(r, name, StDtype::kI32, {rows});
+  }
   s.row_ptr.assign(1, 0);
   for (int64_t i = 0; i < rows; ++i) {
     const int32_t c = counts[static_cast<size_t>(i)];

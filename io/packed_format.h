@@ -16,7 +16,7 @@ namespace skim::io {
 
 // Version 2 added 8-bit LUT entries, 3 sparse parts, 4 uniform group widths, 5 QDEC residual
 // layers and column-LUT layers; files of every older version are still read.
-inline constexpr int kPackedFormatVersion = 6;
+inline constexpr int kPackedFormatVersion = 7;
 inline constexpr int kPackedFormatOldestVersion = 1;
 inline constexpr const char* kPackedFormatName = "skim-packed";
 

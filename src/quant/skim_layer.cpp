@@ -88,8 +88,9 @@ ErrorTable skim_error_table(const Tensor& w, const Tensor& h, const SkimOptions&
 }
 
 int64_t reserved_bits(int64_t rows, int64_t cols, const SkimOptions& options) {
-  if (options.outliers_auto) return 32 * rows;
-  return sparse_part_bits(rows, cols, rows * reserved_per_row(cols, options.outliers));
+  if (options.outliers_auto) return rows * sparse_count_bits(reserve_menu(cols).back());
+  const int64_t per_row = reserved_per_row(cols, options.outliers);
+  return sparse_part_bits(rows, cols, rows * per_row, per_row);
 }
 
 SkimLayerResult quantize_skim_layer_with_bits(const Tensor& w, const Tensor& h,

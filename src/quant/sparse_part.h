@@ -6,8 +6,9 @@
 // reserved weight is reproduced up to the fp16 rounding of its correction.
 //
 // Storage (CSR): row_ptr [rows + 1], cols [nnz] ascending within a row, values [nnz] fp16. Cost:
-// per entry 16 (value) + 16 (column; 32 when the layer has more than 65536 columns), per row 32
-// (its row pointer) when the layer has a sparse part at all.
+// per entry 16 (value) + 16 (column; 32 when the layer has more than 65536 columns), per row its
+// count (8 bits, or 16 / 32 when a row holds more than 255 / 65535) when the layer has a sparse
+// part at all.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -50,13 +51,25 @@ inline int64_t sparse_entry_bits(int64_t cols) {
 // than a wider LUT would.
 std::vector<int64_t> reserve_menu(int64_t cols);
 
-// Stored bits of a sparse part of `nnz` entries over [rows, cols] (0 when nnz == 0 and the part
-// is absent).
-inline int64_t sparse_part_bits(int64_t rows, int64_t cols, int64_t nnz) {
-  return nnz == 0 ? 0 : nnz * sparse_entry_bits(cols) + 32 * rows;
+// Stored bits of one row's count: the narrowest of U8, U16 and I32 that holds the largest count.
+inline int64_t sparse_count_bits(int64_t max_count) {
+  return max_count <= 255 ? 8 : max_count <= 65535 ? 16 : 32;
+}
+
+// Stored bits of a sparse part of `nnz` entries over [rows, cols], no row holding more than
+// `max_count` (0 when nnz == 0 and the part is absent).
+inline int64_t sparse_part_bits(int64_t rows, int64_t cols, int64_t nnz, int64_t max_count) {
+  return nnz == 0 ? 0 : nnz * sparse_entry_bits(cols) + rows * sparse_count_bits(max_count);
+}
+inline int64_t max_row_count(const SparsePart& s) {
+  int64_t m = 0;
+  for (size_t i = 0; i + 1 < s.row_ptr.size(); ++i)
+    m = std::max(m, s.row_ptr[i + 1] - s.row_ptr[i]);
+  return m;
 }
 inline int64_t stored_bits(const SparsePart& s, int64_t rows, int64_t cols) {
-  return s.empty() ? 0 : s.nnz() * sparse_entry_bits(cols) + 32 * rows;
+  return s.empty() ? 0
+                   : s.nnz() * sparse_entry_bits(cols) + rows * sparse_count_bits(max_row_count(s));
 }
 
 // The `per_row` entries of each row of w with the largest f_j (w_ij - m_i)^2, m_i the row's

@@ -314,13 +314,32 @@ TEST_F(PackedFormat, RoundTripIsBitExact) {
   }
 }
 
+TEST_F(PackedFormat, RowCountsTakeTheNarrowestDtypeThatHoldsThem) {
+  // A row of 300 entries needs U16 counts, one of 70000 I32; each reads back the same part.
+  std::mt19937 rng(5);
+  for (const int64_t wide : {int64_t{300}, int64_t{70000}}) {
+    PackedModel m = sample_model();
+    PackedLutLayer& l = m.lut_layers.at("model.layers.0.self_attn.k_proj");  // 3 x 70000
+    l.sparse = {};
+    l.sparse.row_ptr = {0, 0, wide, wide + 1};
+    for (int64_t j = 0; j < wide; ++j) l.sparse.cols.push_back(static_cast<int32_t>(j));
+    l.sparse.cols.push_back(7);
+    l.sparse.values.assign(l.sparse.cols.size(), float_to_half(0.25f));
+    write_packed_model(file("w.safetensors"), m);
+    const auto r = SafetensorsReader::open(file("w.safetensors"));
+    EXPECT_EQ(r->raw("model.layers.0.self_attn.k_proj.lut.sparse_counts").dtype,
+              wide <= 65535 ? StDtype::kU16 : StDtype::kI32);
+    expect_same(m, read_packed_model(file("w.safetensors")));
+  }
+}
+
 TEST_F(PackedFormat, LayoutMatchesTheDocumentedFormat) {
   const PackedModel m = sample_model();
   write_packed_model(file("m.safetensors"), m);
   const auto r = SafetensorsReader::open(file("m.safetensors"));
   const auto& meta = r->metadata();
   EXPECT_EQ(meta.at("skim.format"), "skim-packed");
-  EXPECT_EQ(meta.at("skim.format_version"), "6");
+  EXPECT_EQ(meta.at("skim.format_version"), "7");
   EXPECT_EQ(meta.at("skim.method"), "skim");
   EXPECT_EQ(meta.at("model"), "test");
   const auto layers = nlohmann::json::parse(meta.at("skim.layers"));
@@ -393,12 +412,13 @@ TEST_F(PackedFormat, LayoutMatchesTheDocumentedFormat) {
     }
     EXPECT_EQ(c, static_cast<int64_t>(codes.size()));
   }
-  // Sparse parts: per row its count (I32), columns U16 (I32 above 65536 columns), fp16 values.
+  // Sparse parts: per row its count (U8 when every count is below 256), columns U16 (I32 above
+  // 65536 columns), fp16 values.
   const std::string u = "model.layers.0.mlp.up_proj", k = "model.layers.0.self_attn.k_proj";
   EXPECT_EQ(layers[u]["sparse"], true);
   EXPECT_EQ(layers[q]["sparse"], false);
   EXPECT_FALSE(r->has(q + ".lut.sparse_counts"));
-  EXPECT_EQ(r->raw(u + ".lut.sparse_counts").dtype, StDtype::kI32);
+  EXPECT_EQ(r->raw(u + ".lut.sparse_counts").dtype, StDtype::kU8);
   EXPECT_EQ(r->raw(u + ".lut.sparse_counts").shape, std::vector<int64_t>{8});
   EXPECT_EQ(r->raw(u + ".lut.sparse_cols").dtype, StDtype::kU16);
   EXPECT_EQ(r->raw(u + ".lut.sparse_values").dtype, StDtype::kF16);
@@ -409,8 +429,7 @@ TEST_F(PackedFormat, LayoutMatchesTheDocumentedFormat) {
     const auto cols = r->raw(u + ".lut.sparse_cols").bytes;
     int64_t n = 0;
     for (int64_t i = 0; i < l.rows; ++i) {
-      int32_t c;
-      std::memcpy(&c, counts.data() + 4 * i, 4);
+      const int32_t c = counts[i];
       EXPECT_EQ(c, i % 4);
       for (int32_t t = 0; t < c; ++t, ++n)
         EXPECT_EQ(cols[2 * n] | (cols[2 * n + 1] << 8), l.sparse.cols[static_cast<size_t>(n)]);
@@ -428,7 +447,7 @@ TEST_F(PackedFormat, LayoutMatchesTheDocumentedFormat) {
   EXPECT_EQ(r->raw(cl + ".clut.bits").shape, std::vector<int64_t>{11});
   EXPECT_EQ(r->raw(cl + ".clut.codebook").shape, std::vector<int64_t>{168});
   EXPECT_EQ(r->raw(cl + ".clut.codes").shape, (std::vector<int64_t>{6, 5}));
-  EXPECT_EQ(r->raw(cl + ".clut.sparse_counts").dtype, StDtype::kI32);
+  EXPECT_EQ(r->raw(cl + ".clut.sparse_counts").dtype, StDtype::kU8);
   const std::string res = "model.layers.2.self_attn.q_proj";
   EXPECT_EQ(layers[res]["kind"], "residual");
   EXPECT_EQ(r->raw(res + ".qdec.codes").shape, (std::vector<int64_t>{10, 4}));
@@ -449,7 +468,7 @@ TEST_F(PackedFormat, LayoutMatchesTheDocumentedFormat) {
     }
     bits += 16.0 * static_cast<double>(l.alpha.size());
     if (!l.sparse.empty())
-      bits += (l.cols > 65536 ? 48.0 : 32.0) * static_cast<double>(l.sparse.nnz()) + 32.0 * l.rows;
+      bits += (l.cols > 65536 ? 48.0 : 32.0) * static_cast<double>(l.sparse.nnz()) + 8.0 * l.rows;
     weights += static_cast<double>(l.rows * l.cols);
   }
   for (const auto& [name, l] : m.uniform_layers) {
@@ -466,8 +485,8 @@ TEST_F(PackedFormat, LayoutMatchesTheDocumentedFormat) {
   weights += 7.0 * 10;
   // The column-LUT layer: 11 columns at 5, 3, 2, 5, 3, 2, ... bits = 37 bits, 5 bytes a row;
   // 16 per LUT entry (4 x 32 + 3 x 8 + 4 x 4 = 168 entries); 8 per column; the sparse part
-  // (3 entries of 16 + 16 bits, 32 per row).
-  bits += 6.0 * 5 * 8 + 16.0 * 168 + 8.0 * 11 + 3 * 32.0 + 32.0 * 6;
+  // (3 entries of 16 + 16 bits, 8 per row: U8 counts).
+  bits += 6.0 * 5 * 8 + 16.0 * 168 + 8.0 * 11 + 3 * 32.0 + 8.0 * 6;
   weights += 6.0 * 11;
   EXPECT_NEAR(bits_per_weight(m), bits / weights, 1e-12);
   EXPECT_NEAR(std::stod(meta.at("skim.bits_per_weight")), bits / weights, 1e-5);
@@ -544,13 +563,13 @@ TEST_F(PackedFormat, TruncatedFile) {
 TEST_F(PackedFormat, WrongVersionOrNotAPackedFile) {
   write_packed_model(file("m.safetensors"), sample_model());
   std::string bytes = read_all(file("m.safetensors"));
-  const std::string key = "\"skim.format_version\":\"6\"";
+  const std::string key = "\"skim.format_version\":\"7\"";
   const size_t at = bytes.find(key);
   ASSERT_NE(at, std::string::npos);
-  bytes[at + key.size() - 2] = '7';  // same length: the header stays valid safetensors
+  bytes[at + key.size() - 2] = '8';  // same length: the header stays valid safetensors
   write_all(file("v.safetensors"), bytes);
   expect_bad_input([&] { read_packed_model(file("v.safetensors")); },
-                   {file("v.safetensors"), "version 7"});
+                   {file("v.safetensors"), "version 8"});
 
   // Version 1 (fp16 entries only, no "entries" or "sparse" key) is still read.
   PackedModel v1 = sample_model();

@@ -167,10 +167,10 @@ TEST(PackedLut, StoredBitsCountEverything) {
   int64_t expected = lut_layer_overhead_bits(cols, true);
   for (uint8_t b : l.bits) expected += lut_row_cost_bits(cols, b, LutEntries::kF16);
   EXPECT_EQ(stored_bits(pack(l)), expected);
-  // A sparse part: 16 (value) + 16 (column) per entry and 32 per row.
+  // A sparse part: 16 (value) + 16 (column) per entry and 8 per row (its count, at most 255).
   const LutLayer s = with_sparse(l, 8);
   ASSERT_GT(s.sparse.nnz(), 0);
-  EXPECT_EQ(stored_bits(pack(s)), expected + 32 * s.sparse.nnz() + 32 * l.rows);
+  EXPECT_EQ(stored_bits(pack(s)), expected + 32 * s.sparse.nnz() + 8 * l.rows);
   EXPECT_EQ(lut_stored_bits(s), stored_bits(pack(s)));
 }
 

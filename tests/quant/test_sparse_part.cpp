@@ -143,8 +143,8 @@ TEST(SparsePart, SkimWithReservedWeightsBeatsSkimWithoutOnPlantedOutliers) {
   const SkimLayerResult a = quantize_skim_layer(w, h, plain);
   const SkimLayerResult b = quantize_skim_layer(w, h, reserved);
   ASSERT_EQ(b.layer.sparse.nnz(), 2 * rows);
-  // The budget holds with the sparse part's bits: 2 * 32 per row + 32 per row.
-  EXPECT_EQ(stored_bits(b.layer.sparse, rows, cols), 3 * 32 * rows);
+  // The budget holds with the sparse part's bits: 2 * 32 per row + 8 per row (its count).
+  EXPECT_EQ(stored_bits(b.layer.sparse, rows, cols), 2 * 32 * rows + 8 * rows);
   EXPECT_EQ(lut_stored_bits(b.layer), b.allocation.cost_bits);
   EXPECT_LE(lut_stored_bits(b.layer), static_cast<int64_t>(3.0 * rows * cols));
   const double err_a = layer_error(w, dequantize(a.layer), h);
@@ -195,7 +195,7 @@ TEST(SparsePart, CountsChosenByTheAllocationBeatNoneAndAFixedCount) {
     const int64_t n = c.layer.sparse.row_ptr[i + 1] - c.layer.sparse.row_ptr[i];
     (i % 4 == 0 ? planted : clean) += n;
   }
-  // Row counts are 32 bits each, entries 32 (fp16 and a 16-bit column): as the allocation paid.
+  // Row counts are 8 bits each, entries 32 (fp16 and a 16-bit column): as the allocation paid.
   EXPECT_EQ(lut_stored_bits(c.layer), c.allocation.cost_bits);
   EXPECT_LE(lut_stored_bits(c.layer), static_cast<int64_t>(3.0 * rows * cols));
   const double err_a = layer_error(w, dequantize(a.layer), h);
