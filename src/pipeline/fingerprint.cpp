@@ -76,21 +76,19 @@ std::string run_fingerprint(const QuantizeOptions& o, std::string_view calib_tex
   const std::string opts = fmt::format(
       "method={};bits={:.17g};samples={};seq={};seed={};alloc={};gw={};stok={};prop={};bmin={};"
       "bmax={};"
-      "scale={};steps={};refine={};exact={};lut={};grid={};outliers={:.17g};group={};act={};"
+      "scale={};steps={};refine={};exact={};lut={};grid={};outliers={};group={};act={};"
       "damp={:.17g};"
       "residual={};format={};"
       "program={}",
       method_name(o.method), o.bits, o.calib_samples, o.calib_seq_len, o.seed,
       allocation_name(o.allocation), global_weights_name(o.global_weights), o.sensitivity_tokens,
       propagation_name(o.propagation), o.b_min, o.b_max, o.train_scale, o.scale_steps,
-      o.refine_luts, o.exact_kmeans, lut_entries_name(o.lut_entries), o.grid_rows, o.outliers,
+      o.refine_luts, o.exact_kmeans, lut_entries_name(o.lut_entries), o.grid_rows,
+      o.outliers_auto ? std::string("auto") : fmt::format("{:.17g}", o.outliers),
       o.group_size, o.act_order, o.damp, o.save_residual, io::kPackedFormatVersion, SKIM_VERSION);
-  // Options added later enter only when set, so the runs that could not set them keep their
-  // fingerprints. The GPU's results differ from the CPU's in rounding: a checkpoint resumes on its
-  // device only.
-  const std::string later = std::string(o.outliers_auto ? ";outliers=auto" : "") +
-                            (o.device == Device::kCuda ? ";device=cuda" : "");
-  uint64_t h = fnv1a64(opts + later);
+  // The GPU's results differ from the CPU's in rounding: a checkpoint resumes on its device only
+  // (CPU runs keep the fingerprints they had before --device existed).
+  uint64_t h = fnv1a64(o.device == Device::kCuda ? opts + ";device=cuda" : opts);
   h = fnv1a64(calib_text, h ^ model_identity(o.model));
   return fmt::format("{:016x}", h);
 }

@@ -495,8 +495,7 @@ LinearErrorTable deserialize_error_table(const uint8_t* data, size_t size,
   t.table.b_max = r.get<int>();
   t.table.e = r.get_vector<double>();
   t.table.e_grid = r.get_vector<double>();
-  // Tables written before --outliers auto end here (a checkpoint of 0.6.0 still resumes).
-  if (!r.done()) t.table.reserve_counts = r.get_vector<int64_t>();
+  t.table.reserve_counts = r.get_vector<int64_t>();
   if (t.table.reserve_counts.size() > quant::kMaxReserveLevel)
     fail(ErrorKind::kBadInput, "{}: {} counts of reserved weights", what,
          t.table.reserve_counts.size());
