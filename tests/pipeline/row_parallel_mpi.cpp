@@ -140,6 +140,19 @@ TEST(RowParallel, BaselinesMatchOneProcess) {
   check_method(o, 300, 64, 8, "claq 2.5 bits, 1% reserved");
 }
 
+// Global mode's error table of l: each rank's block, serialised, gathered and merged, as rank 0
+// reads them from the etable files.
+LinearErrorTable gathered_table(const Layer& l, const QuantizeOptions& o) {
+  CommRowGroup group(world(), l.w.dim(0));
+  const auto& b = group.block();
+  LinearErrorTable mine;
+  mine.table = linear_error_table(l.w.rows(b.first, b.count), l.h, o, &mine.energy, group);
+  std::vector<LinearErrorTable> tables;
+  for (const auto& blob : gather_all(b.count > 0 ? serialize(mine) : std::vector<uint8_t>{}))
+    tables.push_back(deserialize_error_table(blob.data(), blob.size(), "table"));
+  return merge_row_blocks(std::move(tables), "table");
+}
+
 TEST(RowParallel, GlobalModeGivenBitsAndTablesMatchOneProcess) {
   const int64_t rows = 250, cols = 64;
   const Layer l = make_layer(rows, cols, 7);
@@ -147,17 +160,12 @@ TEST(RowParallel, GlobalModeGivenBitsAndTablesMatchOneProcess) {
   quant::WholeRows whole(rows);
   double energy = 0.0;
   const quant::ErrorTable table = linear_error_table(l.w, l.h, o, &energy, whole);
+  const LinearErrorTable merged = gathered_table(l, o);
+  EXPECT_EQ(merged.table.e, table.e);
+  EXPECT_EQ(merged.energy, energy);
 
   CommRowGroup group(world(), rows);
   const auto& b = group.block();
-  LinearErrorTable mine;
-  mine.table = linear_error_table(l.w.rows(b.first, b.count), l.h, o, &mine.energy, group);
-  std::vector<LinearErrorTable> tables;
-  for (const auto& blob : gather_all(b.count > 0 ? serialize(mine) : std::vector<uint8_t>{}))
-    tables.push_back(deserialize_error_table(blob.data(), blob.size(), "table"));
-  const LinearErrorTable merged = merge_row_blocks(std::move(tables), "table");
-  EXPECT_EQ(merged.table.e, table.e);
-  EXPECT_EQ(merged.energy, energy);
 
   // Bits as the global allocator would hand them out: 1..4 by row.
   std::vector<uint8_t> bits(static_cast<size_t>(rows));
@@ -187,14 +195,7 @@ TEST(RowParallel, ReservedWeightsChosenByTheAllocationMatchOneProcess) {
   double energy = 0.0;
   const quant::ErrorTable table = linear_error_table(l.w, l.h, o, &energy, whole);
   ASSERT_EQ(table.reserve_counts, quant::reserve_menu(cols));
-  CommRowGroup group(world(), rows);
-  const auto& b = group.block();
-  LinearErrorTable mine;
-  mine.table = linear_error_table(l.w.rows(b.first, b.count), l.h, o, &mine.energy, group);
-  std::vector<LinearErrorTable> tables;
-  for (const auto& blob : gather_all(b.count > 0 ? serialize(mine) : std::vector<uint8_t>{}))
-    tables.push_back(deserialize_error_table(blob.data(), blob.size(), "table"));
-  const LinearErrorTable merged = merge_row_blocks(std::move(tables), "table");
+  const LinearErrorTable merged = gathered_table(l, o);
   EXPECT_EQ(merged.table.e, table.e);
   EXPECT_EQ(merged.table.reserve_counts, table.reserve_counts);
   EXPECT_EQ(merged.table.e_reserved, table.e_reserved);

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -99,18 +100,31 @@ TEST_F(CudaBackend, DecodeStepsMatchCpu) {
   }
 }
 
+// Layer 0 of the dense synthetic model, and random states of `windows` windows of `seq` tokens.
+struct OneLayer {
+  testing::TempFolder folder{"cuda_layer"};
+  testing::SyntheticSource synthetic{testing::packed_test_spec(12)};
+  std::unique_ptr<PackedModelSource> packed;
+  std::unique_ptr<model::DecoderLayer> layer;
+  std::vector<float> states;
+
+  OneLayer(int64_t windows, int64_t seq, uint32_t seed) {
+    testing::write_packed_test_model(synthetic, folder.path());
+    packed = std::make_unique<PackedModelSource>(folder.path());
+    layer = std::make_unique<model::DecoderLayer>(packed->load_layer(0));
+    states.resize(static_cast<size_t>(windows * seq * packed->config().hidden_size));
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (float& v : states) v = normal(rng);
+  }
+};
+
 TEST_F(CudaBackend, CapturedInputsMatchCpu) {
-  testing::TempFolder folder("cuda_capture");
-  const testing::SyntheticSource synthetic(testing::packed_test_spec(12));
-  testing::write_packed_test_model(synthetic, folder.path());
-  const PackedModelSource packed(folder.path());
-  const model::DecoderLayer layer = packed.load_layer(0);
-  const ModelConfig& c = packed.config();
   const int64_t windows = 3, seq = 20;
-  std::vector<float> states(static_cast<size_t>(windows * seq * c.hidden_size));
-  std::mt19937 rng(13);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (float& v : states) v = normal(rng);
+  const OneLayer one(windows, seq, 13);
+  const model::DecoderLayer& layer = *one.layer;
+  const ModelConfig& c = one.packed->config();
+  const std::vector<float>& states = one.states;
   using Captured = std::vector<std::vector<float>>;  // per call, in call order
   const auto run = [&](DecoderBackend& b, std::vector<float> x, Captured& captured) {
     b.load_states(x.data(), windows * seq);
@@ -147,17 +161,11 @@ TEST_F(CudaBackend, FixedPointHessiansStayOnTheDeviceAndMatchTheirInputs) {
   // relative: double sums in another order) and each H equals X^T X / N in double within 1e-5 of
   // its largest entry (fp32 SSYRK per window, then exact integer sums); the states advance as in
   // run_layer. Against the CPU backend: within 2% (the captured inputs agree within 1%).
-  testing::TempFolder folder("cuda_hessians");
-  const testing::SyntheticSource synthetic(testing::packed_test_spec(12));
-  testing::write_packed_test_model(synthetic, folder.path());
-  const PackedModelSource packed(folder.path());
-  const model::DecoderLayer layer = packed.load_layer(0);
-  const ModelConfig& c = packed.config();
   const int64_t windows = 3, seq = 20;
-  std::vector<float> states(static_cast<size_t>(windows * seq * c.hidden_size));
-  std::mt19937 rng(17);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (float& v : states) v = normal(rng);
+  const OneLayer one(windows, seq, 17);
+  const model::DecoderLayer& layer = *one.layer;
+  const ModelConfig& c = one.packed->config();
+  const std::vector<float>& states = one.states;
   std::vector<int64_t> widths;
   for (int g = 0; g < model::kLinearGroupCount; ++g)
     widths.push_back(g == 0 || g == 2 ? c.hidden_size

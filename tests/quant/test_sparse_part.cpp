@@ -119,23 +119,33 @@ TEST(SparsePart, RowBlocksConcatenateToTheWhole) {
   EXPECT_THROW(concat_rows(blocks), Error);
 }
 
-TEST(SparsePart, SkimWithReservedWeightsBeatsSkimWithoutOnPlantedOutliers) {
+// The synthetic 64 x 256 layer and its damped H, with two weights of every `every`-th row set to
+// +-20 times the row's spread.
+struct PlantedLayer {
+  Tensor w, h;
+};
+PlantedLayer planted_layer(int64_t every) {
   const int64_t rows = 64, cols = 256;
   const auto L = testing::make_synthetic_layer(rows, cols, 9);
-  Tensor w({rows, cols}, L.w);
-  Tensor h({cols, cols});
-  for (size_t k = 0; k < L.h.size(); ++k) h.data()[k] = static_cast<float>(L.h[k]);
-  damp_hessian(h);
-  // Two weights per row, 20 times the row's spread.
+  PlantedLayer p{Tensor({rows, cols}, L.w), Tensor({cols, cols})};
+  for (size_t k = 0; k < L.h.size(); ++k) p.h.data()[k] = static_cast<float>(L.h[k]);
+  damp_hessian(p.h);
   SyntheticRng rng(10);
-  for (int64_t i = 0; i < rows; ++i) {
+  for (int64_t i = 0; i < rows; i += every) {
     double sd = 0;
-    for (int64_t j = 0; j < cols; ++j) sd += double{w.at(i, j)} * w.at(i, j);
+    for (int64_t j = 0; j < cols; ++j) sd += double{p.w.at(i, j)} * p.w.at(i, j);
     sd = std::sqrt(sd / cols);
     for (int t = 0; t < 2; ++t)
-      w.at(i, static_cast<int64_t>(rng.next() % cols)) =
+      p.w.at(i, static_cast<int64_t>(rng.next() % cols)) =
           static_cast<float>((t == 0 ? 20.0 : -20.0) * sd);
   }
+  return p;
+}
+
+TEST(SparsePart, SkimWithReservedWeightsBeatsSkimWithoutOnPlantedOutliers) {
+  const PlantedLayer p = planted_layer(1);
+  const Tensor &w = p.w, &h = p.h;
+  const int64_t rows = w.dim(0), cols = w.dim(1);
   SkimOptions plain;
   plain.bits = 3.0;
   SkimOptions reserved = plain;
@@ -160,21 +170,9 @@ TEST(SparsePart, CountsChosenByTheAllocationBeatNoneAndAFixedCount) {
   // without reserved weights and with a fixed count (which pays in rows that gain little; a
   // 3-bit LUT can give a planted outlier its own entry, so the allocation does not simply
   // reserve the planted pairs).
-  const int64_t rows = 64, cols = 256;
-  const auto L = testing::make_synthetic_layer(rows, cols, 9);
-  Tensor w({rows, cols}, L.w);
-  Tensor h({cols, cols});
-  for (size_t k = 0; k < L.h.size(); ++k) h.data()[k] = static_cast<float>(L.h[k]);
-  damp_hessian(h);
-  SyntheticRng rng(10);
-  for (int64_t i = 0; i < rows; i += 4) {
-    double sd = 0;
-    for (int64_t j = 0; j < cols; ++j) sd += double{w.at(i, j)} * w.at(i, j);
-    sd = std::sqrt(sd / cols);
-    for (int t = 0; t < 2; ++t)
-      w.at(i, static_cast<int64_t>(rng.next() % cols)) =
-          static_cast<float>((t == 0 ? 20.0 : -20.0) * sd);
-  }
+  const PlantedLayer p = planted_layer(4);
+  const Tensor &w = p.w, &h = p.h;
+  const int64_t rows = w.dim(0), cols = w.dim(1);
   SkimOptions plain;
   plain.bits = 3.0;
   plain.allocation.entries = LutEntries::kD8;
