@@ -217,7 +217,7 @@ assert grid > 0, grid
 data = open(os.path.join(sys.argv[1], "layers", "layer-00000.safetensors"), "rb").read()
 n = struct.unpack("<Q", data[:8])[0]
 header = json.loads(data[8:8 + n])
-assert header["__metadata__"]["skim.format_version"] == "6"
+assert header["__metadata__"]["skim.format_version"] == "7"
 name = "model.layers.0.self_attn.q_proj.lut."
 a, b = header[name + "bits"]["data_offsets"]
 widths = data[8 + n + a:8 + n + b]
