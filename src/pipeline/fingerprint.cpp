@@ -84,8 +84,8 @@ std::string run_fingerprint(const QuantizeOptions& o, std::string_view calib_tex
       allocation_name(o.allocation), global_weights_name(o.global_weights), o.sensitivity_tokens,
       propagation_name(o.propagation), o.b_min, o.b_max, o.train_scale, o.scale_steps,
       o.refine_luts, o.exact_kmeans, lut_entries_name(o.lut_entries), o.grid_rows,
-      o.outliers_auto ? std::string("auto") : fmt::format("{:.17g}", o.outliers),
-      o.group_size, o.act_order, o.damp, o.save_residual, io::kPackedFormatVersion, SKIM_VERSION);
+      o.outliers_auto ? std::string("auto") : fmt::format("{:.17g}", o.outliers), o.group_size,
+      o.act_order, o.damp, o.save_residual, io::kPackedFormatVersion, SKIM_VERSION);
   // The GPU's results differ from the CPU's in rounding: a checkpoint resumes on its device only
   // (CPU runs keep the fingerprints they had before --device existed).
   uint64_t h = fnv1a64(o.device == Device::kCuda ? opts + ";device=cuda" : opts);
