@@ -3,9 +3,7 @@
 // nothing to fp32 accumulation across batches. The fixed-point variant (quantize's Hessians,
 // pipeline/exact_hessian.h) adds each sample's SSYRK rounded to an int64 grid instead, so sums
 // over ranks are exact integers.
-#include <algorithm>
 #include <cmath>
-#include <vector>
 
 #include "kernels/cuda/cuda_check.cuh"
 #include "kernels/cuda/library_handles.cuh"
@@ -49,7 +47,7 @@ __global__ void fixed_point_mean(const int64_t* sum, int64_t n, int exponent, do
 }
 
 // One thread per column, the tokens in order (the twin's order per column).
-__global__ void column_energies(const float* x, int64_t seq, int64_t cols, double* energy) {
+__global__ void column_energies_kernel(const float* x, int64_t seq, int64_t cols, double* energy) {
   for (int64_t j = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; j < cols;
        j += int64_t{gridDim.x} * blockDim.x) {
     double e = 0.0;
@@ -81,19 +79,9 @@ void hessian_accumulate(const float* x, int64_t tokens, int64_t cols, double* su
   SKIM_CUDA_CHECK_LAUNCH();
 }
 
-double sample_bound(const float* x, int64_t seq, int64_t cols, double* column_energy,
-                    void* stream) {
-  const cudaStream_t s = as_stream(stream);
-  column_energies<<<grid_for(cols, 128), 128, 0, s>>>(x, seq, cols, column_energy);
+void column_energies(const float* x, int64_t seq, int64_t cols, double* energy, void* stream) {
+  column_energies_kernel<<<grid_for(cols, 128), 128, 0, as_stream(stream)>>>(x, seq, cols, energy);
   SKIM_CUDA_CHECK_LAUNCH();
-  std::vector<double> energy(static_cast<size_t>(cols));
-  SKIM_CUDA_CHECK(cudaMemcpyAsync(energy.data(), column_energy, energy.size() * sizeof(double),
-                                  cudaMemcpyDeviceToHost, s));
-  SKIM_CUDA_CHECK(cudaStreamSynchronize(s));
-  // As the twin: a NaN would vanish in the max, infinity keeps it.
-  double bound = 0.0;
-  for (const double e : energy) bound = std::isfinite(e) ? std::max(bound, e) : HUGE_VAL;
-  return bound;
 }
 
 void exact_hessian_add(const float* x, int64_t seq, int64_t cols, int exponent, int64_t* sum,

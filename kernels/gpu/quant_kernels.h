@@ -18,9 +18,9 @@ void hessian_accumulate(const float* x, int64_t tokens, int64_t cols, double* su
 void hessian_mean(const double* sum, int64_t tokens, int64_t cols, float* h, void* stream);
 
 // ---- Fixed-point Hessian (twin: pipeline::ExactHessian and sample_bound) -------------------
-// One sample's bound: the largest column energy sum_t x_tj^2 of x [seq, cols], in double, brought
-// back to the host (infinity when an activation is not finite). column_energy: [cols] scratch.
-double sample_bound(const float* x, int64_t seq, int64_t cols, double* column_energy, void* stream);
+// energy [cols] = sum_t x_tj^2 of x [seq, cols], in double, the tokens in order per column (the
+// bound of one sample is their largest: pipeline::bound_of_energies).
+void column_energies(const float* x, int64_t seq, int64_t cols, double* energy, void* stream);
 // sum [cols, cols] += rint(2^-exponent * x^T x) entry by entry (ties to even, as the twin), x^T x
 // of one sample x [seq, cols] by one fp32 SSYRK into `scratch` [cols, cols].
 void exact_hessian_add(const float* x, int64_t seq, int64_t cols, int exponent, int64_t* sum,

@@ -125,10 +125,11 @@ class CudaDecoderBackend final : public DecoderBackend {
     std::vector<double> bounds(model::kLinearGroupCount, 0.0);
     gpu::DeviceArray<float> one(static_cast<size_t>(step));  // a copy: the states stay
     const auto bound = [&](int group, const float* x, int64_t tokens, int64_t features) {
-      if (column_energy_.size() < static_cast<size_t>(features))
+      if (column_energy_.size() != static_cast<size_t>(features))
         column_energy_ = gpu::DeviceArray<double>(static_cast<size_t>(features));
+      gpu::column_energies(x, tokens, features, column_energy_.data(), nullptr);
       auto& b = bounds[static_cast<size_t>(group)];
-      b = std::max(b, gpu::sample_bound(x, tokens, features, column_energy_.data(), nullptr));
+      b = std::max(b, bound_of_energies(column_energy_.to_host()));
     };
     for (int64_t w = 0; w < windows; ++w) {
       gpu::copy_on_device(one.data(), states_.data() + w * step, one.bytes(), nullptr);

@@ -31,6 +31,10 @@ double sample_bound(const float* x, int64_t seq, int64_t cols) {
     const float* row = x + t * cols;
     for (int64_t j = 0; j < cols; ++j) energy[j] += static_cast<double>(row[j]) * row[j];
   }
+  return bound_of_energies(energy);
+}
+
+double bound_of_energies(std::span<const double> energy) {
   // A NaN would vanish in the max (every comparison with it is false): infinity keeps it.
   double bound = 0.0;
   for (double e : energy) bound = std::isfinite(e) ? std::max(bound, e) : HUGE_VAL;

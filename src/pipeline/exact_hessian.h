@@ -14,6 +14,7 @@
 // sample, or makes one pass for the bounds and another that adds the samples one at a time
 // (bounded memory; the same bits).
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "comm/communicator.h"
@@ -24,6 +25,8 @@ namespace skim::pipeline {
 // One sample's bound: its largest column energy sum_t x_tj^2, in double (fixed order); infinity
 // when an activation is not finite.
 double sample_bound(const float* x, int64_t seq, int64_t cols);
+// The same from the column energies sum_t x_tj^2 (the device computes those).
+double bound_of_energies(std::span<const double> energy);
 
 // The max over ranks of each local bound (exact). Collective. Throws kNumeric naming the width
 // of a group whose bound is not finite.
