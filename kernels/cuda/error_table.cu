@@ -67,12 +67,6 @@ void quadratic_forms_strided(const float* d, int64_t rows, int64_t cols, const f
   SKIM_CUDA_CHECK_LAUNCH();
 }
 
-void rows_times_h(const float* d, int64_t rows, int64_t cols, const float* h, float* g,
-                  void* stream) {
-  if (rows <= 0) return;
-  gemm_rows_by_h(d, rows, cols, h, g, as_stream(stream));
-}
-
 void dequantize_delta(const float* w, const float* centroids, int64_t k_stride,
                       const uint8_t* labels, const float* alpha, int64_t rows, int64_t cols,
                       float* dw, void* stream) {

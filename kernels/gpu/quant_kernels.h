@@ -82,10 +82,6 @@ void error_table(const float* w, const float* h, RowWeights f, int64_t rows, int
 void store_lut_entries(float* centroids, int64_t k_stride, int k, int64_t rows, LutStorage storage,
                        void* stream);
 
-// g = d H for d [rows, cols] and H [cols, cols] (row-major, fp32): one SGEMM (fp32, not TF32).
-void rows_times_h(const float* d, int64_t rows, int64_t cols, const float* h, float* g,
-                  void* stream);
-
 // dw = fp16(centroids[l_ij]) / alpha_j - w_ij (alpha may be null: 1), and
 // out[i] = dw_i H dw_i^T for d [rows, cols] using `g` [rows, cols] as scratch.
 void dequantize_delta(const float* w, const float* centroids, int64_t k_stride,
@@ -118,6 +114,34 @@ struct ScaleTrainResult {
 ScaleTrainResult train_scales(const float* w, const float* h, RowWeights f, const uint8_t* labels,
                               const int* k, int k_max, int64_t rows, int64_t cols, int steps,
                               double lr, int decay_every, double decay, float* alpha, void* stream);
+
+// ---- LUT refinement's normal equations (twin: quant::cpu_refine_systems) --------------------
+// One layer's refinement problem: w [rows, cols], h [cols, cols] (fp32), labels [rows * cols],
+// inva [cols] = 1 / alpha_j (computed on the host, so the same floats as the twin's), k [rows]
+// the LUT sizes (k_max their largest, <= 256).
+struct RefineInputs {
+  const float* w = nullptr;
+  const float* h = nullptr;
+  const uint8_t* labels = nullptr;
+  const float* inva = nullptr;
+  const int* k = nullptr;
+  int k_max = 1;
+  int64_t cols = 0;
+};
+// A block of `rows` rows starting at the inputs' pointers (offset by the caller): row r's lines
+// of P at line_off[r] of `lines`, its system at a_off[r] / rhs_off[r] (device [rows + 1] each).
+struct RefineLayout {
+  int64_t rows = 0;
+  int64_t lines = 0;
+  const int64_t* line_off = nullptr;
+  const int64_t* a_off = nullptr;
+  const int64_t* rhs_off = nullptr;
+};
+// a_r = P_r H P_r^T (k_r x k_r, row-major) and rhs_r = P_r H w_r^T in double, P_r[q][j] = [l_rj
+// = q] / alpha_j; p and y [lines, cols] are scratch. One SGEMM (fp32, not TF32) for Y = P H, then
+// each line of Y summed in column order as the twin does.
+void refine_systems(const RefineInputs& in, const RefineLayout& layout, float* p, float* y,
+                    double* a, double* rhs, void* stream);
 
 // ---- GPTQ (twin: quant::gptq_quantize, per-row or grouped quantizer) -----------------------
 // Not here (CPU only for now): slim's group widths and clipping search.

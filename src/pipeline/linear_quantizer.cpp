@@ -65,8 +65,8 @@ quant::SkimOptions skim_options(const QuantizeOptions& o) {
                              std::vector<std::vector<double>>& centroids) {
       cuda_row_kmeans(device, w, f, k, alpha, solver, labels, centroids);
     };
-    s.scale.refine_gemm = [device = o.cuda_device](const Tensor& h) {
-      return cuda_rows_times_h(device, h);
+    s.scale.refine_systems = [device = o.cuda_device](const quant::RefineProblem& p) {
+      return cuda_refine_systems(device, p);
     };
   }
   return s;

@@ -195,28 +195,62 @@ void cuda_row_kmeans(int device, const Tensor& w, quant::ImportanceView f, std::
     centroids[static_cast<size_t>(i)].assign(c.begin() + i * k_max, c.begin() + i * k_max + k[i]);
 }
 
-quant::RowsTimesHFn cuda_rows_times_h(int device, const Tensor& h) {
+quant::RefineSystemsFn cuda_refine_systems(int device, const quant::RefineProblem& p) {
   comm::cuda_select_device(device);
   struct Resident {
     int device = 0;
     int64_t cols = 0;
-    gpu::DeviceArray<float> h, p, y;
+    int k_max = 1;
+    gpu::DeviceArray<float> w, h, inva, p, y;
+    gpu::DeviceArray<uint8_t> labels;
+    gpu::DeviceArray<int> k;
+    gpu::DeviceArray<int64_t> offsets;
+    gpu::DeviceArray<double> a, rhs;
   };
   auto r = std::make_shared<Resident>();
   r->device = device;
-  r->cols = h.dim(0);
-  r->h = gpu::DeviceArray<float>(h.data(), static_cast<size_t>(h.numel()));
-  return [r](const float* p, int64_t lines, float* y) {
-    if (lines <= 0) return;
+  const int64_t rows = p.w.dim(0), cols = p.w.dim(1);
+  r->cols = cols;
+  if (rows > 0) {
+    r->k_max = *std::max_element(p.k.begin(), p.k.end());
+    std::vector<float> inva(static_cast<size_t>(cols));
+    for (int64_t j = 0; j < cols; ++j) inva[j] = 1.0f / p.alpha[j];  // the twin's floats
+    r->w = gpu::DeviceArray<float>(p.w.data(), static_cast<size_t>(p.w.numel()));
+    r->h = gpu::DeviceArray<float>(p.h.data(), static_cast<size_t>(p.h.numel()));
+    r->inva = gpu::DeviceArray<float>(inva);
+    r->labels = gpu::DeviceArray<uint8_t>(p.labels.data(), p.labels.size());
+    r->k = gpu::DeviceArray<int>(p.k.data(), p.k.size());
+  }
+  return [r](const quant::RefineBlock& b, std::vector<double>& a, std::vector<double>& rhs) {
+    const auto n = static_cast<size_t>(b.count + 1);
+    a.assign(static_cast<size_t>(b.a_off[b.count]), 0.0);
+    rhs.assign(static_cast<size_t>(b.rhs_off[b.count]), 0.0);
+    if (b.count <= 0) return;
     comm::cuda_select_device(r->device);
-    const auto n = static_cast<size_t>(lines * r->cols);
-    if (r->p.size() < n) {
-      r->p = gpu::DeviceArray<float>(n);
-      r->y = gpu::DeviceArray<float>(n);
+    const int64_t lines = b.line_off[b.count];
+    const auto scratch = static_cast<size_t>(lines * r->cols);
+    if (r->p.size() < scratch) {
+      r->p = gpu::DeviceArray<float>(scratch);
+      r->y = gpu::DeviceArray<float>(scratch);
     }
-    gpu::copy_to_device(r->p.data(), p, n * sizeof(float), nullptr);
-    gpu::rows_times_h(r->p.data(), lines, r->cols, r->h.data(), r->y.data(), nullptr);
-    gpu::copy_to_host(y, r->y.data(), n * sizeof(float), nullptr);
+    if (r->offsets.size() < 3 * n) r->offsets = gpu::DeviceArray<int64_t>(3 * n);
+    if (r->a.size() < a.size()) r->a = gpu::DeviceArray<double>(a.size());
+    if (r->rhs.size() < rhs.size()) r->rhs = gpu::DeviceArray<double>(rhs.size());
+    int64_t* off = r->offsets.data();
+    gpu::copy_to_device(off, b.line_off.data(), n * sizeof(int64_t), nullptr);
+    gpu::copy_to_device(off + n, b.a_off.data(), n * sizeof(int64_t), nullptr);
+    gpu::copy_to_device(off + 2 * n, b.rhs_off.data(), n * sizeof(int64_t), nullptr);
+    const gpu::RefineInputs in{r->w.data() + b.first * r->cols,
+                               r->h.data(),
+                               r->labels.data() + b.first * r->cols,
+                               r->inva.data(),
+                               r->k.data() + b.first,
+                               r->k_max,
+                               r->cols};
+    gpu::refine_systems(in, {b.count, lines, off, off + n, off + 2 * n}, r->p.data(), r->y.data(),
+                        r->a.data(), r->rhs.data(), nullptr);
+    gpu::copy_to_host(a.data(), r->a.data(), a.size() * sizeof(double), nullptr);
+    gpu::copy_to_host(rhs.data(), r->rhs.data(), rhs.size() * sizeof(double), nullptr);
   };
 }
 
@@ -253,7 +287,7 @@ void cuda_row_kmeans(int, const Tensor&, quant::ImportanceView, std::span<const 
   fail(ErrorKind::kUsage, "K-means on CUDA, but this skim-dist was built without CUDA");
 }
 
-quant::RowsTimesHFn cuda_rows_times_h(int, const Tensor&) {
+quant::RefineSystemsFn cuda_refine_systems(int, const quant::RefineProblem&) {
   fail(ErrorKind::kUsage, "LUT refinement on CUDA, but this skim-dist was built without CUDA");
 }
 

@@ -1,10 +1,10 @@
 #pragma once
 // The steps of quantize that run on the GPU with --device cuda, as drop-in twins of their CPU
 // functions: skim's error tables (quant::build_error_table), the loss and gradient of its scale
-// training (quant's ScaleObjective), its grouping K-means and the GEMM of its LUT refinement;
-// rtn (quant::rtn_quantize) and gptq (quant::gptq_quantize; with act-order the problem is
-// permuted on the host). The calibration forward and the Hessians run in the CUDA decoder
-// backend (decoder_backend.h); allocation, grid-row fits, the refinement's small solves and
+// training (quant's ScaleObjective), its grouping K-means and the normal equations of its LUT
+// refinement; rtn (quant::rtn_quantize) and gptq (quant::gptq_quantize; with act-order the
+// problem is permuted on the host). The calibration forward and the Hessians run in the CUDA
+// decoder backend (decoder_backend.h); allocation, grid-row fits, the refinement's small solves and
 // packing stay on the CPU for now.
 // Each call selects CUDA device `device` for the calling thread (the current device is per
 // thread), uploads its inputs, runs the kernels of kernels/gpu/quant_kernels.h and brings the
@@ -37,10 +37,11 @@ void cuda_row_kmeans(int device, const Tensor& w, quant::ImportanceView f, std::
                      std::span<const float> alpha, quant::KMeansSolver solver,
                      std::vector<uint8_t>& labels, std::vector<std::vector<double>>& centroids);
 
-// The LUT refinement's GEMM P H (twin: the BLAS call in quant::refine_luts_full_hessian, handed
-// in as ScaleTrainingOptions::refine_gemm): H uploaded once per layer, each block of P up and its
-// product down.
-quant::RowsTimesHFn cuda_rows_times_h(int device, const Tensor& h);
+// The LUT refinement's normal equations (twin: quant::cpu_refine_systems, handed in as
+// ScaleTrainingOptions::refine_systems): W, H, the labels and 1 / alpha uploaded once per linear;
+// per block of rows P is built from the labels on the device, multiplied by H and summed into
+// the rows' K x K systems there, and only those come back (the solves run on the host).
+quant::RefineSystemsFn cuda_refine_systems(int device, const quant::RefineProblem& p);
 
 // rtn's codes and grids of every group on the device (twin: quant::rtn_quantize, the same bits);
 // the input checks run on the host first.

@@ -1,7 +1,5 @@
 #include "src/quant/scale_training.h"
 
-#include <lapacke.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -348,119 +346,6 @@ template double scale_loss_and_grad<float>(const ScaleProblem<float>&, std::span
 template double scale_loss_and_grad<double>(const ScaleProblem<double>&, std::span<const double>,
                                             std::vector<double>*, RowGroup*);
 
-namespace {
-
-// A grid row's LUT is lo + step q: the row's normal equations (a, rhs) projected on (lo, step), a
-// 2 x 2 solve. The row keeps its LUT when that system is singular or the step would be negative
-// (a q8 grid ascends).
-void refine_grid_row(const std::vector<double>& a, const std::vector<double>& rhs, int k,
-                     std::vector<double>& lut) {
-  double m00 = 0.0, m01 = 0.0, m11 = 0.0, b0 = 0.0, b1 = 0.0;
-  for (int q = 0; q < k; ++q) {
-    b0 += rhs[q];
-    b1 += q * rhs[q];
-    for (int z = 0; z < k; ++z) {
-      const double v = a[static_cast<size_t>(q * k + z)];
-      m00 += v;
-      m01 += v * z;
-      m11 += v * q * z;
-    }
-  }
-  const double det = m00 * m11 - m01 * m01;
-  if (!(m00 > 0.0) || !(det > 1e-12 * m00 * m11)) return;
-  const double lo = (m11 * b0 - m01 * b1) / det, step = (m00 * b1 - m01 * b0) / det;
-  if (!(step >= 0.0) || !std::isfinite(lo) || !std::isfinite(step)) return;
-  for (int q = 0; q < k; ++q) lut[q] = lo + step * q;
-}
-
-}  // namespace
-
-void refine_luts_full_hessian(const Tensor& w, const Tensor& h, std::span<const uint8_t> labels,
-                              std::span<const float> alpha, std::vector<std::vector<double>>& lut,
-                              std::span<const uint8_t> grid, const RowsTimesHFn& rows_times_h) {
-  const int64_t rows = w.dim(0), cols = w.dim(1);
-  std::vector<float> inva(cols);
-  for (int64_t j = 0; j < cols; ++j) inva[j] = 1.0f / alpha[j];
-  // Row i's system needs Y_i = P_i H, P_i [k_i, cols] with P_i[q][j] = [l_ij = q] / alpha_j.
-  // The P_i of a block of rows are stacked into one matrix, so Y of the block is one GEMM. Blocks
-  // are whole row units and each unit's lines are padded (zero lines) to a multiple of kRowUnit,
-  // so a row's lines sit at the same place in its GEMM tiles however the rows are split.
-  const auto unit_lines = [&](int64_t u0) {
-    int64_t n = 0;
-    for (int64_t r = u0; r < std::min(rows, u0 + kRowUnit); ++r)
-      n += static_cast<int64_t>(lut[r].size());
-    return (n + kRowUnit - 1) / kRowUnit * kRowUnit;
-  };
-  int64_t r0 = 0;
-  std::vector<float> p, y;
-  std::vector<int64_t> off;
-  while (r0 < rows) {
-    int64_t r1 = r0, lines = 0;
-    while (r1 < rows && (r1 == r0 || (lines + unit_lines(r1)) * cols <= kBlockElements)) {
-      lines += unit_lines(r1);
-      r1 = std::min(rows, r1 + kRowUnit);
-    }
-    off.assign(static_cast<size_t>(r1 - r0 + 1), 0);
-    for (int64_t r = r0; r < r1; ++r) {
-      int64_t next = off[r - r0] + static_cast<int64_t>(lut[r].size());
-      if ((r + 1 - r0) % kRowUnit == 0) next = (next + kRowUnit - 1) / kRowUnit * kRowUnit;
-      off[r - r0 + 1] = next;
-    }
-    p.assign(static_cast<size_t>(lines * cols), 0.0f);
-    y.resize(p.size());
-    const bool par = (r1 - r0) * cols >= kParallelMinWork / 16;
-#pragma omp parallel for schedule(static) if (par)
-    for (int64_t r = r0; r < r1; ++r) {
-      float* pr = p.data() + off[r - r0] * cols;
-      const uint8_t* li = labels.data() + r * cols;
-      for (int64_t j = 0; j < cols; ++j) pr[li[j] * cols + j] = inva[j];
-    }
-    if (rows_times_h)
-      rows_times_h(p.data(), lines, y.data());
-    else
-      kernels::gemm(false, false, lines, cols, cols, 1.0f, p.data(), cols, h.data(), cols, 0.0f,
-                    y.data(), cols);
-#pragma omp parallel for schedule(dynamic, 4) if (par)
-    for (int64_t row = r0; row < r1; ++row) {
-      const int k = static_cast<int>(lut[row].size());
-      const uint8_t* li = labels.data() + row * cols;
-      const auto wi = w.row(row);
-      const float* yr = y.data() + off[row - r0] * cols;
-      // a = P_i H P_i^T (K x K), rhs = P_i H w_i: the normal equations of row i's LUT.
-      std::vector<double> a(static_cast<size_t>(k * k), 0.0), rhs(k, 0.0);
-      std::vector<int> count(k, 0);
-      for (int64_t j = 0; j < cols; ++j) ++count[li[j]];
-      for (int q = 0; q < k; ++q) {
-        const float* yq = yr + q * cols;
-        double* aq = a.data() + q * k;
-        double s = 0.0;
-        for (int64_t j = 0; j < cols; ++j) {
-          const double v = static_cast<double>(yq[j]);
-          aq[li[j]] += v * inva[j];
-          s += v * wi[j];
-        }
-        rhs[q] = s;
-      }
-      if (!grid.empty() && grid[row] != 0) {
-        refine_grid_row(a, rhs, k, lut[row]);
-        continue;
-      }
-      std::vector<int> used;
-      for (int q = 0; q < k; ++q)
-        if (count[q] > 0) used.push_back(q);
-      const int m = static_cast<int>(used.size());
-      std::vector<double> sa(static_cast<size_t>(m * m)), sb(m);
-      for (int x = 0; x < m; ++x) {
-        sb[x] = rhs[used[x]];
-        for (int z = 0; z < m; ++z) sa[x * m + z] = a[used[x] * k + used[z]];
-      }
-      if (LAPACKE_dposv(LAPACK_ROW_MAJOR, 'U', m, 1, sa.data(), m, sb.data(), 1) != 0) continue;
-      for (int x = 0; x < m; ++x) lut[row][used[x]] = sb[x];
-    }
-    r0 = r1;
-  }
-}
-
 LutLayer scaled_kmeans(const Tensor& w, const Tensor& h, ImportanceView f,
                        std::span<const uint8_t> bits, const ScaleTrainingOptions& options,
                        ScaleTrainingReport* report, RowGroup* group) {
@@ -550,7 +435,7 @@ LutLayer scaled_kmeans(const Tensor& w, const Tensor& h, ImportanceView f,
     t0 = clock::now();
     Grouping refined = chosen;
     refine_luts_full_hessian(w, h, refined.labels, alpha, refined.lut, grid,
-                             options.refine_gemm ? options.refine_gemm(h) : RowsTimesHFn());
+                             options.refine_systems);
     const double e = grouping_error(w, h, refined, alpha, rows_group);
     if (e < rep.error_final) {
       rep.error_final = e;

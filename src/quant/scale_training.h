@@ -14,6 +14,7 @@
 #include "src/quant/error_table.h"
 #include "src/quant/kmeans1d.h"
 #include "src/quant/lut_layer.h"
+#include "src/quant/lut_refinement.h"
 #include "src/quant/row_group.h"
 
 namespace skim::quant {
@@ -38,12 +39,6 @@ using RowKMeansFn =
                        std::span<const float> alpha, KMeansSolver solver,
                        std::vector<uint8_t>& labels, std::vector<std::vector<double>>& centroids)>;
 
-// Y = P H for P [lines, cols] and the layer's H [cols, cols] (row-major, fp32): the GEMM of the
-// full-Hessian LUT refinement, its largest product (sum of LUT sizes x cols x cols per layer).
-using RowsTimesHFn = std::function<void(const float* p, int64_t lines, float* y)>;
-// Makes one for a layer's H (which outlives it).
-using RowsTimesHMaker = std::function<RowsTimesHFn(const Tensor& h)>;
-
 struct ScaleTrainingOptions {
   bool train = true;  // false: alpha = 1 (still stored, so the bit cost is the same)
   // Adam on log alpha. Adam moves each log alpha by about lr per step, so the schedule follows
@@ -64,8 +59,8 @@ struct ScaleTrainingOptions {
   // The grouping steps' K-means of the LUT rows; null: kmeans1d per row on the CPU. Grid rows
   // are fitted on the CPU either way.
   RowKMeansFn row_kmeans;
-  // The refinement's GEMM; null: BLAS on the CPU.
-  RowsTimesHMaker refine_gemm;
+  // The refinement's normal equations; null: cpu_refine_systems.
+  RefineSystemsMaker refine_systems;
 };
 
 // The frozen-label problem: W [rows, cols] and H [cols, cols] row-major, f the K-means
@@ -112,14 +107,5 @@ struct ScaleTrainingReport {
 LutLayer scaled_kmeans(const Tensor& w, const Tensor& h, ImportanceView f,
                        std::span<const uint8_t> bits, const ScaleTrainingOptions& options,
                        ScaleTrainingReport* report = nullptr, RowGroup* group = nullptr);
-
-// With labels and alpha fixed, each row's LUT (in the scaled space) minimising the row's
-// full-Hessian error; rows whose system is singular keep their given LUT. A grid row (grid[i] != 0)
-// gets the best evenly spaced LUT lo + step q instead. Works in place on `lut` ([rows] vectors
-// of k[i] values). `rows_times_h` (null: BLAS) computes the blocks' P H.
-void refine_luts_full_hessian(const Tensor& w, const Tensor& h, std::span<const uint8_t> labels,
-                              std::span<const float> alpha, std::vector<std::vector<double>>& lut,
-                              std::span<const uint8_t> grid = {},
-                              const RowsTimesHFn& rows_times_h = {});
 
 }  // namespace skim::quant

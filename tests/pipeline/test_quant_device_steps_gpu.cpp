@@ -21,6 +21,7 @@
 #include "src/pipeline/quant_device_steps.h"
 #include "src/pipeline/sensitivity.h"
 #include "src/quant/layer_error.h"
+#include "src/quant/lut_refinement.h"
 #include "src/quant/rtn.h"
 #include "src/quant/scale_training.h"
 #include "tests/model/synthetic_model.h"
@@ -97,7 +98,7 @@ TEST_F(QuantDeviceSteps, ErrorTableMatchesCpu) {
 
 // The scale objective on the device: loss and gradient within 1e-4 of the CPU's double twin at
 // a trained-looking log alpha, and a whole scaled K-means with it (then also with the grouping
-// K-means and the refinement's GEMM on the device) within 1% of the CPU's error.
+// K-means and the refinement's systems on the device) within 1% of the CPU's error.
 TEST_F(QuantDeviceSteps, ScaleObjectiveMatchesCpu) {
   const int64_t rows = 96, cols = 256;
   const Tensor w = random_weight(rows, cols, 5);
@@ -146,11 +147,55 @@ TEST_F(QuantDeviceSteps, ScaleObjectiveMatchesCpu) {
   quant::ScaleTrainingReport both;
   (void)quant::scaled_kmeans(w, h, {f.data(), 0}, bits, opt, &both);
   EXPECT_NEAR(both.error_final, cpu.error_final, 0.01 * cpu.error_final);
-  // And the refinement's GEMM too.
-  opt.refine_gemm = [](const Tensor& hh) { return cuda_rows_times_h(0, hh); };
+  // And the refinement's systems too.
+  opt.refine_systems = [](const quant::RefineProblem& q) { return cuda_refine_systems(0, q); };
   quant::ScaleTrainingReport all;
   (void)quant::scaled_kmeans(w, h, {f.data(), 0}, bits, opt, &all);
   EXPECT_NEAR(all.error_final, cpu.error_final, 0.01 * cpu.error_final);
+}
+
+// The refinement's normal equations of a block in the middle of a layer (LUT sizes 2..256, a
+// column count that is no multiple of 32, lines at padded offsets): every entry within 1e-4 of
+// its row's largest magnitude of the CPU's (only the fp32 GEMM P H rounds differently).
+TEST_F(QuantDeviceSteps, RefineSystemsMatchCpu) {
+  const int64_t rows = 72, cols = 300;
+  const Tensor w = random_weight(rows, cols, 11);
+  const Tensor h = random_hessian(cols, 12);
+  std::mt19937 rng(13);
+  std::vector<float> alpha(static_cast<size_t>(cols));
+  for (float& a : alpha) a = 0.5f + static_cast<float>(rng() % 1000) / 1000.0f;
+  std::vector<int> k(static_cast<size_t>(rows));
+  std::vector<uint8_t> labels(static_cast<size_t>(rows * cols));
+  for (int64_t i = 0; i < rows; ++i) {
+    k[static_cast<size_t>(i)] = i % 9 == 4 ? 256 : 2 << (i % 4);
+    for (int64_t j = 0; j < cols; ++j)
+      labels[static_cast<size_t>(i * cols + j)] = static_cast<uint8_t>(rng() % k[i]);
+  }
+  const quant::RefineProblem p{w, h, labels, alpha, k};
+  const int64_t first = 16, count = 40;
+  std::vector<int64_t> line_off{0}, a_off{0}, rhs_off{0};
+  for (int64_t r = 0; r < count; ++r) {
+    const int64_t kr = k[static_cast<size_t>(first + r)];
+    line_off.push_back(line_off.back() + kr + r % 3);
+    a_off.push_back(a_off.back() + kr * kr);
+    rhs_off.push_back(rhs_off.back() + kr);
+  }
+  const quant::RefineBlock block{first, count, line_off, a_off, rhs_off};
+  std::vector<double> a_cpu, rhs_cpu, a_gpu, rhs_gpu;
+  quant::cpu_refine_systems(p)(block, a_cpu, rhs_cpu);
+  cuda_refine_systems(0, p)(block, a_gpu, rhs_gpu);
+  ASSERT_EQ(a_gpu.size(), a_cpu.size());
+  ASSERT_EQ(rhs_gpu.size(), rhs_cpu.size());
+  for (int64_t r = 0; r < count; ++r) {
+    double scale = 0.0;
+    for (int64_t e = a_off[r]; e < a_off[r + 1]; ++e) scale = std::max(scale, std::fabs(a_cpu[e]));
+    for (int64_t e = rhs_off[r]; e < rhs_off[r + 1]; ++e)
+      scale = std::max(scale, std::fabs(rhs_cpu[e]));
+    for (int64_t e = a_off[r]; e < a_off[r + 1]; ++e)
+      EXPECT_NEAR(a_gpu[e], a_cpu[e], 1e-4 * scale) << "row " << first + r;
+    for (int64_t e = rhs_off[r]; e < rhs_off[r + 1]; ++e)
+      EXPECT_NEAR(rhs_gpu[e], rhs_cpu[e], 1e-4 * scale) << "row " << first + r;
+  }
 }
 
 // rtn: the same codes, scales and zero points as the CPU, bit for bit, per row and per group

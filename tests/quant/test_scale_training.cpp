@@ -1,5 +1,5 @@
 // The trainable scale: analytic gradient against central finite differences, training lowers
-// the full-Hessian error, and the full-Hessian LUT refinement is a true minimiser.
+// the full-Hessian error, and the refinement improves on the weighted means.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -190,63 +190,25 @@ TEST(ScaleTraining, RowKMeansStandsInForTheCpuLoop) {
   }
 }
 
-// A supplied refinement GEMM (how the GPU's enters) computes every block's P H: with a plain
-// double-precision loop in its place, the refined layer's error is the BLAS one's to 1e-6.
-TEST(ScaleTraining, RefineGemmStandsInForBlas) {
+// A supplied builder of the refinement's systems (how the GPU's enters) is called for every block
+// and its systems are the ones solved: wrapping the CPU's gives the same layer bit for bit.
+TEST(ScaleTraining, RefineSystemsMakerIsUsed) {
   const auto [w, h, f] = uneven_problem(24, 64, 61);
   const std::vector<uint8_t> bits(w.dim(0), 3);
   ScaleTrainingOptions opt;
-  ScaleTrainingReport plain, made;
-  (void)scaled_kmeans(w, h, {f.data(), 0}, bits, opt, &plain);
-  int64_t lines_seen = 0;
-  opt.refine_gemm = [&](const Tensor& hh) -> RowsTimesHFn {
-    return [&, n = hh.dim(0)](const float* p, int64_t lines, float* y) {
-      lines_seen += lines;
-      for (int64_t r = 0; r < lines; ++r)
-        for (int64_t c = 0; c < n; ++c) {
-          double s = 0.0;
-          for (int64_t j = 0; j < n; ++j) s += double{p[r * n + j]} * hh.at(j, c);
-          y[r * n + c] = static_cast<float>(s);
-        }
+  const LutLayer plain = scaled_kmeans(w, h, {f.data(), 0}, bits, opt);
+  int64_t rows_seen = 0;
+  opt.refine_systems = [&](const RefineProblem& p) -> RefineSystemsFn {
+    return [&, cpu = cpu_refine_systems(p)](const RefineBlock& b, std::vector<double>& a,
+                                            std::vector<double>& rhs) {
+      rows_seen += b.count;
+      cpu(b, a, rhs);
     };
   };
-  (void)scaled_kmeans(w, h, {f.data(), 0}, bits, opt, &made);
-  EXPECT_GE(lines_seen, w.dim(0) * 8);  // every row's 8 LUT lines
-  EXPECT_NEAR(made.error_final, plain.error_final, 1e-6 * plain.error_final);
-}
-
-// The refined LUT is a stationary point of the convex row error: P H (P^T c - w) = 0 with
-// P[k][j] = [l_j = k] / alpha_j, checked with dense double loops.
-TEST(ScaleTraining, FullHessianRefinementSolvesTheNormalEquations) {
-  const auto L = testing::make_synthetic_layer(5, 48, 54);
-  const Tensor w({L.rows, L.cols}, L.w);
-  const Tensor h = damped_hessian(L);
-  SyntheticRng rng(55);
-  std::vector<float> alpha(L.cols);
-  for (auto& a : alpha)
-    a = half_to_float(float_to_half(static_cast<float>(std::exp(0.3 * rng.normal()))));
-  std::vector<uint8_t> labels(L.rows * L.cols);
-  std::vector<std::vector<double>> lut(L.rows, std::vector<double>(4, 0.0));
-  for (auto& l : labels) l = static_cast<uint8_t>(rng.next() % 4);
-  refine_luts_full_hessian(w, h, labels, alpha, lut);
-  for (int64_t i = 0; i < L.rows; ++i) {
-    std::vector<double> r(L.cols);  // H (P^T c - w)
-    for (int64_t a = 0; a < L.cols; ++a) {
-      double s = 0.0;
-      for (int64_t b = 0; b < L.cols; ++b)
-        s += h.at(a, b) * (lut[i][labels[i * L.cols + b]] / alpha[b] - w.at(i, b));
-      r[a] = s;
-    }
-    double scale = 0.0;
-    for (int64_t a = 0; a < L.cols; ++a)
-      scale = std::max(scale, static_cast<double>(std::fabs(h.at(a, a) * w.at(i, a))));
-    for (int q = 0; q < 4; ++q) {
-      double g = 0.0;
-      for (int64_t j = 0; j < L.cols; ++j)
-        if (labels[i * L.cols + j] == q) g += r[j] / alpha[j];
-      EXPECT_NEAR(g, 0.0, 1e-6 * scale * L.cols) << "row " << i << " cluster " << q;
-    }
-  }
+  const LutLayer made = scaled_kmeans(w, h, {f.data(), 0}, bits, opt);
+  EXPECT_EQ(rows_seen, w.dim(0));
+  EXPECT_EQ(made.codebook, plain.codebook);
+  EXPECT_EQ(made.labels, plain.labels);
 }
 
 TEST(ScaleTraining, RefinementGainOverWeightedMeans) {
