@@ -21,8 +21,10 @@
 #include "kernels/gpu/quant_kernels.h"
 #include "src/core/error.h"
 #include "src/core/tensor.h"
+#include "src/pipeline/quant_device_steps.h"
 #include "src/quant/allocation.h"
 #include "src/quant/error_table.h"
+#include "src/quant/lut_refinement.h"
 #include "src/quant/scale_training.h"
 
 namespace {
@@ -150,6 +152,22 @@ nlohmann::json run_shape(const Shape& shape, const Options& opt) {
       kernels::gpu::kmeans_rows_varying_k(w.data(), fw, alpha.data(), rows, cols, dk.data(), 16,
                                           kernels::gpu::KMeansMode::kLloyd, out, nullptr);
     });
+    {  // The refinement as the pipeline runs it: systems on the device, solves on the host.
+      Tensor wt({rows, cols}), ht({cols, cols});
+      kernels::gpu::copy_to_host(wt.data(), w.data(), w.bytes(), nullptr);
+      kernels::gpu::copy_to_host(ht.data(), h, static_cast<size_t>(cols * cols) * sizeof(float),
+                                 nullptr);
+      const std::vector<uint8_t> lab = labels.to_host();
+      const std::vector<float> al = alpha.to_host(), c = cent.to_host();
+      std::vector<std::vector<double>> lut(static_cast<size_t>(rows));
+      for (int64_t i = 0; i < rows; ++i)
+        lut[i].assign(c.begin() + i * 16, c.begin() + i * 16 + k[i]);
+      t["refine"] = timed([&] {
+        quant::refine_luts_full_hessian(
+            wt, ht, lab, al, lut, {},
+            [](const quant::RefineProblem& p) { return pipeline::cuda_refine_systems(0, p); });
+      });
+    }
     std::vector<int64_t> off(static_cast<size_t>(rows), 0);
     std::vector<uint8_t> bits8(alloc.bits.begin(), alloc.bits.end());
     int64_t bytes = 0;
