@@ -99,6 +99,11 @@ void scale_loss_and_grad(const float* w, const float* h, RowWeights f, const uin
                          const int* k, int k_max, int64_t rows, int64_t cols,
                          const double* log_alpha, double* loss, double* grad, void* stream);
 
+// out [width] = ((0 + parts[0]) + parts[1]) + ... over `ranks` partials [ranks, width] gathered
+// from the ranks: comm::ordered_sum's order with one group per rank (the scale training's
+// loss and gradient when NCCL sums them on the device).
+void sum_in_rank_order(const double* parts, int ranks, int64_t width, double* out, void* stream);
+
 // One Adam step on theta = log alpha (twin: the loop of quant::scaled_kmeans): m, v [cols]
 // double; step counts from 0; lr already decayed by the caller.
 void adam_step(double* theta, double* m, double* v, const double* grad, int64_t cols, int step,

@@ -110,7 +110,7 @@ int64_t linear_reserved_bits(int64_t rows, int64_t cols, const QuantizeOptions& 
 
 QuantizedLinear quantize_linear(const std::string& name, const Tensor& w, const Tensor& h,
                                 const QuantizeOptions& options, const std::vector<uint8_t>* bits,
-                                quant::RowGroup& group) {
+                                quant::RowGroup& group, comm::Communicator* device_ranks) {
   const auto t0 = std::chrono::steady_clock::now();
   QuantizedLinear q;
   q.name = name;
@@ -120,7 +120,14 @@ QuantizedLinear quantize_linear(const std::string& name, const Tensor& w, const 
   switch (options.method) {
     case Method::kSkim: {
       const Tensor hd = damped(h, options.damp);
-      const auto opts = skim_options(options);
+      auto opts = skim_options(options);
+      if (device_ranks != nullptr && options.device == Device::kCuda) {
+        opts.scale.objective_maker = [device = options.cuda_device,
+                                      device_ranks](const quant::ScaleProblem<float>& p) {
+          return cuda_scale_objective(device, p, device_ranks);
+        };
+        opts.scale.objective_sums_group = true;
+      }
       quant::SkimLayerResult r;
       if (bits == nullptr) {
         r = quant::quantize_skim_layer(w, hd, opts, &group);

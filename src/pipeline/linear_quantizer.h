@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "comm/communicator.h"
 #include "src/core/tensor.h"
 #include "src/pipeline/quantize_options.h"
 #include "src/quant/error_table.h"
@@ -43,10 +44,12 @@ struct QuantizedLinear {
 // Quantizes this rank's block of rows w [rows of the block, in] of a linear shared by `group`,
 // with the calibration Hessian h [in, in] (undamped). `bits` (every row's, from the global
 // allocation; skim only) or null. The result holds the block's packed rows; error,
-// energy and scale_gain are the whole linear's (equal on every rank).
+// energy and scale_gain are the whole linear's (equal on every rank). `device_ranks`: the
+// group's communicator when it reduces device buffers (NCCL) and skim runs on CUDA; the scale
+// training's loss and gradient are then summed over the ranks on the device.
 QuantizedLinear quantize_linear(const std::string& name, const Tensor& w, const Tensor& h,
                                 const QuantizeOptions& options, const std::vector<uint8_t>* bits,
-                                quant::RowGroup& group);
+                                quant::RowGroup& group, comm::Communicator* device_ranks = nullptr);
 
 // The error table of skim's global mode for the block's rows, from the damped H; also returns
 // the whole linear's tr(W H W^T).

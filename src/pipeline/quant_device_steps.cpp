@@ -61,7 +61,8 @@ quant::ErrorTable cuda_error_table(int device, const Tensor& w, const Tensor& h,
 
 namespace {
 
-// One frozen-label problem resident on the device: W, H, f, labels and k uploaded once.
+// One frozen-label problem resident on the device: W, H, f, labels and k uploaded once; the loss
+// at out[cols] after the gradient out[0, cols), so one buffer is summed over the ranks.
 struct DeviceScaleProblem {
   int device = 0;
   int64_t rows = 0, cols = 0;
@@ -70,12 +71,13 @@ struct DeviceScaleProblem {
   gpu::DeviceArray<float> w, h, f;
   gpu::DeviceArray<uint8_t> labels;
   gpu::DeviceArray<int> k;
-  gpu::DeviceArray<double> log_alpha, loss, grad;
+  gpu::DeviceArray<double> log_alpha, out, gathered, sum;
 };
 
 }  // namespace
 
-quant::ScaleObjectiveFn cuda_scale_objective(int device, const quant::ScaleProblem<float>& p) {
+quant::ScaleObjectiveFn cuda_scale_objective(int device, const quant::ScaleProblem<float>& p,
+                                             comm::Communicator* ranks) {
   comm::cuda_select_device(device);
   auto d = std::make_shared<DeviceScaleProblem>();
   d->device = device;
@@ -92,19 +94,40 @@ quant::ScaleObjectiveFn cuda_scale_objective(int device, const quant::ScaleProbl
     d->labels = gpu::DeviceArray<uint8_t>(p.labels, rn);
     d->k = gpu::DeviceArray<int>(p.k, static_cast<size_t>(p.rows));
     d->log_alpha = gpu::DeviceArray<double>(n);
-    d->loss = gpu::DeviceArray<double>(1);
-    d->grad = gpu::DeviceArray<double>(n);
   }
-  return [d](std::span<const double> log_alpha, std::vector<double>* grad) {
-    if (grad != nullptr) grad->assign(static_cast<size_t>(d->cols), 0.0);
-    if (d->rows == 0) return 0.0;  // a rank without rows adds nothing to the sum
+  d->out = gpu::DeviceArray<double>(n + 1);
+  if (ranks != nullptr) {
+    d->gathered = gpu::DeviceArray<double>((n + 1) * static_cast<size_t>(ranks->size()));
+    d->sum = gpu::DeviceArray<double>(n + 1);
+  }
+  return [d, ranks](std::span<const double> log_alpha, std::vector<double>* grad) {
+    const auto width = static_cast<size_t>(d->cols + 1);
     comm::cuda_select_device(d->device);
-    gpu::copy_to_device(d->log_alpha.data(), log_alpha.data(), d->log_alpha.bytes(), nullptr);
-    gpu::scale_loss_and_grad(d->w.data(), d->h.data(), {d->f.data(), d->f_stride}, d->labels.data(),
-                             d->k.data(), d->k_max, d->rows, d->cols, d->log_alpha.data(),
-                             d->loss.data(), grad != nullptr ? d->grad.data() : nullptr, nullptr);
-    if (grad != nullptr) *grad = d->grad.to_host();
-    return d->loss.to_host()[0];
+    // A rank without rows adds zeros (and still joins the ranks' sum).
+    gpu::device_memset_zero(d->out.data(), d->out.bytes(), nullptr);
+    if (d->rows > 0) {
+      gpu::copy_to_device(d->log_alpha.data(), log_alpha.data(), d->log_alpha.bytes(), nullptr);
+      gpu::scale_loss_and_grad(d->w.data(), d->h.data(), {d->f.data(), d->f_stride},
+                               d->labels.data(), d->k.data(), d->k_max, d->rows, d->cols,
+                               d->log_alpha.data(), d->out.data() + d->cols,
+                               grad != nullptr ? d->out.data() : nullptr, nullptr);
+    }
+    const double* result = d->out.data();
+    if (ranks != nullptr) {
+      gpu::stream_synchronize(nullptr);  // the communicator runs on its own stream
+      const std::vector<int64_t> counts(static_cast<size_t>(ranks->size()),
+                                        static_cast<int64_t>(width));
+      ranks->all_gatherv(std::span<const double>(d->out.data(), width),
+                         std::span<double>(d->gathered.data(), d->gathered.size()),
+                         std::span<const int64_t>(counts));
+      gpu::sum_in_rank_order(d->gathered.data(), ranks->size(), d->cols + 1, d->sum.data(),
+                             nullptr);
+      result = d->sum.data();
+    }
+    std::vector<double> host(width);
+    gpu::copy_to_host(host.data(), result, width * sizeof(double), nullptr);
+    if (grad != nullptr) grad->assign(host.begin(), host.end() - 1);
+    return host.back();
   };
 }
 
@@ -277,7 +300,8 @@ quant::ErrorTable cuda_error_table(int, const Tensor&, const Tensor&, quant::Imp
   fail(ErrorKind::kUsage, "error tables on CUDA, but this skim-dist was built without CUDA");
 }
 
-quant::ScaleObjectiveFn cuda_scale_objective(int, const quant::ScaleProblem<float>&) {
+quant::ScaleObjectiveFn cuda_scale_objective(int, const quant::ScaleProblem<float>&,
+                                             comm::Communicator*) {
   fail(ErrorKind::kUsage, "scale training on CUDA, but this skim-dist was built without CUDA");
 }
 

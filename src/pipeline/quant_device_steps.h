@@ -13,6 +13,7 @@
 #include <span>
 #include <vector>
 
+#include "comm/communicator.h"
 #include "src/core/tensor.h"
 #include "src/quant/error_table.h"
 #include "src/quant/gptq.h"
@@ -27,8 +28,13 @@ quant::ErrorTable cuda_error_table(int device, const Tensor& w, const Tensor& h,
                                    quant::KMeansSolver solver, quant::LutEntries entries);
 
 // The scale training's objective for this rank's rows of `p` (twin: the CPU's ScaleObjective):
-// the problem uploaded once, then per call log alpha up and the loss and gradient down.
-quant::ScaleObjectiveFn cuda_scale_objective(int device, const quant::ScaleProblem<float>& p);
+// the problem uploaded once, then per call log alpha up and the loss and gradient down. With
+// `ranks` (a communicator that reduces device buffers: NCCL) the loss and gradient are summed over
+// its ranks on the device (gathered, then added in rank order: every rank gets the same bits)
+// before they come down, so the objective is the whole group's (objective_sums_group); every rank
+// must then call it, a rank without rows too.
+quant::ScaleObjectiveFn cuda_scale_objective(int device, const quant::ScaleProblem<float>& p,
+                                             comm::Communicator* ranks = nullptr);
 
 // The scaled grouping step's K-means of every row (twin: kmeans1d per row in group_rows,
 // handed in as ScaleTrainingOptions::row_kmeans): the rows, weights, alpha and widths uploaded,

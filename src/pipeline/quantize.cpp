@@ -489,7 +489,8 @@ class QuantizeRun {
           const Tensor& hk = h[static_cast<size_t>(model::linear_group(kind))];
           const std::vector<uint8_t>* row_bits = bits != nullptr ? &(*bits)[k] : nullptr;
           return quantize_linear(linear_name(layer, kind), weight(kind, group.block()), hk, o_,
-                                 row_bits, group);
+                                 row_bits, group,
+                                 comm_.backend() == comm::Backend::kNccl ? &comm_ : nullptr);
         },
         &deserialize_quantized_linear, everyone);
   }

@@ -395,7 +395,10 @@ LutLayer scaled_kmeans(const Tensor& w, const Tensor& h, ImportanceView f,
                cols);
         std::copy(g.begin(), g.end(), partial.begin());
       }
-      rows_group.ordered_sum(partial.data(), 1, cols + 1, sum.data());
+      if (options.objective_sums_group)
+        sum = partial;
+      else
+        rows_group.ordered_sum(partial.data(), 1, cols + 1, sum.data());
       if (grad != nullptr) grad->assign(sum.begin(), sum.begin() + cols);
       return sum[cols];
     };

@@ -56,6 +56,9 @@ struct ScaleTrainingOptions {
   // The Adam steps' objective; null: the CPU's (partials of 16-row chunks, the same bits at any
   // rank count). A maker's per-rank sums are added over the group in rank order.
   ScaleObjectiveMaker objective_maker;
+  // The maker's objective returns the whole row group's loss and gradient (it sums over the ranks
+  // itself, e.g. with NCCL on device buffers), the same on every rank; not added again here.
+  bool objective_sums_group = false;
   // The grouping steps' K-means of the LUT rows; null: kmeans1d per row on the CPU. Grid rows
   // are fitted on the CPU either way.
   RowKMeansFn row_kmeans;

@@ -381,6 +381,26 @@ void check_gptq(int64_t group_size) {
   EXPECT_NEAR(e_gpu, e_cpu, 0.02 * e_cpu);
 }
 
+// Partials of 5 ranks over magnitudes 1e-8..1e8 (where the order changes the bits) summed in rank
+// order: bit for bit a host loop ((0 + p_0) + p_1) + ..., the order of comm::ordered_sum.
+TEST_F(QuantKernelsGpu, SumInRankOrderIsTheHostLoopBitForBit) {
+  const int ranks = 5;
+  const int64_t width = 1000;
+  std::mt19937 rng(21);
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  std::vector<double> parts(static_cast<size_t>(ranks * width));
+  for (size_t e = 0; e < parts.size(); ++e) parts[e] = u(rng) * std::pow(10.0, (e * 7) % 17 - 8.0);
+  const DeviceArray<double> dp(parts);
+  DeviceArray<double> dout(static_cast<size_t>(width));
+  sum_in_rank_order(dp.data(), ranks, width, dout.data(), nullptr);
+  const std::vector<double> got = dout.to_host();
+  for (int64_t e = 0; e < width; ++e) {
+    double s = 0.0;
+    for (int r = 0; r < ranks; ++r) s += parts[static_cast<size_t>(r * width + e)];
+    EXPECT_EQ(got[static_cast<size_t>(e)], s) << e;
+  }
+}
+
 TEST_F(QuantKernelsGpu, GptqPerRowMatchesCpu) {
   check_gptq(0);
 }

@@ -12,11 +12,14 @@
 #include <cstdint>
 #include <random>
 #include <span>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "comm/backends.h"
+#include "comm/communicator.h"
 #include "comm/cuda_devices.h"
+#include "kernels/gpu/device_memory.h"
 #include "src/core/error.h"
 #include "src/pipeline/quant_device_steps.h"
 #include "src/pipeline/sensitivity.h"
@@ -152,6 +155,63 @@ TEST_F(QuantDeviceSteps, ScaleObjectiveMatchesCpu) {
   quant::ScaleTrainingReport all;
   (void)quant::scaled_kmeans(w, h, {f.data(), 0}, bits, opt, &all);
   EXPECT_NEAR(all.error_final, cpu.error_final, 0.01 * cpu.error_final);
+}
+
+// Two ranks on one GPU holding the same rows, for device buffers only: all_gatherv copies the
+// one buffer twice (what NCCL would gather from twin ranks). Nothing else is called.
+class TwinDeviceRanks final : public comm::Communicator {
+ public:
+  comm::Backend backend() const override { return comm::Backend::kNccl; }
+  int rank() const override { return 0; }
+  int size() const override { return 2; }
+  void all_gatherv_bytes(const void* send, int64_t send_bytes, void* recv,
+                         std::span<const int64_t> recv_bytes) override {
+    check_counts(send_bytes, recv_bytes, "all_gatherv");
+    for (int r = 0; r < 2; ++r)
+      kernels::gpu::copy_on_device(static_cast<char*>(recv) + r * send_bytes, send,
+                                   static_cast<size_t>(send_bytes), nullptr);
+    kernels::gpu::stream_synchronize(nullptr);
+  }
+  void all_reduce_sum(float*, int64_t) override { unused(); }
+  void all_reduce_sum(double*, int64_t) override { unused(); }
+  void all_reduce_sum(int64_t*, int64_t) override { unused(); }
+  void reduce_sum(float*, int64_t, int) override { unused(); }
+  void reduce_sum(double*, int64_t, int) override { unused(); }
+  void reduce_sum(int64_t*, int64_t, int) override { unused(); }
+  void broadcast_bytes(void*, int64_t, int) override { unused(); }
+  void gatherv_bytes(const void*, int64_t, void*, std::span<const int64_t>, int) override {
+    unused();
+  }
+  void send_bytes(const void*, int64_t, int) override { unused(); }
+  void recv_bytes(void*, int64_t, int) override { unused(); }
+  void barrier() override { unused(); }
+  [[noreturn]] void abort(std::string_view, int) override { unused(); }
+
+ private:
+  [[noreturn]] static void unused() { fail(ErrorKind::kInternal, "not used by this test"); }
+};
+
+// The objective summed over the ranks on the device (gathered, added in rank order): under twin
+// ranks exactly twice the one-rank loss and gradient (x + x is exact).
+TEST_F(QuantDeviceSteps, ScaleObjectiveSumsTheRanksOnTheDevice) {
+  const int64_t rows = 40, cols = 200;
+  const Tensor w = random_weight(rows, cols, 15);
+  const Tensor h = random_hessian(cols, 16);
+  std::vector<float> f(static_cast<size_t>(cols));
+  for (int64_t j = 0; j < cols; ++j) f[static_cast<size_t>(j)] = h.at(j, j);
+  std::vector<uint8_t> labels(static_cast<size_t>(rows * cols));
+  std::vector<int> k(static_cast<size_t>(rows), 8);
+  std::mt19937 rng(17);
+  for (uint8_t& l : labels) l = static_cast<uint8_t>(rng() % 8);
+  const quant::ScaleProblem<float> p{rows,          cols,          w.data(), h.data(),
+                                     {f.data(), 0}, labels.data(), k.data()};
+  std::vector<double> theta(static_cast<size_t>(cols), 0.1), g_one, g_two;
+  TwinDeviceRanks twins;
+  const double one = cuda_scale_objective(0, p)(theta, &g_one);
+  const double two = cuda_scale_objective(0, p, &twins)(theta, &g_two);
+  EXPECT_EQ(two, 2.0 * one);
+  ASSERT_EQ(g_two.size(), g_one.size());
+  for (size_t j = 0; j < g_one.size(); ++j) EXPECT_EQ(g_two[j], 2.0 * g_one[j]) << j;
 }
 
 // The refinement's normal equations of a block in the middle of a layer (LUT sizes 2..256, a

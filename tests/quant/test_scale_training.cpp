@@ -150,6 +150,46 @@ TEST(ScaleTraining, ObjectiveMakerStandsInForTheCpuObjective) {
   EXPECT_EQ(made.labels, plain.labels);
 }
 
+// Two ranks holding the same rows: every group sum is twice the one partial.
+class TwinRanks final : public RowGroup {
+ public:
+  explicit TwinRanks(int64_t rows) : RowGroup({0, rows, rows}) {}
+  void ordered_sum(const double* partials, int64_t groups, int64_t width, double* out) override {
+    for (int64_t e = 0; e < width; ++e) {
+      double s = 0.0;
+      for (int64_t g = 0; g < groups; ++g) s += partials[g * width + e];
+      out[e] = s + s;
+    }
+  }
+  std::vector<double> all_gather(std::span<const double> mine) override {
+    std::vector<double> both(mine.begin(), mine.end());
+    both.insert(both.end(), mine.begin(), mine.end());
+    return both;
+  }
+};
+
+// An objective that sums over the ranks itself (as the NCCL one does) is not summed again: under
+// two twin ranks its loss is the one-process loss when it says so, and twice that when it does not.
+TEST(ScaleTraining, ObjectiveThatSumsTheGroupIsNotSummedAgain) {
+  const auto [w, h, f] = uneven_problem(24, 64, 58);
+  const std::vector<uint8_t> bits(w.dim(0), 3);
+  ScaleTrainingOptions opt;
+  ScaleTrainingReport alone;
+  (void)scaled_kmeans(w, h, {f.data(), 0}, bits, opt, &alone);
+  opt.objective_maker = [](const ScaleProblem<float>& p) -> ScaleObjectiveFn {
+    return [p](std::span<const double> log_alpha, std::vector<double>* grad) {
+      return scale_loss_and_grad(p, log_alpha, grad);
+    };
+  };
+  for (const bool sums : {true, false}) {
+    opt.objective_sums_group = sums;
+    TwinRanks twins(w.dim(0));
+    ScaleTrainingReport rep;
+    (void)scaled_kmeans(w, h, {f.data(), 0}, bits, opt, &rep, &twins);
+    EXPECT_DOUBLE_EQ(rep.loss_first, (sums ? 1.0 : 2.0) * alone.loss_first) << sums;
+  }
+}
+
 // A supplied grouping K-means (how the GPU's enters) replaces the CPU's per-row loop in both
 // grouping steps; grid rows are still fitted on the CPU. Wrapping kmeans1d itself, the layer
 // comes out bit for bit the same, with and without grid rows.
