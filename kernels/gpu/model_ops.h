@@ -3,10 +3,15 @@
 // are those of the CPU twins in kernels/cpu/model_ops.h (row-major [tokens, features], `batch`
 // sequences of `seq` tokens, sequence after sequence). `stream` is a cudaStream_t (nullptr: the
 // legacy default stream). Launches are asynchronous; a failed launch throws skim::Error.
-// Defined in kernels/cuda/{rmsnorm,rope,attention,silu_mul,convert,log_softmax}.cu.
+// Defined in kernels/cuda/{embedding,rmsnorm,rope,attention,silu_mul,convert,log_softmax}.cu.
 #include <cstdint>
 
 namespace skim::kernels::gpu {
+
+// Twin: model::LlamaModel::embed. out[t] = table[tokens[t]] for `count` tokens of `hidden`
+// floats; the caller has checked every token against the vocabulary (LlamaModel::check_tokens).
+void embed_tokens(const float* table, const int32_t* tokens, int64_t count, int64_t hidden,
+                  float* out, void* stream);
 
 // Twin: kernels::rmsnorm. One block per row, fp32 sums; y may alias x.
 void rmsnorm(const float* x, const float* weight, int64_t rows, int64_t dim, double eps, float* y,

@@ -57,16 +57,19 @@ const DecoderLayer& LlamaModel::layer(int64_t i) const {
   return layers_[static_cast<size_t>(i)];
 }
 
+void LlamaModel::check_tokens(const int32_t* tokens, int64_t count) const {
+  for (int64_t t = 0; t < count; ++t)
+    if (tokens[t] < 0 || tokens[t] >= config_.vocab_size)
+      fail(ErrorKind::kBadInput, "token id {} at position {} is outside the vocabulary of {}",
+           tokens[t], t, config_.vocab_size);
+}
+
 void LlamaModel::embed(const int32_t* tokens, int64_t count, float* hidden) const {
+  check_tokens(tokens, count);
   const int64_t h = config_.hidden_size;
-  for (int64_t t = 0; t < count; ++t) {
-    const int32_t id = tokens[t];
-    if (id < 0 || id >= config_.vocab_size)
-      fail(ErrorKind::kBadInput, "token id {} at position {} is outside the vocabulary of {}", id,
-           t, config_.vocab_size);
-    std::memcpy(hidden + t * h, embedding_->data() + static_cast<int64_t>(id) * h,
+  for (int64_t t = 0; t < count; ++t)
+    std::memcpy(hidden + t * h, embedding_->data() + static_cast<int64_t>(tokens[t]) * h,
                 static_cast<size_t>(h) * sizeof(float));
-  }
 }
 
 void LlamaModel::final_norm(float* hidden, int64_t tokens) const {

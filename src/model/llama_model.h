@@ -33,6 +33,10 @@ class LlamaModel {
 
   // hidden[t] = embedding[tokens[t]]; a token outside the vocabulary throws kBadInput.
   void embed(const int32_t* tokens, int64_t count, float* hidden) const;
+  // Throws kBadInput, naming the position, for a token outside the vocabulary (embed's check, for
+  // a device that looks the rows up itself).
+  void check_tokens(const int32_t* tokens, int64_t count) const;
+  const Tensor& embedding() const { return *embedding_; }  // [vocab, hidden_size]
   // In place final RMSNorm over [tokens, hidden_size].
   void final_norm(float* hidden, int64_t tokens) const;
   // logits [tokens, vocab] of normed hidden states [tokens, hidden_size].

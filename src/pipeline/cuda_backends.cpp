@@ -76,6 +76,29 @@ gpu::GpuDecoderLayer to_device_layer(const model::DecoderLayer& layer) {
                               to_vector(layer.post_attention_norm()));
 }
 
+// The model's embedding resident on the device (fp32, the CPU's values; uploaded on first use)
+// and the lookup of a batch of tokens, checked on the host first.
+class DeviceEmbedding {
+ public:
+  void embed(const model::LlamaModel& ends, const int32_t* tokens, int64_t count, float* out) {
+    ends.check_tokens(tokens, count);
+    if (table_.size() == 0) {
+      const Tensor& e = ends.embedding();
+      table_ = gpu::DeviceArray<float>(e.data(), static_cast<size_t>(e.numel()));
+    }
+    if (tokens_.size() < static_cast<size_t>(count))
+      tokens_ = gpu::DeviceArray<int32_t>(static_cast<size_t>(count));
+    gpu::copy_to_device(tokens_.data(), tokens, static_cast<size_t>(count) * sizeof(int32_t),
+                        nullptr);
+    gpu::embed_tokens(table_.data(), tokens_.data(), count, ends.config().hidden_size, out,
+                      nullptr);
+  }
+
+ private:
+  gpu::DeviceArray<float> table_;
+  gpu::DeviceArray<int32_t> tokens_;
+};
+
 class CudaDecoderBackend final : public DecoderBackend {
  public:
   CudaDecoderBackend(const ModelConfig& config, int cuda_device) : config_(config) {
@@ -85,6 +108,13 @@ class CudaDecoderBackend final : public DecoderBackend {
     const auto n = static_cast<size_t>(tokens * config_.hidden_size);
     if (states_.size() != n) states_ = gpu::DeviceArray<float>(n);
     gpu::copy_to_device(states_.data(), states, n * sizeof(float), nullptr);
+  }
+
+  void embed_states(const model::LlamaModel& ends, const int32_t* tokens, int64_t count,
+                    float*) override {
+    const auto n = static_cast<size_t>(count * config_.hidden_size);
+    if (states_.size() != n) states_ = gpu::DeviceArray<float>(n);
+    embedding_.embed(ends, tokens, count, states_.data());
   }
 
   void set_layer(const model::DecoderLayer& layer) override {
@@ -266,6 +296,7 @@ class CudaDecoderBackend final : public DecoderBackend {
   std::unique_ptr<gpu::GpuDecoderLayer> layer_;
   std::unique_ptr<gpu::DeviceLinear> head_;  // uploaded on first use
   gpu::DeviceArray<float> final_norm_;
+  DeviceEmbedding embedding_;
   gpu::DeviceArray<float> reference_;  // [tokens, vocab] log-probabilities
   gpu::DeviceArray<uint16_t> scratch_;
   std::vector<float> captured_;             // the host copy of a captured input
@@ -276,7 +307,7 @@ class CudaDecodeBackend final : public DecodeBackend {
  public:
   CudaDecodeBackend(const model::LlamaModel& ends, const std::vector<model::DecoderLayer>& layers,
                     int64_t capacity, int cuda_device)
-      : config_(ends.config()) {
+      : config_(ends.config()), ends_(ends) {
     comm::cuda_select_device(cuda_device);
     const int64_t kv_width = config_.num_kv_heads * config_.head_dim;
     for (const model::DecoderLayer& layer : layers) {
@@ -289,11 +320,11 @@ class CudaDecodeBackend final : public DecodeBackend {
     logits_ = gpu::DeviceArray<float>(static_cast<size_t>(config_.vocab_size));
   }
 
-  void step(const float* hidden, int64_t count, float* logits) override {
+  void step(const int32_t* ids, int64_t count, float* logits) override {
     const int64_t h = config_.hidden_size;
     const auto n = static_cast<size_t>(count * h);
     if (states_.size() < n) states_ = gpu::DeviceArray<float>(n);
-    gpu::copy_to_device(states_.data(), hidden, n * sizeof(float), nullptr);
+    embedding_.embed(ends_, ids, count, states_.data());
     for (size_t l = 0; l < layers_.size(); ++l)
       layers_[l].forward_step(states_.data(), count, caches_[l], nullptr);
     float* last = states_.data() + (count - 1) * h;
@@ -304,6 +335,8 @@ class CudaDecodeBackend final : public DecodeBackend {
 
  private:
   ModelConfig config_;
+  const model::LlamaModel& ends_;
+  DeviceEmbedding embedding_;
   std::vector<gpu::GpuDecoderLayer> layers_;
   std::vector<gpu::DeviceLayerCache> caches_;
   std::unique_ptr<gpu::DeviceLinear> head_;

@@ -22,6 +22,11 @@ class CpuDecoderBackend final : public DecoderBackend {
     states_ = states;
     tokens_ = tokens;
   }
+  void embed_states(const model::LlamaModel& ends, const int32_t* tokens, int64_t count,
+                    float* states) override {
+    ends.embed(tokens, count, states);
+    load_states(states, count);
+  }
   void set_layer(const model::DecoderLayer& layer) override { layer_ = &layer; }
   void update_linear(const model::DecoderLayer& layer, model::LinearKind) override {
     SKIM_ASSERT(&layer == layer_);
@@ -139,9 +144,10 @@ class CpuDecodeBackend final : public DecodeBackend {
                    int64_t capacity)
       : ends_(ends), layers_(layers), cache_(ends.config(), capacity) {}
 
-  void step(const float* hidden, int64_t count, float* logits) override {
+  void step(const int32_t* ids, int64_t count, float* logits) override {
     const int64_t h = ends_.config().hidden_size;
-    std::vector<float> states(hidden, hidden + count * h);
+    std::vector<float> states(static_cast<size_t>(count * h));
+    ends_.embed(ids, count, states.data());
     for (size_t l = 0; l < layers_.size(); ++l)
       model::forward_step(layers_[l], cache_.inv_freq(), cache_.layer(static_cast<int64_t>(l)),
                           states.data(), count);

@@ -5,7 +5,7 @@
 // final norm, head and NLL after the last one. The CPU implementation works on the caller's buffer
 // in place; the CUDA one keeps the states in device memory, runs each layer as a
 // kernels::gpu::GpuDecoderLayer and only brings back one NLL per predicted token. Everything around
-// it (tokenizing, windows, embedding, layer loading) is the same code on both.
+// it (tokenizing, windows, layer loading) is the same code on both.
 #include <cstdint>
 #include <memory>
 #include <string_view>
@@ -26,6 +26,12 @@ class DecoderBackend {
   // caller's buffer in place, so it must stay alive until store_states or window_nll; the CUDA
   // one copies it.
   virtual void load_states(float* states, int64_t tokens) = 0;
+  // The embeddings of tokens [count] (host) as the resident states. The CPU backend embeds into
+  // `states` [count, hidden] and works on it in place (as load_states); the CUDA one looks the
+  // rows up on the device (the embedding uploaded on first use) and leaves `states` untouched.
+  // A token outside the vocabulary throws kBadInput. Every call passes the same `ends`.
+  virtual void embed_states(const model::LlamaModel& ends, const int32_t* tokens, int64_t count,
+                            float* states) = 0;
   // The layer run_layer runs. The CUDA backend uploads it here; the CPU one keeps a reference,
   // so the layer must stay alive until the next set_layer.
   virtual void set_layer(const model::DecoderLayer& layer) = 0;
@@ -80,10 +86,10 @@ std::unique_ptr<DecoderBackend> make_decoder_backend(Device device, const ModelC
 class DecodeBackend {
  public:
   virtual ~DecodeBackend() = default;
-  // Runs `count` embedded tokens (hidden [count, hidden_size], host) at the next positions
-  // through every layer, appending their keys and values to the cache, and writes the last
-  // token's logits [vocab] (host).
-  virtual void step(const float* hidden, int64_t count, float* logits) = 0;
+  // Embeds `count` tokens (ids, host) and runs them at the next positions through every layer,
+  // appending their keys and values to the cache, and writes the last token's logits [vocab]
+  // (host). A token outside the vocabulary throws kBadInput.
+  virtual void step(const int32_t* ids, int64_t count, float* logits) = 0;
 };
 
 // `capacity`: the most positions the cache will hold (prompt and new tokens).

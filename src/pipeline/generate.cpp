@@ -77,9 +77,7 @@ std::vector<int32_t> Generator::generate(const std::vector<int32_t>& prompt,
 
   // Runs `count` tokens through the model; returns the pick from the last one's logits.
   auto step = [&](const int32_t* ids, int64_t count) {
-    std::vector<float> hidden(static_cast<size_t>(count * c.hidden_size));
-    ends_.embed(ids, count, hidden.data());
-    backend->step(hidden.data(), count, logits.data());
+    backend->step(ids, count, logits.data());
     return pick_token(logits.data(), c.vocab_size, options.temperature, uniform(rng));
   };
 

@@ -18,6 +18,8 @@
 
 #include "comm/backends.h"
 #include "comm/cuda_devices.h"
+#include "src/core/error.h"
+#include "src/model/llama_model.h"
 #include "src/pipeline/decoder_backend.h"
 #include "src/pipeline/exact_hessian.h"
 #include "src/pipeline/generate.h"
@@ -73,6 +75,28 @@ TEST_F(CudaBackend, DenseModelPerplexityMatchesCpu) {
   EXPECT_NEAR(gpu.perplexity, cpu.perplexity, 1e-2 * cpu.perplexity);
 }
 
+// The device embedding is the CPU's bit for bit (a row copy of the same fp32 table), and a token
+// outside the vocabulary is refused before any lookup.
+TEST_F(CudaBackend, EmbeddedStatesAreTheCpuRows) {
+  const testing::SyntheticSource synthetic(testing::packed_test_spec(5));
+  const auto ends = model::LlamaModel::load(synthetic, model::LlamaModel::Layers::kStream);
+  std::vector<int32_t> tokens = random_tokens(37, 11);
+  const auto n = static_cast<size_t>(37 * ends.config().hidden_size);
+  std::vector<float> want(n), got(n, -1.0f), unused(n);
+  ends.embed(tokens.data(), 37, want.data());
+  const auto gpu = make_cuda_decoder_backend(ends.config(), 0);
+  gpu->embed_states(ends, tokens.data(), 37, unused.data());
+  gpu->store_states(got.data());
+  EXPECT_EQ(got, want);
+  tokens[20] = static_cast<int32_t>(ends.config().vocab_size);
+  try {
+    gpu->embed_states(ends, tokens.data(), 37, unused.data());
+    ADD_FAILURE() << "a token outside the vocabulary was embedded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kBadInput);
+  }
+}
+
 TEST_F(CudaBackend, DecodeStepsMatchCpu) {
   testing::TempFolder folder("cuda_decode");
   const testing::SyntheticSource synthetic(testing::packed_test_spec(9));
@@ -84,13 +108,11 @@ TEST_F(CudaBackend, DecodeStepsMatchCpu) {
   const int64_t prompt = 6;
   const auto cpu = make_cpu_decode_backend(generator.ends(), generator.layers(), 12);
   const auto gpu = make_cuda_decode_backend(generator.ends(), generator.layers(), 12, 0);
-  std::vector<float> hidden(static_cast<size_t>(prompt * c.hidden_size));
   std::vector<float> want(static_cast<size_t>(c.vocab_size)), got(want.size());
   for (int64_t at = 0; at < 12; at += at == 0 ? prompt : 1) {
     const int64_t count = at == 0 ? prompt : 1;
-    generator.ends().embed(ids.data() + at, count, hidden.data());
-    cpu->step(hidden.data(), count, want.data());
-    gpu->step(hidden.data(), count, got.data());
+    cpu->step(ids.data() + at, count, want.data());
+    gpu->step(ids.data() + at, count, got.data());
     double scale = 0.0, diff = 0.0;
     for (size_t j = 0; j < want.size(); ++j) {
       scale = std::max(scale, std::abs(static_cast<double>(want[j])));
