@@ -43,14 +43,15 @@ CONFIGS = {
     "rtn-3": ("rtn", 3, []),
     "rtn-3-g128": ("rtn", 3, ["--group-size", "128"]),
     "rtn-4": ("rtn", 4, []),
-    "skim-3-global": ("skim", 3, ["--allocation", "global"]),
+    "skim-3-layer": ("skim", 3, ["--allocation", "layer"]),
+    "skim-3-energy": ("skim", 3, ["--global-weights", "energy"]),
     "skim-3-quantized": ("skim", 3, ["--propagation", "quantized"]),
     "skim-3-noscale": ("skim", 3, ["--no-scale"]),
     "skim-3-norefine": ("skim", 3, ["--no-refine"]),
 }
 DEFAULT = ["skim-3", "rtn-3", "gptq-3", "kmeans-3", "skim-2.5", "rtn-2-g128", "gptq-2-g128",
-           "kmeans-2", "skim-4", "rtn-4", "gptq-4", "kmeans-4", "skim-3-global",
-           "skim-3-quantized"]
+           "kmeans-2", "skim-4", "rtn-4", "gptq-4", "kmeans-4", "skim-3.2", "skim-3-layer",
+           "skim-3-quantized", "skim-3-norefine"]
 
 
 def evaluate(binary, model, text, seq_len, windows):
@@ -84,9 +85,12 @@ def write_markdown(result, path):
     for r in result["runs"]:
         lines.append(f"| {r['name']} | {r['method']} | {r['average_bits']:.3f} | "
                      f"{r['perplexity']:.3f} | {r['quantize_seconds']:.1f} | {r['ranks']} |")
-    lines += ["", "`-global`: one bit budget over the whole model instead of per linear layer;",
-              "`-quantized`: each layer calibrated on the quantized outputs of the layers before it;",
-              "`-g128`: quantizer groups of 128 columns.", ""]
+    lines += ["", "skim runs with its defaults unless the name says otherwise (one bit budget over the",
+              "model weighted by each linear's measured KL, d8 LUT entries, trained scale, refined LUTs);",
+              "`-layer`: each linear meets the budget on its own; `-quantized`: each layer calibrated on",
+              "the quantized outputs of the layers before it (per-linear budgets, as the global one needs",
+              "full-precision inputs); `-norefine`: weighted-mean LUTs; `-g128`: quantizer groups of 128",
+              "columns.", ""]
     # Hand-written reading of the numbers below the marker survives a rerun.
     marker = "<!-- notes: kept when this page is regenerated -->"
     notes = ""
