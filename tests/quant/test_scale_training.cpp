@@ -231,7 +231,8 @@ TEST(ScaleTraining, RowKMeansStandsInForTheCpuLoop) {
 }
 
 // A supplied builder of the refinement's systems (how the GPU's enters) is called for every block
-// and its systems are the ones solved: wrapping the CPU's gives the same layer bit for bit.
+// and its systems are the ones solved: wrapping the CPU's gives the same layer bit for bit, and
+// all-zero systems (no solve succeeds) leave every row its weighted-mean LUT, as --no-refine.
 TEST(ScaleTraining, RefineSystemsMakerIsUsed) {
   const auto [w, h, f] = uneven_problem(24, 64, 61);
   const std::vector<uint8_t> bits(w.dim(0), 3);
@@ -249,6 +250,19 @@ TEST(ScaleTraining, RefineSystemsMakerIsUsed) {
   EXPECT_EQ(rows_seen, w.dim(0));
   EXPECT_EQ(made.codebook, plain.codebook);
   EXPECT_EQ(made.labels, plain.labels);
+
+  opt.refine_systems = [](const RefineProblem&) -> RefineSystemsFn {
+    return [](const RefineBlock& b, std::vector<double>& a, std::vector<double>& rhs) {
+      a.assign(static_cast<size_t>(b.a_off[b.count]), 0.0);
+      rhs.assign(static_cast<size_t>(b.rhs_off[b.count]), 0.0);
+    };
+  };
+  const LutLayer zeros = scaled_kmeans(w, h, {f.data(), 0}, bits, opt);
+  ScaleTrainingOptions unrefined;
+  unrefined.refine_full_hessian = false;
+  const LutLayer means = scaled_kmeans(w, h, {f.data(), 0}, bits, unrefined);
+  EXPECT_EQ(zeros.codebook, means.codebook);
+  EXPECT_NE(plain.codebook, means.codebook);  // the refinement changes this layer
 }
 
 TEST(ScaleTraining, RefinementGainOverWeightedMeans) {
