@@ -110,8 +110,7 @@ class CudaDecoderBackend final : public DecoderBackend {
     gpu::copy_to_device(states_.data(), states, n * sizeof(float), nullptr);
   }
 
-  void embed_states(const model::LlamaModel& ends, const int32_t* tokens, int64_t count,
-                    float*) override {
+  void embed_states(const model::LlamaModel& ends, const int32_t* tokens, int64_t count) override {
     const auto n = static_cast<size_t>(count * config_.hidden_size);
     if (states_.size() != n) states_ = gpu::DeviceArray<float>(n);
     embedding_.embed(ends, tokens, count, states_.data());

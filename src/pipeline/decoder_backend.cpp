@@ -22,10 +22,10 @@ class CpuDecoderBackend final : public DecoderBackend {
     states_ = states;
     tokens_ = tokens;
   }
-  void embed_states(const model::LlamaModel& ends, const int32_t* tokens, int64_t count,
-                    float* states) override {
-    ends.embed(tokens, count, states);
-    load_states(states, count);
+  void embed_states(const model::LlamaModel& ends, const int32_t* tokens, int64_t count) override {
+    embedded_.resize(static_cast<size_t>(count * ends.config().hidden_size));
+    ends.embed(tokens, count, embedded_.data());
+    load_states(embedded_.data(), count);
   }
   void set_layer(const model::DecoderLayer& layer) override { layer_ = &layer; }
   void update_linear(const model::DecoderLayer& layer, model::LinearKind) override {
@@ -40,7 +40,11 @@ class CpuDecoderBackend final : public DecoderBackend {
       layer_->forward(states_ + m * seq * hidden, mb, seq, capture);
     }
   }
-  void store_states(float* states) override { SKIM_ASSERT(states == states_); }
+  void store_states(float* states) override {
+    if (states == states_) return;  // the caller's buffer holds them already
+    SKIM_ASSERT(states_ == embedded_.data());
+    std::copy(embedded_.begin(), embedded_.end(), states);
+  }
 
   std::vector<double> window_bounds(int64_t windows, int64_t seq) override {
     SKIM_ASSERT(states_ != nullptr && layer_ != nullptr && windows * seq <= tokens_);
@@ -133,6 +137,7 @@ class CpuDecoderBackend final : public DecoderBackend {
   }
 
   std::vector<float> reference_;  // [tokens, vocab] log-probabilities
+  std::vector<float> embedded_;   // embed_states' buffer
   float* states_ = nullptr;
   int64_t tokens_ = 0;
   const model::DecoderLayer* layer_ = nullptr;

@@ -26,12 +26,11 @@ class DecoderBackend {
   // caller's buffer in place, so it must stay alive until store_states or window_nll; the CUDA
   // one copies it.
   virtual void load_states(float* states, int64_t tokens) = 0;
-  // The embeddings of tokens [count] (host) as the resident states. The CPU backend embeds into
-  // `states` [count, hidden] and works on it in place (as load_states); the CUDA one looks the
-  // rows up on the device (the embedding uploaded on first use) and leaves `states` untouched.
-  // A token outside the vocabulary throws kBadInput. Every call passes the same `ends`.
-  virtual void embed_states(const model::LlamaModel& ends, const int32_t* tokens, int64_t count,
-                            float* states) = 0;
+  // The embeddings of tokens [count] (host) as the resident states: the CPU backend embeds into
+  // a buffer of its own, the CUDA one looks the rows up on the device (the embedding uploaded on
+  // first use). A token outside the vocabulary throws kBadInput. Every call passes the same `ends`.
+  virtual void embed_states(const model::LlamaModel& ends, const int32_t* tokens,
+                            int64_t count) = 0;
   // The layer run_layer runs. The CUDA backend uploads it here; the CPU one keeps a reference,
   // so the layer must stay alive until the next set_layer.
   virtual void set_layer(const model::DecoderLayer& layer) = 0;
@@ -44,8 +43,8 @@ class DecoderBackend {
   // linear-group inputs on the host, as DecoderLayer::forward gives them.
   virtual void run_layer(int64_t windows, int64_t seq, int64_t micro_windows,
                          const model::CaptureHook& capture) = 0;
-  // The resident states back into `states`, the buffer given to load_states (the CPU backend's
-  // are there already).
+  // The resident states back into `states`: the buffer given to load_states (the CPU backend's
+  // are there already), or after embed_states any buffer of [count, hidden].
   virtual void store_states(float* states) = 0;
   // quantize's fixed-point Hessians (exact_hessian.h) of the set layer's linear-group inputs
   // (model::LinearGroup order), computed where the layer runs: the CUDA backend keeps every

@@ -67,8 +67,7 @@ PerplexityResult perplexity_of_tokens(const io::ModelSource& source,
   for (int64_t w0 = 0; w0 < windows; w0 += chunk_windows) {
     const int64_t nw = std::min(chunk_windows, windows - w0);
     const int32_t* chunk_tokens = tokens.data() + w0 * seq;
-    std::vector<float> states(static_cast<size_t>(nw * seq * hidden));
-    backend.embed_states(ends, chunk_tokens, nw * seq, states.data());
+    backend.embed_states(ends, chunk_tokens, nw * seq);
     for (int64_t i = 0; i < c.num_layers; ++i) {
       const auto load_start = Clock::now();
       const model::DecoderLayer layer = load_layer(i);
