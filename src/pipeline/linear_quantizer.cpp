@@ -31,7 +31,9 @@ int integer_bits(const QuantizeOptions& o) {
   return static_cast<int>(b);
 }
 
-quant::SkimOptions skim_options(const QuantizeOptions& o) {
+// `device_ranks`: as quantize_linear's (the scale objective then sums the ranks on the device).
+quant::SkimOptions skim_options(const QuantizeOptions& o,
+                                comm::Communicator* device_ranks = nullptr) {
   quant::SkimOptions s;
   s.bits = o.bits;
   s.b_min = o.b_min;
@@ -55,9 +57,11 @@ quant::SkimOptions skim_options(const QuantizeOptions& o) {
         return quant::build_error_table(w, h, f, b_min, b_max, solver, entries, exact);
       return cuda_error_table(device, w, h, f, b_min, b_max, solver, entries);
     };
-    s.scale.objective_maker = [device = o.cuda_device](const quant::ScaleProblem<float>& p) {
-      return cuda_scale_objective(device, p);
+    s.scale.objective_maker = [device = o.cuda_device,
+                               device_ranks](const quant::ScaleProblem<float>& p) {
+      return cuda_scale_objective(device, p, device_ranks);
     };
+    s.scale.objective_sums_group = device_ranks != nullptr;
     s.scale.row_kmeans = [device = o.cuda_device](
                              const Tensor& w, quant::ImportanceView f, std::span<const int> k,
                              std::span<const float> alpha, quant::KMeansSolver solver,
@@ -120,14 +124,7 @@ QuantizedLinear quantize_linear(const std::string& name, const Tensor& w, const 
   switch (options.method) {
     case Method::kSkim: {
       const Tensor hd = damped(h, options.damp);
-      auto opts = skim_options(options);
-      if (device_ranks != nullptr && options.device == Device::kCuda) {
-        opts.scale.objective_maker = [device = options.cuda_device,
-                                      device_ranks](const quant::ScaleProblem<float>& p) {
-          return cuda_scale_objective(device, p, device_ranks);
-        };
-        opts.scale.objective_sums_group = true;
-      }
+      const auto opts = skim_options(options, device_ranks);
       quant::SkimLayerResult r;
       if (bits == nullptr) {
         r = quant::quantize_skim_layer(w, hd, opts, &group);

@@ -236,11 +236,9 @@ quant::RefineSystemsFn cuda_refine_systems(int device, const quant::RefineProble
   r->cols = cols;
   if (rows > 0) {
     r->k_max = *std::max_element(p.k.begin(), p.k.end());
-    std::vector<float> inva(static_cast<size_t>(cols));
-    for (int64_t j = 0; j < cols; ++j) inva[j] = 1.0f / p.alpha[j];  // the twin's floats
     r->w = gpu::DeviceArray<float>(p.w.data(), static_cast<size_t>(p.w.numel()));
     r->h = gpu::DeviceArray<float>(p.h.data(), static_cast<size_t>(p.h.numel()));
-    r->inva = gpu::DeviceArray<float>(inva);
+    r->inva = gpu::DeviceArray<float>(quant::inverse_alpha(p.alpha));  // the twin's floats
     r->labels = gpu::DeviceArray<uint8_t>(p.labels.data(), p.labels.size());
     r->k = gpu::DeviceArray<int>(p.k.data(), p.k.size());
   }
@@ -259,10 +257,11 @@ quant::RefineSystemsFn cuda_refine_systems(int device, const quant::RefineProble
     if (r->offsets.size() < 3 * n) r->offsets = gpu::DeviceArray<int64_t>(3 * n);
     if (r->a.size() < a.size()) r->a = gpu::DeviceArray<double>(a.size());
     if (r->rhs.size() < rhs.size()) r->rhs = gpu::DeviceArray<double>(rhs.size());
+    std::vector<int64_t> host(b.line_off.begin(), b.line_off.end());  // one upload of all three
+    host.insert(host.end(), b.a_off.begin(), b.a_off.end());
+    host.insert(host.end(), b.rhs_off.begin(), b.rhs_off.end());
     int64_t* off = r->offsets.data();
-    gpu::copy_to_device(off, b.line_off.data(), n * sizeof(int64_t), nullptr);
-    gpu::copy_to_device(off + n, b.a_off.data(), n * sizeof(int64_t), nullptr);
-    gpu::copy_to_device(off + 2 * n, b.rhs_off.data(), n * sizeof(int64_t), nullptr);
+    gpu::copy_to_device(off, host.data(), host.size() * sizeof(int64_t), nullptr);
     const gpu::RefineInputs in{r->w.data() + b.first * r->cols,
                                r->h.data(),
                                r->labels.data() + b.first * r->cols,

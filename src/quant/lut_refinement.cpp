@@ -58,11 +58,14 @@ void refine_lut_row(const double* a, const double* rhs, int k, std::span<const u
 
 }  // namespace
 
+std::vector<float> inverse_alpha(std::span<const float> alpha) {
+  std::vector<float> inva(alpha.size());
+  for (size_t j = 0; j < alpha.size(); ++j) inva[j] = 1.0f / alpha[j];
+  return inva;
+}
+
 RefineSystemsFn cpu_refine_systems(const RefineProblem& p) {
-  const int64_t cols = p.w.dim(1);
-  std::vector<float> inva(static_cast<size_t>(cols));
-  for (int64_t j = 0; j < cols; ++j) inva[j] = 1.0f / p.alpha[j];
-  return [p, inva = std::move(inva), pm = std::vector<float>(), y = std::vector<float>()](
+  return [p, inva = inverse_alpha(p.alpha), pm = std::vector<float>(), y = std::vector<float>()](
              const RefineBlock& b, std::vector<double>& a, std::vector<double>& rhs) mutable {
     const int64_t first = b.first, count = b.count, cols = p.w.dim(1);
     const int64_t lines = b.line_off[count];

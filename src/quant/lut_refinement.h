@@ -38,6 +38,9 @@ using RefineSystemsFn =
 // Makes one for a problem that outlives it.
 using RefineSystemsMaker = std::function<RefineSystemsFn(const RefineProblem&)>;
 
+// 1 / alpha_j as fp32, the factors of P: one rule for the CPU's builder and the GPU's.
+std::vector<float> inverse_alpha(std::span<const float> alpha);
+
 // The CPU's builder: P of the block, one BLAS GEMM, the sums over each row's columns in order.
 RefineSystemsFn cpu_refine_systems(const RefineProblem& p);
 
